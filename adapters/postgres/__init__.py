@@ -1,0 +1,150 @@
+"""The production storage: PostgreSQL through an aiopg connection pool."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import aiopg
+import psycopg2
+import psycopg2.errors
+from psycopg2.extras import Json
+
+from adapters.sql import migrations
+from adapters.sql.repositories import SqlUnitOfWork
+from adapters.sql.session import Params, Row
+from ports.storage import DuplicateKey, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+# Any constant shared by every portal process: it names the migration lock.
+_MIGRATION_LOCK = 7_351_113
+_PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_KEY = re.compile(r"Key \(([^)]+)\)=")
+
+
+@functools.lru_cache(maxsize=512)
+def to_pyformat(sql: str) -> str:
+    """`:name` placeholders to psycopg2's `%(name)s`; literal percent signs doubled."""
+    return _PLACEHOLDER.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+def _to_sql(value: Any) -> Any:
+    return Json(value) if isinstance(value, dict | list) else value
+
+
+def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, psycopg2.errors.UniqueViolation):
+        match = _KEY.search(exc.diag.message_detail or "")
+        table = exc.diag.table_name or "?"
+        return DuplicateKey(f"{table}.{match[1] if match else exc.diag.constraint_name}")
+    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError
+                  | asyncio.TimeoutError | OSError):
+        return StorageUnavailable(f"PostgreSQL: {exc or type(exc).__name__}")
+    return exc
+
+
+class _PostgresSession:
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    async def _run(self, sql: str, params: Params | None) -> None:
+        values = {key: _to_sql(value) for key, value in (params or {}).items()}
+        try:
+            await self._cursor.execute(to_pyformat(sql), values)
+        except (psycopg2.Error, asyncio.TimeoutError, OSError) as exc:
+            raise _translate(exc) from exc
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        await self._run(sql, params)
+        return int(self._cursor.rowcount)
+
+    async def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
+        await self._run(sql, params)
+        names = [column.name for column in self._cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in await self._cursor.fetchall()]
+
+    async def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+
+async def _utc_session(conn: Any) -> None:
+    async with conn.cursor() as cursor:
+        await cursor.execute("SET TIME ZONE 'UTC'")
+
+
+class PostgresStorage:
+    def __init__(self, dsn: str, pool_min: int = 1, pool_max: int = 10,
+                 timeout_seconds: float = 10.0) -> None:
+        self.dsn = dsn
+        self._pool_min = pool_min
+        self._pool_max = pool_max
+        self._timeout = timeout_seconds
+        self._pool: Any = None
+
+    async def open(self) -> None:
+        try:
+            self._pool = await aiopg.create_pool(
+                self.dsn, minsize=self._pool_min, maxsize=self._pool_max,
+                timeout=self._timeout, on_connect=_utc_session, enable_hstore=False)
+        except (psycopg2.Error, asyncio.TimeoutError, OSError) as exc:
+            raise StorageUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            await self._pool.wait_closed()
+            self._pool = None
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[_PostgresSession]:
+        if self._pool is None:
+            raise StorageUnavailable("the PostgreSQL storage is not open")
+        try:
+            conn = await asyncio.wait_for(self._pool.acquire(), self._timeout)
+        except (psycopg2.Error, asyncio.TimeoutError, OSError) as exc:
+            raise StorageUnavailable(f"no PostgreSQL connection: {exc or 'timed out'}") from exc
+        try:
+            cursor = await conn.cursor()
+            session = _PostgresSession(cursor)
+            await session.execute("BEGIN")
+            try:
+                yield session
+            finally:
+                try:
+                    await cursor.execute("ROLLBACK")
+                    cursor.close()
+                except (psycopg2.Error, OSError):
+                    log.warning("dropping a PostgreSQL connection that failed to roll back")
+                    conn.close()
+        finally:
+            await self._pool.release(conn)
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[SqlUnitOfWork]:
+        async with self._transaction() as session:
+            yield SqlUnitOfWork(session)
+
+    async def ping(self) -> None:
+        async with self._transaction() as session:
+            await session.fetch_one("SELECT 1 AS ok")
+
+    async def pending_migrations(self) -> list[str]:
+        async with self._transaction() as session:
+            return [m.label for m in await migrations.pending(session)]
+
+    async def migrate(self) -> list[str]:
+        async with self._transaction() as session:
+            # Several processes may start at once: the first to lock migrates, the rest
+            # find nothing pending once it commits.
+            await session.execute("SELECT pg_advisory_xact_lock(:key)", {"key": _MIGRATION_LOCK})
+            applied = await migrations.apply_pending(session, datetime.now(UTC))
+            await session.execute("COMMIT")
+        return applied

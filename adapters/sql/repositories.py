@@ -1,0 +1,304 @@
+"""The repositories of the storage port, on any `SqlSession`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from adapters.sql.session import Row, SqlSession
+from app.domain.access import Scope
+from app.domain.audit import AuditEntry
+from app.domain.cabinets import Cabinet, CabinetKind
+from app.domain.paging import PageRequest
+from app.domain.roles import Role
+from app.domain.sessions import LoginSession
+from app.domain.users import User
+
+
+def scope_filter(scope: Scope, path_column: str) -> tuple[str, dict[str, Any]]:
+    """The SQL form of the access rule's scope: a prefix match on the materialised path."""
+    if scope.path_prefix is None:
+        return "1 = 1", {}
+    return f"{path_column} LIKE :scope_prefix", {"scope_prefix": scope.path_prefix + "%"}
+
+
+def page_filter(page: PageRequest, id_column: str) -> tuple[str, dict[str, Any]]:
+    if page.after is None:
+        return "1 = 1", {"page_limit": page.limit + 1}
+    return f"{id_column} > :page_after", {"page_after": page.after, "page_limit": page.limit + 1}
+
+
+_CABINET_COLUMNS = "c.id, c.name, c.kind, c.parent_id, c.path, c.external_id, c.created_at, c.updated_at"
+
+
+def _cabinet(row: Row) -> Cabinet:
+    return Cabinet(id=row["id"], name=row["name"], kind=CabinetKind(row["kind"]),
+                   parent_id=row["parent_id"], path=row["path"], external_id=row["external_id"],
+                   created_at=row["created_at"], updated_at=row["updated_at"])
+
+
+class SqlCabinets:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def add(self, cabinet: Cabinet) -> None:
+        await self._db.execute(
+            "INSERT INTO cabinets (id, name, kind, parent_id, path, external_id, created_at,"
+            " updated_at) VALUES (:id, :name, :kind, :parent_id, :path, :external_id,"
+            " :created_at, :updated_at)",
+            {**vars(cabinet), "kind": cabinet.kind.value},
+        )
+
+    async def _one(self, where: str, params: dict[str, Any], scope: Scope) -> Cabinet | None:
+        in_scope, scope_params = scope_filter(scope, "c.path")
+        row = await self._db.fetch_one(
+            f"SELECT {_CABINET_COLUMNS} FROM cabinets c WHERE {where} AND {in_scope}",
+            {**params, **scope_params},
+        )
+        return _cabinet(row) if row else None
+
+    async def get(self, cabinet_id: str, scope: Scope) -> Cabinet | None:
+        return await self._one("c.id = :id", {"id": cabinet_id}, scope)
+
+    async def get_by_external_id(self, external_id: str, scope: Scope) -> Cabinet | None:
+        return await self._one("c.external_id = :external_id", {"external_id": external_id}, scope)
+
+    async def get_many(self, cabinet_ids: list[str], scope: Scope) -> list[Cabinet]:
+        if not cabinet_ids:
+            return []
+        names = {f"id{i}": cabinet_id for i, cabinet_id in enumerate(cabinet_ids)}
+        in_scope, scope_params = scope_filter(scope, "c.path")
+        rows = await self._db.fetch_all(
+            f"SELECT {_CABINET_COLUMNS} FROM cabinets c"
+            f" WHERE c.id IN ({', '.join(':' + name for name in names)}) AND {in_scope}"
+            " ORDER BY c.id",
+            {**names, **scope_params},
+        )
+        return [_cabinet(row) for row in rows]
+
+    async def _page(self, where: str, params: dict[str, Any], scope: Scope,
+                    page: PageRequest) -> list[Cabinet]:
+        in_scope, scope_params = scope_filter(scope, "c.path")
+        after, page_params = page_filter(page, "c.id")
+        rows = await self._db.fetch_all(
+            f"SELECT {_CABINET_COLUMNS} FROM cabinets c WHERE {where} AND {in_scope} AND {after}"
+            " ORDER BY c.id LIMIT :page_limit",
+            {**params, **scope_params, **page_params},
+        )
+        return [_cabinet(row) for row in rows]
+
+    async def list(self, scope: Scope, page: PageRequest) -> list[Cabinet]:
+        return await self._page("1 = 1", {}, scope, page)
+
+    async def children(self, parent_id: str, scope: Scope, page: PageRequest) -> list[Cabinet]:
+        return await self._page("c.parent_id = :parent_id", {"parent_id": parent_id}, scope, page)
+
+    async def update(self, cabinet: Cabinet) -> None:
+        await self._db.execute(
+            "UPDATE cabinets SET name = :name, kind = :kind, external_id = :external_id,"
+            " updated_at = :updated_at WHERE id = :id",
+            {"id": cabinet.id, "name": cabinet.name, "kind": cabinet.kind.value,
+             "external_id": cabinet.external_id, "updated_at": cabinet.updated_at},
+        )
+
+    async def move(self, cabinet: Cabinet, new_parent: Cabinet | None, at: datetime) -> Cabinet:
+        old_path = cabinet.path
+        new_path = f"{new_parent.path if new_parent else '/'}{cabinet.id}/"
+        await self._db.execute(
+            "UPDATE cabinets SET path = :new_path || substr(path, :cut)"
+            " WHERE path LIKE :old_prefix",
+            {"new_path": new_path, "cut": len(old_path) + 1, "old_prefix": old_path + "%"},
+        )
+        await self._db.execute(
+            "UPDATE cabinets SET parent_id = :parent_id, updated_at = :at WHERE id = :id",
+            {"parent_id": new_parent.id if new_parent else None, "at": at, "id": cabinet.id},
+        )
+        cabinet.path, cabinet.parent_id, cabinet.updated_at = (
+            new_path, new_parent.id if new_parent else None, at)
+        return cabinet
+
+
+_USER_COLUMNS = ("u.id, u.email, u.email_key, u.name, u.role, u.cabinet_id, u.active,"
+                 " u.password_hash, u.created_at, u.updated_at, u.deleted_at")
+
+
+def _user(row: Row) -> User:
+    return User(id=row["id"], email=row["email"], email_key=row["email_key"], name=row["name"],
+                role=Role(row["role"]), cabinet_id=row["cabinet_id"], active=row["active"],
+                password_hash=row["password_hash"], created_at=row["created_at"],
+                updated_at=row["updated_at"], deleted_at=row["deleted_at"])
+
+
+class SqlUsers:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def add(self, user: User) -> None:
+        await self._db.execute(
+            "INSERT INTO users (id, email, email_key, name, role, cabinet_id, active,"
+            " password_hash, created_at, updated_at, deleted_at) VALUES (:id, :email,"
+            " :email_key, :name, :role, :cabinet_id, :active, :password_hash, :created_at,"
+            " :updated_at, :deleted_at)",
+            {**vars(user), "role": user.role.value},
+        )
+
+    async def get(self, user_id: str, scope: Scope) -> User | None:
+        in_scope, scope_params = scope_filter(scope, "c.path")
+        row = await self._db.fetch_one(
+            f"SELECT {_USER_COLUMNS} FROM users u JOIN cabinets c ON c.id = u.cabinet_id"
+            f" WHERE u.id = :id AND u.deleted_at IS NULL AND {in_scope}",
+            {"id": user_id, **scope_params},
+        )
+        return _user(row) if row else None
+
+    async def get_by_email_key(self, key: str) -> User | None:
+        row = await self._db.fetch_one(
+            f"SELECT {_USER_COLUMNS} FROM users u WHERE u.email_key = :key", {"key": key})
+        return _user(row) if row else None
+
+    async def list_in_cabinet(self, cabinet_id: str, scope: Scope,
+                              page: PageRequest) -> list[User]:
+        in_scope, scope_params = scope_filter(scope, "c.path")
+        after, page_params = page_filter(page, "u.id")
+        rows = await self._db.fetch_all(
+            f"SELECT {_USER_COLUMNS} FROM users u JOIN cabinets c ON c.id = u.cabinet_id"
+            f" WHERE u.cabinet_id = :cabinet_id AND u.deleted_at IS NULL AND {in_scope}"
+            f" AND {after} ORDER BY u.id LIMIT :page_limit",
+            {"cabinet_id": cabinet_id, **scope_params, **page_params},
+        )
+        return [_user(row) for row in rows]
+
+    async def update(self, user: User) -> None:
+        await self._db.execute(
+            "UPDATE users SET email_key = :email_key, name = :name, role = :role,"
+            " active = :active, password_hash = :password_hash, updated_at = :updated_at,"
+            " deleted_at = :deleted_at WHERE id = :id",
+            {"id": user.id, "email_key": user.email_key, "name": user.name,
+             "role": user.role.value, "active": user.active, "password_hash": user.password_hash,
+             "updated_at": user.updated_at, "deleted_at": user.deleted_at},
+        )
+
+
+class SqlSessions:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def add(self, session: LoginSession) -> None:
+        await self._db.execute(
+            "INSERT INTO login_sessions (id, user_id, created_at, expires_at, revoked_at)"
+            " VALUES (:id, :user_id, :created_at, :expires_at, :revoked_at)", vars(session))
+
+    async def get(self, session_id: str) -> LoginSession | None:
+        row = await self._db.fetch_one(
+            "SELECT id, user_id, created_at, expires_at, revoked_at FROM login_sessions"
+            " WHERE id = :id", {"id": session_id})
+        return LoginSession(**row) if row else None
+
+    async def revoke(self, session_id: str, at: datetime) -> None:
+        await self._db.execute(
+            "UPDATE login_sessions SET revoked_at = :at WHERE id = :id AND revoked_at IS NULL",
+            {"id": session_id, "at": at})
+
+    async def revoke_all_of_user(self, user_id: str, at: datetime) -> None:
+        await self._db.execute(
+            "UPDATE login_sessions SET revoked_at = :at"
+            " WHERE user_id = :user_id AND revoked_at IS NULL", {"user_id": user_id, "at": at})
+
+    async def add_refresh_token(self, jti: str, session_id: str, expires_at: datetime) -> None:
+        await self._db.execute(
+            "INSERT INTO refresh_tokens (jti, session_id, expires_at) VALUES (:jti, :session_id,"
+            " :expires_at)", {"jti": jti, "session_id": session_id, "expires_at": expires_at})
+
+    async def use_refresh_token(self, jti: str, session_id: str, at: datetime) -> bool:
+        touched = await self._db.execute(
+            "UPDATE refresh_tokens SET used_at = :at"
+            " WHERE jti = :jti AND session_id = :session_id AND used_at IS NULL",
+            {"jti": jti, "session_id": session_id, "at": at})
+        return touched == 1
+
+    async def add_password_token(self, token_hash: str, user_id: str,
+                                 expires_at: datetime) -> None:
+        await self._db.execute(
+            "INSERT INTO password_tokens (token_hash, user_id, expires_at) VALUES (:token_hash,"
+            " :user_id, :expires_at)",
+            {"token_hash": token_hash, "user_id": user_id, "expires_at": expires_at})
+
+    async def use_password_token(self, token_hash: str, at: datetime) -> str | None:
+        row = await self._db.fetch_one(
+            "UPDATE password_tokens SET used_at = :at WHERE token_hash = :token_hash"
+            " AND used_at IS NULL AND expires_at > :at RETURNING user_id",
+            {"token_hash": token_hash, "at": at})
+        return str(row["user_id"]) if row else None
+
+
+class SqlAudit:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def add(self, entry: AuditEntry) -> None:
+        await self._db.execute(
+            "INSERT INTO audit_log (id, at, action, actor_id, actor_email, object_type,"
+            " object_id, cabinet_id, address, details) VALUES (:id, :at, :action, :actor_id,"
+            " :actor_email, :object_type, :object_id, :cabinet_id, :address, :details)",
+            vars(entry))
+
+    async def list(self, scope: Scope, page: PageRequest,
+                   object_id: str | None = None) -> list[AuditEntry]:
+        in_scope, scope_params = scope_filter(scope, "c.path")
+        after, page_params = page_filter(page, "a.id")
+        about = "a.object_id = :object_id" if object_id else "1 = 1"
+        rows = await self._db.fetch_all(
+            "SELECT a.id, a.at, a.action, a.actor_id, a.actor_email, a.object_type, a.object_id,"
+            " a.cabinet_id, a.address, a.details FROM audit_log a"
+            " LEFT JOIN cabinets c ON c.id = a.cabinet_id"
+            f" WHERE {in_scope} AND {after} AND {about} ORDER BY a.id LIMIT :page_limit",
+            {**scope_params, **page_params, "object_id": object_id},
+        )
+        return [AuditEntry(**row) for row in rows]
+
+
+class SqlLoginFailures:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def add(self, keys: list[str], at: datetime) -> None:
+        for key in keys:
+            await self._db.execute("INSERT INTO login_failures (key, at) VALUES (:key, :at)",
+                                   {"key": key, "at": at})
+
+    async def recent(self, key: str, since: datetime) -> tuple[int, datetime | None]:
+        row = await self._db.fetch_one(
+            "SELECT count(*) AS n FROM login_failures WHERE key = :key AND at >= :since",
+            {"key": key, "since": since})
+        count = int(row["n"]) if row else 0
+        if not count:
+            return 0, None
+        oldest = await self._db.fetch_one(
+            "SELECT at FROM login_failures WHERE key = :key AND at >= :since ORDER BY at LIMIT 1",
+            {"key": key, "since": since})
+        return count, oldest["at"] if oldest else None
+
+    async def clear(self, key: str) -> None:
+        await self._db.execute("DELETE FROM login_failures WHERE key = :key", {"key": key})
+
+    async def prune(self, before: datetime) -> None:
+        await self._db.execute("DELETE FROM login_failures WHERE at < :before",
+                               {"before": before})
+
+
+class SqlUnitOfWork:
+    """Repositories over one transaction; the adapter's context manager owns begin/rollback."""
+
+    def __init__(self, db: SqlSession) -> None:
+        self.cabinets = SqlCabinets(db)
+        self.users = SqlUsers(db)
+        self.sessions = SqlSessions(db)
+        self.audit = SqlAudit(db)
+        self.login_failures = SqlLoginFailures(db)
+        self.committed = False
+        self._db = db
+
+    async def commit(self) -> None:
+        await self._db.execute("COMMIT")
+        self.committed = True
+        await self._db.execute("BEGIN")

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+Params = Mapping[str, Any]
+
+
+class SqlSession(Protocol):
+    """One connection inside one transaction."""
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        """Run a statement; the number of rows it touched."""
+
+    async def fetch_one(self, sql: str, params: Params | None = None) -> Row | None: ...
+
+    async def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]: ...

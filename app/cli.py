@@ -1,0 +1,187 @@
+"""The `portal` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from app.config import ConfigError, Settings, load_settings
+from app.container import SchemaOutOfDate, open_services, write_new_signing_key
+from app.domain.cabinets import Cabinet, CabinetKind
+from app.domain.errors import DomainError
+from app.domain.roles import Role
+from app.domain.users import SYSTEM
+from app.services import Services
+from app.services.demo import seed_demo
+from app.web.schemas import CabinetOut, UserOut
+from ports.storage import StorageUnavailable
+
+log = logging.getLogger("portal")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portal", description="The customer license portal.")
+    parser.add_argument("--config", metavar="PATH",
+                        help="a YAML file read over config.yaml (default: $PORTAL_CONFIG)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the web portal and the API")
+    serve.add_argument("--host", help="address to listen on (default: server.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
+
+    commands.add_parser("migrate", help="apply pending database migrations")
+    commands.add_parser("demo", help="load demo data and print the demo accounts (idempotent)")
+
+    cabinets = commands.add_parser("cabinets", help="manage cabinets").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    create_cabinet = cabinets.add_parser("create", help="create a cabinet, print it as JSON")
+    create_cabinet.add_argument("--name", required=True)
+    create_cabinet.add_argument("--kind", required=True, choices=[k.value for k in CabinetKind])
+    create_cabinet.add_argument("--parent", help="id or billing id of the parent cabinet")
+    create_cabinet.add_argument("--external-id", help="billing id")
+
+    users = commands.add_parser("users", help="manage users").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    create_user = users.add_parser(
+        "create", help="create a user, print it as JSON; the password comes from "
+                       "$PORTAL_USER_PASSWORD or a prompt")
+    create_user.add_argument("--email", required=True)
+    create_user.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create_user.add_argument("--cabinet", required=True, help="id or billing id of the cabinet")
+    create_user.add_argument("--name", default="")
+
+    keys = commands.add_parser("keys", help="signing keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    generate = keys.add_parser("generate", help="write a new Ed25519 token signing key (JWK)")
+    generate.add_argument("--out", required=True, type=Path, help="file to create")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"portal: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.logging.level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port)
+    if args.command == "keys":
+        return _generate_key(args.out)
+    commands: dict[str, Callable[[Services, argparse.Namespace], Awaitable[int]]] = {
+        "migrate": _migrate, "demo": _demo, "cabinets": _create_cabinet,
+        "users": _create_user}
+    try:
+        return asyncio.run(_with_services(settings, args, commands[args.command]))
+    except (DomainError, StorageUnavailable, SchemaOutOfDate) as exc:
+        print(f"portal: {getattr(exc, 'detail', exc)}", file=sys.stderr)
+        return 1
+
+
+async def _with_services(settings: Settings, args: argparse.Namespace,
+                         command: Callable[[Services, argparse.Namespace], Awaitable[int]]) -> int:
+    # `migrate` is the one command that must run against an old schema.
+    async with open_services(settings, prepare_schema=args.command != "migrate") as services:
+        return await command(services, args)
+
+
+async def _migrate(services: Services, args: argparse.Namespace) -> int:
+    applied = await services.storage.migrate()
+    print("applied: " + ", ".join(applied) if applied else "the schema is up to date")
+    return 0
+
+
+async def _demo(services: Services, args: argparse.Namespace) -> int:
+    accounts = await seed_demo(services.cabinets, services.users)
+    print("Demo data is in place. Sign in with any of these accounts:\n")
+    width = max(len(a.email) for a in accounts)
+    for account in accounts:
+        print(f"  {account.email:<{width}}  password: {account.password:<18}  "
+              f"{account.role.value:<15} {account.cabinet}")
+    return 0
+
+
+async def _find_cabinet(services: Services, key: str) -> Cabinet:
+    try:
+        return await services.cabinets.get(SYSTEM, key)
+    except DomainError:
+        found = await services.cabinets.get_by_external_id(SYSTEM, key)
+        if found is None:
+            raise
+        return found
+
+
+async def _create_cabinet(services: Services, args: argparse.Namespace) -> int:
+    parent = await _find_cabinet(services, args.parent) if args.parent else None
+    cabinet = await services.cabinets.create(SYSTEM, args.name, CabinetKind(args.kind),
+                                             parent.id if parent else None, args.external_id)
+    print(CabinetOut.of(cabinet).model_dump_json(indent=2))
+    return 0
+
+
+async def _create_user(services: Services, args: argparse.Namespace) -> int:
+    cabinet = await _find_cabinet(services, args.cabinet)
+    password = os.environ.get("PORTAL_USER_PASSWORD") or _prompt_password()
+    user = await services.users.create_with_password(
+        SYSTEM, cabinet.id, args.email, args.name, Role(args.role), password)
+    print(UserOut.of(user).model_dump_json(indent=2))
+    return 0
+
+
+def _prompt_password() -> str:
+    if not sys.stdin.isatty():
+        raise SystemExit("portal: set PORTAL_USER_PASSWORD or run in a terminal to be asked")
+    first = getpass.getpass("Password for the new user: ")
+    if first != getpass.getpass("Once more: "):
+        raise SystemExit("portal: the passwords differ")
+    return first
+
+
+def _generate_key(out: Path) -> int:
+    try:
+        write_new_signing_key(out)
+    except FileExistsError:
+        print(f"portal: {out} exists; refusing to overwrite a key", file=sys.stderr)
+        return 1
+    print(f"wrote a new Ed25519 signing key to {out}; set auth.signing_key_file to it")
+    return 0
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    from aiohttp import web
+
+    from app.web.app import AccessLogger, create_app
+
+    host = host or settings.server.host
+    port = port or settings.server.port
+    app = create_app(settings)
+
+    def announce(*_: Any) -> None:
+        log.info("portal %s on http://%s:%s (storage: %s, data in %s)", "listening",
+                 host, port, settings.storage.adapter, settings.data_dir)
+
+    try:
+        web.run_app(app, host=host, port=port, print=announce, handler_cancellation=True,
+                    access_log_class=AccessLogger,
+                    access_log=logging.getLogger("portal.access")
+                    if settings.logging.access_log else None)
+    except (StorageUnavailable, SchemaOutOfDate) as exc:
+        print(f"portal: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"portal: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Settings: config.yaml's defaults, an optional file over them, then PORTAL_* variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS_FILE = PROJECT_ROOT / "config.yaml"
+ENV_PREFIX = "PORTAL_"
+# Variables with the prefix that are not settings.
+RESERVED_ENV = frozenset({"PORTAL_CONFIG", "PORTAL_USER_PASSWORD"})
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message names every offending key and where it came from."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str
+    port: int = Field(ge=1, le=65535)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    access_log: bool
+
+
+class StorageSettings(_Section):
+    adapter: Literal["sqlite", "postgres"]
+    sqlite_path: str
+    dsn: str = Field(min_length=1)
+    pool_min: int = Field(ge=0)
+    pool_max: int = Field(ge=1)
+    timeout_seconds: float = Field(gt=0)
+    auto_migrate: bool
+
+
+class Argon2Settings(_Section):
+    time_cost: int = Field(ge=2)
+    memory_cost_kib: int = Field(ge=19456)
+    parallelism: int = Field(ge=1)
+
+
+class ThrottleSettings(_Section):
+    window_seconds: int = Field(ge=1)
+    max_failures_per_account: int = Field(ge=1)
+    max_failures_per_address: int = Field(ge=1)
+
+
+class AuthSettings(_Section):
+    issuer: str = Field(min_length=1)
+    audience: str = Field(min_length=1)
+    access_token_ttl: int = Field(ge=10)
+    refresh_token_ttl: int = Field(ge=60)
+    refresh_absolute_ttl: int = Field(ge=60)
+    signing_key_file: str
+    password_min_length: int = Field(ge=8, le=128)
+    password_token_ttl: int = Field(ge=60)
+    argon2: Argon2Settings
+    throttle: ThrottleSettings
+
+
+class WebSettings(_Section):
+    secret_key: str
+    secure_cookies: bool
+    brand_name: str = Field(min_length=1)
+    max_body_bytes: int = Field(ge=1024)
+    trust_forwarded_for: bool
+
+
+class Settings(_Section):
+    data_dir: Path
+    base_url: str = Field(pattern=r"^https?://[^/\s]+(/\S*)?$")
+    server: ServerSettings
+    logging: LoggingSettings
+    storage: StorageSettings
+    auth: AuthSettings
+    web: WebSettings
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.storage.sqlite_path) if self.storage.sqlite_path else (
+            self.data_dir / "portal.sqlite3")
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+
+def load_settings(config_file: str | Path | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the defaults, the optional file and the environment; ConfigError if invalid."""
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get("PORTAL_CONFIG") or None
+    sources: dict[tuple[str, ...], str] = {}
+    data = _read_yaml(DEFAULTS_FILE)
+    if config_file:
+        path = Path(config_file)
+        _merge(data, _read_yaml(path), sources, str(path))
+    _merge(data, _from_environ(environ), sources, "")
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, sources)) from None
+    data_dir = settings.data_dir.expanduser().resolve()
+    return settings.model_copy(update={"data_dir": data_dir})
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"the configuration file {path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"the configuration file {path} must hold a mapping of settings")
+    return loaded
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    overlay: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        node = overlay
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return overlay
+
+
+def _merge(base: dict[str, Any], overlay: Mapping[str, Any],
+           sources: dict[tuple[str, ...], str], origin: str,
+           prefix: tuple[str, ...] = ()) -> None:
+    for key, value in overlay.items():
+        path = (*prefix, str(key))
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value, sources, origin, path)
+            continue
+        base[key] = value
+        sources[path] = origin or ENV_PREFIX + "__".join(path).upper()
+
+
+def _describe(exc: ValidationError, sources: dict[tuple[str, ...], str]) -> str:
+    lines = []
+    for error in exc.errors():
+        path = tuple(str(part) for part in error["loc"])
+        key = ".".join(path)
+        origin = next((sources[path[:i]] for i in range(len(path), 0, -1)
+                       if path[:i] in sources), str(DEFAULTS_FILE))
+        message = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+        lines.append(f"{key} (from {origin}): {message}")
+    return "invalid configuration: " + "; ".join(lines)

@@ -1,0 +1,136 @@
+"""The composition root: the only module that chooses and builds adapters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from adapters.argon2 import Argon2PasswordHasher
+from adapters.jwcrypto import (
+    JwcryptoTokenCodec,
+    load_signing_key,
+    new_signing_key,
+    write_key_file,
+)
+from adapters.postgres import PostgresStorage
+from adapters.sqlite import SqliteStorage
+from adapters.system import SystemClock, Uuid7Ids, load_secret
+from app.config import Settings
+from app.services import Services
+from app.services.auth import AuthPolicy, AuthService
+from app.services.cabinets import CabinetService
+from app.services.users import UserPolicy, UserService
+
+
+async def _opened(storage: SqliteStorage | PostgresStorage) -> AsyncIterator[Any]:
+    await storage.open()
+    try:
+        yield storage
+    finally:
+        await storage.close()
+
+
+def _token_codec(key_file: str, generated: Path, issuer: str,
+                 audience: str) -> JwcryptoTokenCodec:
+    key = load_signing_key(Path(key_file) if key_file else None, generated)
+    return JwcryptoTokenCodec(key, issuer, audience)
+
+
+def _web_secret(configured: str, generated: Path) -> bytes:
+    return configured.encode() if configured else load_secret(generated)
+
+
+class Container(containers.DeclarativeContainer):
+    config = providers.Configuration(strict=True)
+
+    clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(Uuid7Ids)
+
+    storage_adapter = providers.Selector(
+        config.storage.adapter,
+        sqlite=providers.Singleton(SqliteStorage, path=config.paths.sqlite),
+        postgres=providers.Singleton(
+            PostgresStorage, dsn=config.storage.dsn, pool_min=config.storage.pool_min,
+            pool_max=config.storage.pool_max, timeout_seconds=config.storage.timeout_seconds),
+    )
+    storage = providers.Resource(_opened, storage_adapter)
+
+    password_hasher = providers.Singleton(
+        Argon2PasswordHasher, time_cost=config.auth.argon2.time_cost,
+        memory_cost_kib=config.auth.argon2.memory_cost_kib,
+        parallelism=config.auth.argon2.parallelism)
+    token_codec = providers.Singleton(
+        _token_codec, key_file=config.auth.signing_key_file,
+        generated=config.paths.signing_key, issuer=config.auth.issuer,
+        audience=config.auth.audience)
+    web_secret = providers.Singleton(_web_secret, configured=config.web.secret_key,
+                                     generated=config.paths.web_secret)
+
+    auth_policy = providers.Singleton(
+        AuthPolicy, access_ttl=config.auth.access_token_ttl,
+        refresh_ttl=config.auth.refresh_token_ttl,
+        absolute_ttl=config.auth.refresh_absolute_ttl,
+        throttle_window=config.auth.throttle.window_seconds,
+        max_account_failures=config.auth.throttle.max_failures_per_account,
+        max_address_failures=config.auth.throttle.max_failures_per_address)
+    user_policy = providers.Singleton(
+        UserPolicy, password_min_length=config.auth.password_min_length,
+        password_token_ttl=config.auth.password_token_ttl, base_url=config.base_url)
+
+    auth = providers.Singleton(AuthService, storage=storage, hasher=password_hasher,
+                               tokens=token_codec, clock=clock, ids=ids, policy=auth_policy)
+    cabinets = providers.Singleton(CabinetService, storage=storage, clock=clock, ids=ids)
+    users = providers.Singleton(UserService, storage=storage, hasher=password_hasher,
+                                clock=clock, ids=ids, policy=user_policy)
+
+    services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
+                                   users=users, web_secret=web_secret)
+
+
+class SchemaOutOfDate(Exception):
+    """The database lacks migrations and this start may not apply them."""
+
+
+def build_container(settings: Settings) -> Container:
+    container = Container()
+    container.config.from_dict({
+        **settings.model_dump(mode="python"),
+        "paths": {
+            "sqlite": settings.sqlite_path,
+            "signing_key": settings.keys_dir / "token-signing.jwk",
+            "web_secret": settings.keys_dir / "web-secret",
+        },
+    })
+    return container
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, *, prepare_schema: bool = True
+                        ) -> AsyncIterator[Services]:
+    """Open every resource, yield the services, and close the resources again.
+
+    With `prepare_schema`, pending migrations are applied when `storage.auto_migrate` is on,
+    and refused with SchemaOutOfDate when it is off.
+    """
+    container = build_container(settings)
+    await container.init_resources()
+    try:
+        services: Services = await container.services()
+        if prepare_schema:
+            if settings.storage.auto_migrate:
+                await services.storage.migrate()
+            elif pending := await services.storage.pending_migrations():
+                raise SchemaOutOfDate(
+                    f"the database lacks migrations {', '.join(pending)}: run `portal migrate`")
+        yield services
+    finally:
+        await container.shutdown_resources()
+
+
+def write_new_signing_key(path: Path) -> None:
+    """Create a token signing key file for production; FileExistsError if `path` exists."""
+    write_key_file(path, new_signing_key())

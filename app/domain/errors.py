@@ -1,0 +1,64 @@
+"""Errors the core raises; the web layer turns each into one problem type."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a use case reports to its caller."""
+
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class NotFound(DomainError):
+    """The object does not exist, or it lies outside the caller's reach (never 403 then)."""
+
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Forbidden(DomainError):
+    """The caller can see the object but may not do this to it."""
+
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+class Unauthenticated(DomainError):
+    """No valid credentials; the answer is the same whatever was wrong with them."""
+
+    status = 401
+    slug = "unauthenticated"
+    title = "Authentication required"
+
+
+class Conflict(DomainError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class Invalid(DomainError):
+    """Input that parses but breaks a rule; `field` names the offending field."""
+
+    status = 422
+    slug = "validation-error"
+    title = "Invalid input"
+
+
+class Throttled(DomainError):
+    status = 429
+    slug = "too-many-requests"
+    title = "Too many attempts"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

@@ -1,0 +1,21 @@
+"""Use cases, one module per capability; each takes its ports as constructor arguments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.services.auth import AuthService
+from app.services.cabinets import CabinetService
+from app.services.users import UserService
+from ports.storage import Storage
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the web layer and the command line call, built by the container."""
+
+    storage: Storage
+    auth: AuthService
+    cabinets: CabinetService
+    users: UserService
+    web_secret: bytes

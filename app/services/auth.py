@@ -1,0 +1,225 @@
+"""Sign-in, token rotation with reuse detection, sign-out, and who a token belongs to."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from app.domain.access import Scope, visible_scope
+from app.domain.cabinets import Cabinet
+from app.domain.errors import NotFound, Throttled, Unauthenticated
+from app.domain.paging import MAX_LIMIT, PageRequest
+from app.domain.roles import permissions_of
+from app.domain.sessions import LoginSession, TokenPair
+from app.domain.users import MAX_PASSWORD_LENGTH, Principal, User, email_key
+from app.services.audit import AuditTrail
+from ports.security import InvalidToken, PasswordHasher, TokenCodec
+from ports.storage import Storage, UnitOfWork
+from ports.system import Clock, IdGenerator
+
+log = logging.getLogger(__name__)
+
+BAD_CREDENTIALS = "The e-mail address or the password is wrong."
+BAD_TOKEN = "The token is invalid or has expired."
+ACCESS, REFRESH = "access", "refresh"
+
+
+@dataclass(frozen=True)
+class AuthPolicy:
+    access_ttl: int
+    refresh_ttl: int
+    absolute_ttl: int
+    throttle_window: int
+    max_account_failures: int
+    max_address_failures: int
+
+
+@dataclass(frozen=True)
+class Me:
+    user: User
+    cabinet: Cabinet
+    ancestors: list[Cabinet]
+    children: list[Cabinet]
+    permissions: list[str]
+
+
+def _ts(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+class AuthService:
+    def __init__(self, storage: Storage, hasher: PasswordHasher, tokens: TokenCodec,
+                 clock: Clock, ids: IdGenerator, policy: AuthPolicy) -> None:
+        self._storage = storage
+        self._hasher = hasher
+        self._tokens = tokens
+        self._clock = clock
+        self._ids = ids
+        self._policy = policy
+        self._audit = AuditTrail(clock, ids)
+        self._dummy_hash: str | None = None
+
+    async def login(self, email: str, password: str, address: str | None) -> TokenPair:
+        """Tokens for a right e-mail and password. A wrong e-mail, a wrong password and a
+        deactivated account answer alike and take alike long."""
+        key = email_key(email)
+        throttle_keys = [(f"account:{key}", self._policy.max_account_failures)]
+        if address:
+            throttle_keys.append((f"address:{address}", self._policy.max_address_failures))
+        async with self._storage.unit_of_work() as uow:
+            await self._refuse_if_throttled(uow, throttle_keys)
+            user = await uow.users.get_by_email_key(key)
+        known_hash = user.password_hash if user and user.password_hash else None
+        password = password[:MAX_PASSWORD_LENGTH]
+        matches = await self._hasher.verify(known_hash or await self._dummy(), password)
+        now = self._clock.now()
+        async with self._storage.unit_of_work() as uow:
+            if not (matches and known_hash and user and user.active):
+                await uow.login_failures.add([k for k, _ in throttle_keys], now)
+                await uow.login_failures.prune(now - timedelta(seconds=self._policy.throttle_window))
+                await uow.audit.add(self._audit.entry(
+                    "login.failed", None, "user", user.id if user else None,
+                    user.cabinet_id if user else None, address=address, email=key))
+                await uow.commit()
+                raise Unauthenticated(BAD_CREDENTIALS)
+            await uow.login_failures.clear(throttle_keys[0][0])
+            session = LoginSession(
+                id=self._ids.new_id(), user_id=user.id, created_at=now,
+                expires_at=now + timedelta(seconds=self._policy.absolute_ttl))
+            await uow.sessions.add(session)
+            pair = await self._issue(uow, user, session, now)
+            await uow.audit.add(self._audit.entry(
+                "login", Principal(user.id, user.email, user.role, user.cabinet_id, "",
+                                   session.id, address),
+                "user", user.id, user.cabinet_id))
+            await uow.commit()
+        if self._hasher.needs_rehash(known_hash):
+            await self._rehash(user, password)
+        return pair
+
+    async def refresh(self, refresh_token: str, address: str | None) -> TokenPair:
+        """Rotate: the presented token is spent and a new pair issued. A spent token
+        presented again means it leaked: the whole login is revoked."""
+        claims = self._claims(refresh_token, REFRESH)
+        now = self._clock.now()
+        async with self._storage.unit_of_work() as uow:
+            session = await uow.sessions.get(str(claims.get("sid")))
+            if session is None or session.user_id != claims.get("sub"):
+                raise Unauthenticated(BAD_TOKEN)
+            user = await uow.users.get(session.user_id, Scope.everything())
+            if not session.is_live(now) or user is None or not user.active:
+                raise Unauthenticated(BAD_TOKEN)
+            if not await uow.sessions.use_refresh_token(str(claims.get("jti")), session.id, now):
+                await uow.sessions.revoke(session.id, now)
+                await uow.audit.add(self._audit.entry(
+                    "token.reuse_detected", None, "session", session.id, user.cabinet_id,
+                    address=address, user_id=user.id))
+                await uow.commit()
+                log.warning("refresh token reuse: session %s of user %s revoked",
+                            session.id, user.id)
+                raise Unauthenticated(BAD_TOKEN)
+            pair = await self._issue(uow, user, session, now)
+            await uow.commit()
+        return pair
+
+    async def revoke(self, principal: Principal | None, refresh_token: str | None) -> None:
+        """Sign out the login a refresh token belongs to, or else the caller's own login."""
+        if refresh_token:
+            session_id = str(self._claims(refresh_token, REFRESH).get("sid"))
+        elif principal is not None and principal.session_id:
+            session_id = principal.session_id
+        else:
+            raise Unauthenticated(BAD_TOKEN)
+        async with self._storage.unit_of_work() as uow:
+            session = await uow.sessions.get(session_id)
+            if session is None:
+                raise Unauthenticated(BAD_TOKEN)
+            await uow.sessions.revoke(session.id, self._clock.now())
+            await uow.audit.add(self._audit.entry(
+                "logout", principal, "session", session.id,
+                principal.cabinet_id if principal else None, user_id=session.user_id))
+            await uow.commit()
+
+    async def authenticate(self, access_token: str, address: str | None = None) -> Principal:
+        """The principal of a valid access token whose login and user are still live."""
+        claims = self._claims(access_token, ACCESS)
+        async with self._storage.unit_of_work() as uow:
+            session = await uow.sessions.get(str(claims.get("sid")))
+            user = await uow.users.get(str(claims.get("sub")), Scope.everything())
+            if (session is None or user is None or not user.active
+                    or session.user_id != user.id or not session.is_live(self._clock.now())):
+                raise Unauthenticated(BAD_TOKEN)
+            cabinet = await uow.cabinets.get(user.cabinet_id, Scope.everything())
+        if cabinet is None:
+            raise Unauthenticated(BAD_TOKEN)
+        return Principal.of(user, cabinet, session.id, address)
+
+    async def me(self, principal: Principal) -> Me:
+        if principal.user_id is None or principal.cabinet_id is None:
+            raise NotFound("The command line has no user of its own.")
+        async with self._storage.unit_of_work() as uow:
+            user = await uow.users.get(principal.user_id, Scope.everything())
+            cabinet = await uow.cabinets.get(principal.cabinet_id, Scope.everything())
+            if user is None or cabinet is None:
+                raise Unauthenticated(BAD_TOKEN)
+            # The chain above one's own cabinet is shown by name even where the access rule
+            # would not let one open those cabinets.
+            ancestors = await uow.cabinets.get_many(cabinet.ancestor_ids, Scope.everything())
+            children = await uow.cabinets.children(cabinet.id, visible_scope(principal),
+                                                   PageRequest(MAX_LIMIT))
+        ancestors.sort(key=lambda c: len(c.path))
+        return Me(user, cabinet, ancestors, children[:MAX_LIMIT], permissions_of(user.role))
+
+    def public_jwks(self) -> dict[str, object]:
+        return self._tokens.public_jwks()
+
+    def _claims(self, token: str, kind: str) -> dict[str, object]:
+        try:
+            claims = self._tokens.decode(token)
+        except InvalidToken:
+            raise Unauthenticated(BAD_TOKEN) from None
+        if claims.get("typ") != kind:
+            raise Unauthenticated(BAD_TOKEN)
+        return claims
+
+    async def _issue(self, uow: UnitOfWork, user: User, session: LoginSession,
+                     now: datetime) -> TokenPair:
+        access = self._tokens.encode({
+            "sub": user.id, "typ": ACCESS, "sid": session.id, "jti": self._ids.new_id(),
+            "role": user.role.value, "cab": user.cabinet_id,
+            "iat": _ts(now), "exp": _ts(now) + self._policy.access_ttl,
+        })
+        refresh_expires = min(now + timedelta(seconds=self._policy.refresh_ttl),
+                              session.expires_at)
+        jti = self._ids.new_id()
+        refresh = self._tokens.encode({
+            "sub": user.id, "typ": REFRESH, "sid": session.id, "jti": jti,
+            "iat": _ts(now), "exp": _ts(refresh_expires),
+        })
+        await uow.sessions.add_refresh_token(jti, session.id, refresh_expires)
+        return TokenPair(access, refresh, self._policy.access_ttl, session.id)
+
+    async def _refuse_if_throttled(self, uow: UnitOfWork, keys: list[tuple[str, int]]) -> None:
+        now = self._clock.now()
+        window = timedelta(seconds=self._policy.throttle_window)
+        for key, limit in keys:
+            count, oldest = await uow.login_failures.recent(key, now - window)
+            if count >= limit and oldest is not None:
+                wait = max(1, int((oldest + window - now).total_seconds()) + 1)
+                raise Throttled("Too many failed sign-ins. Try again later.", retry_after=wait)
+
+    async def _dummy(self) -> str:
+        # Verifying against a real hash when the account is unknown keeps the time the same.
+        if self._dummy_hash is None:
+            self._dummy_hash = await self._hasher.hash(self._ids.new_id())
+        return self._dummy_hash
+
+    async def _rehash(self, user: User, password: str) -> None:
+        new_hash = await self._hasher.hash(password)
+        async with self._storage.unit_of_work() as uow:
+            current = await uow.users.get(user.id, Scope.everything())
+            if current is not None and current.password_hash == user.password_hash:
+                current.password_hash = new_hash
+                await uow.users.update(current)
+                await uow.commit()

@@ -1,0 +1,142 @@
+"""Organisations: create, read, change and list cabinets under the access rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.domain import access
+from app.domain.cabinets import Cabinet, CabinetKind, check_name, check_parent, path_under
+from app.domain.errors import Conflict, Forbidden, Invalid
+from app.domain.paging import Page, PageRequest
+from app.domain.users import Principal
+from app.services.audit import AuditTrail
+from ports.storage import DuplicateKey, Storage, UnitOfWork
+from ports.system import Clock, IdGenerator
+
+
+class Unset:
+    """Marks a field a PATCH did not mention (None there means "clear it")."""
+
+
+UNSET = Unset()
+
+
+@dataclass(frozen=True)
+class CabinetChanges:
+    name: str | None = None
+    external_id: str | None | Unset = UNSET
+    parent_id: str | None | Unset = UNSET
+
+
+class CabinetService:
+    def __init__(self, storage: Storage, clock: Clock, ids: IdGenerator) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._ids = ids
+        self._audit = AuditTrail(clock, ids)
+
+    async def create(self, actor: Principal, name: str, kind: CabinetKind,
+                     parent_id: str | None, external_id: str | None = None) -> Cabinet:
+        name = check_name(name)
+        async with self._storage.unit_of_work() as uow:
+            parent = None
+            if parent_id is None:
+                access.require_may_create_root(actor)
+            else:
+                parent = await self._visible(uow, actor, parent_id)
+                access.require_may_create_child(actor, parent)
+            if external_id is not None and not access.may_restructure(actor):
+                raise Forbidden("Only staff administrators set billing ids.", field="external_id")
+            check_parent(kind, parent)
+            now = self._clock.now()
+            cabinet_id = self._ids.new_id()
+            cabinet = Cabinet(id=cabinet_id, name=name, kind=kind,
+                              parent_id=parent.id if parent else None,
+                              path=path_under(parent, cabinet_id), external_id=external_id,
+                              created_at=now, updated_at=now)
+            await self._add(uow, cabinet)
+            await uow.audit.add(self._audit.entry(
+                "cabinet.created", actor, "cabinet", cabinet.id, cabinet.id,
+                name=name, kind=kind.value, parent_id=cabinet.parent_id))
+            await uow.commit()
+        return cabinet
+
+    async def get(self, actor: Principal, cabinet_id: str) -> Cabinet:
+        async with self._storage.unit_of_work() as uow:
+            return await self._visible(uow, actor, cabinet_id)
+
+    async def get_by_external_id(self, actor: Principal, external_id: str) -> Cabinet | None:
+        async with self._storage.unit_of_work() as uow:
+            return await uow.cabinets.get_by_external_id(external_id, access.visible_scope(actor))
+
+    async def lineage(self, actor: Principal, cabinet: Cabinet) -> list[Cabinet]:
+        """The ancestors of `cabinet` that `actor` may open, from the top down."""
+        async with self._storage.unit_of_work() as uow:
+            found = await uow.cabinets.get_many(cabinet.ancestor_ids, access.visible_scope(actor))
+        return sorted(found, key=lambda c: len(c.path))
+
+    async def update(self, actor: Principal, cabinet_id: str, changes: CabinetChanges) -> Cabinet:
+        async with self._storage.unit_of_work() as uow:
+            cabinet = await self._visible(uow, actor, cabinet_id)
+            access.require_may_edit_cabinet(actor, cabinet)
+            restructures = [field for field in ("external_id", "parent_id")
+                            if not isinstance(getattr(changes, field), Unset)]
+            if restructures and not access.may_restructure(actor):
+                raise Forbidden("Only staff administrators move cabinets or set billing ids.",
+                                field=restructures[0])
+            before = {"name": cabinet.name, "external_id": cabinet.external_id,
+                      "parent_id": cabinet.parent_id}
+            now = self._clock.now()
+            if changes.name is not None:
+                cabinet.name = check_name(changes.name)
+            if not isinstance(changes.external_id, Unset):
+                cabinet.external_id = changes.external_id
+            cabinet.updated_at = now
+            await self._update(uow, cabinet)
+            if not isinstance(changes.parent_id, Unset) and changes.parent_id != cabinet.parent_id:
+                cabinet = await self._move(uow, actor, cabinet, changes.parent_id)
+            after = {"name": cabinet.name, "external_id": cabinet.external_id,
+                     "parent_id": cabinet.parent_id}
+            await uow.audit.add(self._audit.entry(
+                "cabinet.updated", actor, "cabinet", cabinet.id, cabinet.id,
+                changes={k: [before[k], after[k]] for k in after if before[k] != after[k]}))
+            await uow.commit()
+        return cabinet
+
+    async def list(self, actor: Principal, page: PageRequest) -> Page[Cabinet]:
+        async with self._storage.unit_of_work() as uow:
+            rows = await uow.cabinets.list(access.visible_scope(actor), page)
+        return Page.from_rows(rows, page)
+
+    async def children(self, actor: Principal, cabinet_id: str,
+                       page: PageRequest) -> Page[Cabinet]:
+        async with self._storage.unit_of_work() as uow:
+            cabinet = await self._visible(uow, actor, cabinet_id)
+            rows = await uow.cabinets.children(cabinet.id, access.visible_scope(actor), page)
+        return Page.from_rows(rows, page)
+
+    async def _visible(self, uow: UnitOfWork, actor: Principal, cabinet_id: str) -> Cabinet:
+        cabinet = await uow.cabinets.get(cabinet_id, access.visible_scope(actor))
+        return access.require_visible(actor, cabinet)
+
+    async def _move(self, uow: UnitOfWork, actor: Principal, cabinet: Cabinet,
+                    parent_id: str | None) -> Cabinet:
+        parent = await self._visible(uow, actor, parent_id) if parent_id else None
+        if parent is not None and parent.is_within(cabinet):
+            raise Invalid("A cabinet cannot move below itself.", field="parent_id")
+        check_parent(cabinet.kind, parent)
+        return await uow.cabinets.move(cabinet, parent, self._clock.now())
+
+    @staticmethod
+    async def _add(uow: UnitOfWork, cabinet: Cabinet) -> None:
+        try:
+            await uow.cabinets.add(cabinet)
+        except DuplicateKey:
+            raise Conflict("Another cabinet has this billing id.", field="external_id") from None
+
+    @staticmethod
+    async def _update(uow: UnitOfWork, cabinet: Cabinet) -> None:
+        try:
+            await uow.cabinets.update(cabinet)
+        except DuplicateKey:
+            raise Conflict("Another cabinet has this billing id.", field="external_id") from None

@@ -1,0 +1,222 @@
+"""Users of cabinets: invite, change, remove, and set a password from a one-time link."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from app.domain import access
+from app.domain.cabinets import Cabinet, check_name
+from app.domain.errors import Conflict, DomainError, Forbidden, NotFound
+from app.domain.paging import Page, PageRequest
+from app.domain.roles import Role
+from app.domain.users import (
+    Principal,
+    User,
+    check_email,
+    check_password,
+    check_role_fits_cabinet,
+    email_key,
+)
+from app.services.audit import AuditTrail
+from ports.security import PasswordHasher
+from ports.storage import DuplicateKey, Storage, UnitOfWork
+from ports.system import Clock, IdGenerator
+
+
+class InvalidPasswordToken(DomainError):
+    slug = "invalid-token"
+    title = "Invalid or expired link"
+
+
+@dataclass(frozen=True)
+class UserPolicy:
+    password_min_length: int
+    password_token_ttl: int
+    base_url: str
+
+
+@dataclass(frozen=True)
+class Invitation:
+    user: User
+    set_password_url: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class UserChanges:
+    name: str | None = None
+    role: Role | None = None
+    active: bool | None = None
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class UserService:
+    def __init__(self, storage: Storage, hasher: PasswordHasher, clock: Clock,
+                 ids: IdGenerator, policy: UserPolicy) -> None:
+        self._storage = storage
+        self._hasher = hasher
+        self._clock = clock
+        self._ids = ids
+        self._policy = policy
+        self._audit = AuditTrail(clock, ids)
+
+    async def list(self, actor: Principal, cabinet_id: str, page: PageRequest) -> Page[User]:
+        async with self._storage.unit_of_work() as uow:
+            cabinet = await self._cabinet(uow, actor, cabinet_id)
+            rows = await uow.users.list_in_cabinet(cabinet.id, access.visible_scope(actor), page)
+        return Page.from_rows(rows, page)
+
+    async def get(self, actor: Principal, cabinet_id: str, user_id: str) -> User:
+        async with self._storage.unit_of_work() as uow:
+            cabinet = await self._cabinet(uow, actor, cabinet_id)
+            return await self._member(uow, actor, cabinet, user_id)
+
+    async def invite(self, actor: Principal, cabinet_id: str, email: str, name: str,
+                     role: Role) -> Invitation:
+        """A user without a password, and the one-time link with which they set it."""
+        token = secrets.token_urlsafe(32)
+        expires_at = self._clock.now() + timedelta(seconds=self._policy.password_token_ttl)
+        async with self._storage.unit_of_work() as uow:
+            user = await self._add(uow, actor, cabinet_id, email, name, role, None)
+            await uow.sessions.add_password_token(_token_hash(token), user.id, expires_at)
+            await uow.commit()
+        url = f"{self._policy.base_url.rstrip('/')}/password/set?token={token}"
+        return Invitation(user, url, expires_at)
+
+    async def create_with_password(self, actor: Principal, cabinet_id: str, email: str,
+                                   name: str, role: Role, password: str) -> User:
+        check_password(password, self._policy.password_min_length)
+        password_hash = await self._hasher.hash(password)
+        async with self._storage.unit_of_work() as uow:
+            user = await self._add(uow, actor, cabinet_id, email, name, role, password_hash)
+            await uow.commit()
+        return user
+
+    async def update(self, actor: Principal, cabinet_id: str, user_id: str,
+                     changes: UserChanges) -> User:
+        async with self._storage.unit_of_work() as uow:
+            cabinet = await self._cabinet(uow, actor, cabinet_id)
+            user = await self._member(uow, actor, cabinet, user_id)
+            access.require_may_change_user(actor, cabinet, user)
+            own = user.id == actor.user_id
+            before = {"name": user.name, "role": user.role.value, "active": user.active}
+            if changes.name is not None:
+                user.name = check_name(changes.name)
+            if changes.role is not None and changes.role is not user.role:
+                if own:
+                    raise Forbidden("You cannot change your own role.", field="role")
+                access.require_may_assign(actor, changes.role)
+                check_role_fits_cabinet(changes.role, cabinet)
+                user.role = changes.role
+            if changes.active is not None and changes.active != user.active:
+                if own:
+                    raise Forbidden("You cannot deactivate yourself.", field="active")
+                user.active = changes.active
+            now = self._clock.now()
+            user.updated_at = now
+            await uow.users.update(user)
+            if not user.active or user.role.value != before["role"]:
+                await uow.sessions.revoke_all_of_user(user.id, now)
+            after = {"name": user.name, "role": user.role.value, "active": user.active}
+            await uow.audit.add(self._audit.entry(
+                "user.updated", actor, "user", user.id, cabinet.id,
+                changes={k: [before[k], after[k]] for k in after if before[k] != after[k]}))
+            await uow.commit()
+        return user
+
+    async def delete(self, actor: Principal, cabinet_id: str, user_id: str) -> None:
+        async with self._storage.unit_of_work() as uow:
+            cabinet = await self._cabinet(uow, actor, cabinet_id)
+            user = await self._member(uow, actor, cabinet, user_id)
+            access.require_may_change_user(actor, cabinet, user)
+            if user.id == actor.user_id:
+                raise Forbidden("You cannot delete yourself.")
+            now = self._clock.now()
+            # The row stays for the audit trail; freeing the key lets the address be invited again.
+            user.email_key, user.active, user.deleted_at, user.updated_at = None, False, now, now
+            await uow.users.update(user)
+            await uow.sessions.revoke_all_of_user(user.id, now)
+            await uow.audit.add(self._audit.entry(
+                "user.deleted", actor, "user", user.id, cabinet.id, email=user.email))
+            await uow.commit()
+
+    async def set_password(self, token: str, password: str, address: str | None) -> User:
+        """Spend a one-time link: set the password and end every login of that user."""
+        check_password(password, self._policy.password_min_length)
+        password_hash = await self._hasher.hash(password)
+        now = self._clock.now()
+        async with self._storage.unit_of_work() as uow:
+            user_id = await uow.sessions.use_password_token(_token_hash(token), now)
+            user = await uow.users.get(user_id, access.Scope.everything()) if user_id else None
+            if user is None:
+                raise InvalidPasswordToken("This link is invalid, used or expired. "
+                                           "Ask an administrator for a new one.", field="token")
+            user.password_hash, user.updated_at = password_hash, now
+            await uow.users.update(user)
+            await uow.sessions.revoke_all_of_user(user.id, now)
+            await uow.audit.add(self._audit.entry(
+                "user.password_set", None, "user", user.id, user.cabinet_id, address=address))
+            await uow.commit()
+        return user
+
+    async def reset_password(self, actor: Principal, user_id: str, password: str) -> User:
+        """Set a password directly and reactivate the user (the operator's tool)."""
+        check_password(password, self._policy.password_min_length)
+        password_hash = await self._hasher.hash(password)
+        async with self._storage.unit_of_work() as uow:
+            user = await uow.users.get(user_id, access.visible_scope(actor))
+            if user is None:
+                raise NotFound("No such user.")
+            cabinet = await self._cabinet(uow, actor, user.cabinet_id)
+            access.require_may_change_user(actor, cabinet, user)
+            now = self._clock.now()
+            user.password_hash, user.active, user.updated_at = password_hash, True, now
+            await uow.users.update(user)
+            await uow.sessions.revoke_all_of_user(user.id, now)
+            await uow.audit.add(self._audit.entry(
+                "user.password_reset", actor, "user", user.id, cabinet.id))
+            await uow.commit()
+        return user
+
+    async def find_by_email(self, email: str) -> User | None:
+        async with self._storage.unit_of_work() as uow:
+            return await uow.users.get_by_email_key(email_key(email))
+
+    async def _add(self, uow: UnitOfWork, actor: Principal, cabinet_id: str, email: str,
+                   name: str, role: Role, password_hash: str | None) -> User:
+        cabinet = await self._cabinet(uow, actor, cabinet_id)
+        access.require_may_manage_users(actor, cabinet)
+        access.require_may_assign(actor, role)
+        check_role_fits_cabinet(role, cabinet)
+        email = check_email(email)
+        now = self._clock.now()
+        user = User(id=self._ids.new_id(), email=email, email_key=email_key(email),
+                    name=check_name(name) if name.strip() else email.split("@")[0],
+                    role=role, cabinet_id=cabinet.id, active=True, password_hash=password_hash,
+                    created_at=now, updated_at=now)
+        try:
+            await uow.users.add(user)
+        except DuplicateKey:
+            raise Conflict("A user with this e-mail address exists already.",
+                           field="email") from None
+        await uow.audit.add(self._audit.entry(
+            "user.created", actor, "user", user.id, cabinet.id, email=email, role=role.value))
+        return user
+
+    @staticmethod
+    async def _cabinet(uow: UnitOfWork, actor: Principal, cabinet_id: str) -> Cabinet:
+        cabinet = await uow.cabinets.get(cabinet_id, access.visible_scope(actor))
+        return access.require_visible(actor, cabinet)
+
+    @staticmethod
+    async def _member(uow: UnitOfWork, actor: Principal, cabinet: Cabinet, user_id: str) -> User:
+        user = await uow.users.get(user_id, access.visible_scope(actor))
+        if user is None or user.cabinet_id != cabinet.id:
+            raise NotFound("No such user.")
+        return user

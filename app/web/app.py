@@ -1,0 +1,75 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from app import __version__
+from app.config import PROJECT_ROOT, Settings
+from app.container import open_services
+from app.services import Services
+from app.web.api import auth, cabinets, system, users
+from app.web.keys import OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
+from app.web.middlewares import authentication, errors, request_ids, response_headers
+from app.web.openapi import build_document, route_table
+from app.web.pages import views
+
+TEMPLATES_DIR = PROJECT_ROOT / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+API_MODULES = (auth, cabinets, users, system)
+ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
+
+API_DESCRIPTION = (
+    "REST API of the customer license portal. Authenticate with `POST /api/v1/jwt` and send "
+    "the access token as `Authorization: Bearer <token>`. Errors are RFC 9457 problem details "
+    "(`application/problem+json`). Lists take `limit` and `cursor` and return `next_cursor`."
+)
+
+
+def create_app(settings: Settings, services_factory: ServicesFactory = open_services,
+               ) -> web.Application:
+    app = web.Application(middlewares=[request_ids, errors, authentication],
+                          client_max_size=settings.web.max_body_bytes)
+    app[SETTINGS] = settings
+    operations = [op for module in API_MODULES for op in module.api.operations]
+    app[OPENAPI] = build_document(
+        operations, title=f"{settings.web.brand_name} license portal API", version=__version__,
+        description=API_DESCRIPTION)
+    app.router.add_routes(route_table(operations))
+    app.router.add_routes(views.routes)
+    app.router.add_static("/static", STATIC_DIR)
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+                         autoescape=jinja2.select_autoescape(default=True))
+
+    async def services_context(app: web.Application) -> AsyncIterator[None]:
+        async with services_factory(settings) as services:
+            app[SERVICES] = services
+            yield
+
+    app.cleanup_ctx.append(services_context)
+    app.on_response_prepare.append(response_headers)
+    return app
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request with its id, the user, and the time taken."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        principal = request.get(PRINCIPAL)  # type: ignore[call-overload]
+        self.logger.info(
+            '%s "%s %s" %s %s %.1fms user=%s request_id=%s', request.remote, request.method,
+            request.path_qs, response.status, response.body_length, time * 1000,
+            principal.user_id if principal else "-",
+            request.get(REQUEST_ID, "-"))  # type: ignore[call-overload]
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)

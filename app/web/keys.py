@@ -1,0 +1,20 @@
+"""Typed keys for application and per-request state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from app.config import Settings
+from app.domain.users import Principal
+from app.services import Services
+
+SETTINGS = web.AppKey("settings", Settings)
+SERVICES = web.AppKey("services", Services)
+OPENAPI = web.AppKey("openapi", dict[str, Any])
+
+REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL = web.RequestKey("principal", Principal | None)  # type: ignore[arg-type]
+# Cookies to set or clear on whatever response this request ends with: {name: value or None}.
+SESSION_COOKIES = web.RequestKey("session_cookies", dict[str, str | None])

@@ -1,0 +1,124 @@
+"""Request ids, authentication, CSRF, errors as problem details, and response headers."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from aiohttp import web
+
+from app.domain.errors import DomainError, Throttled, Unauthenticated
+from app.web.api.common import client_address
+from app.web.keys import PRINCIPAL, REQUEST_ID, SERVICES, SESSION_COOKIES
+from app.web.openapi import RequestInvalid
+from app.web.pages import session
+from app.web.pages.render import error_page
+from app.web.problems import problem, slug_for_status
+from ports.storage import StorageUnavailable
+
+log = logging.getLogger("portal.web")
+_REQUEST_ID = re.compile(r"^[\w.:-]{8,128}$")
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Paths that answer in JSON rather than HTML.
+_API_PREFIXES = ("/api/", "/.well-known/", "/healthz", "/readyz")
+
+
+def is_api(request: web.Request) -> bool:
+    return request.path.startswith(_API_PREFIXES)
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-ID", "")
+    request[REQUEST_ID] = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    return await handler(request)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Every failure becomes a problem (API) or an error page (portal); never a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            return web.Response(status=exc.status, headers=exc.headers)
+        kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        detail = {404: f"Nothing is at {request.path}.",
+                  405: f"{request.method} is not allowed on {request.path}."}.get(
+                      exc.status, exc.text if exc.text and exc.text != exc.reason else exc.reason)
+        return _error(request, exc.status, slug_for_status(exc.status), detail, headers=kept)
+    except DomainError as exc:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Throttled) else {}
+        if isinstance(exc, Unauthenticated):
+            headers["WWW-Authenticate"] = 'Bearer realm="portal"'
+        if isinstance(exc, RequestInvalid):
+            field_errors = exc.errors
+        else:
+            field_errors = [{"field": exc.field, "message": exc.detail}] if exc.field else []
+        return _error(request, exc.status, exc.slug, exc.detail, title=exc.title,
+                      errors=field_errors, headers=headers)
+    except StorageUnavailable as exc:
+        log.error("storage unavailable during %s %s: %s [request %s]", request.method,
+                  request.path, exc, request.get(REQUEST_ID))
+        return _error(request, 503, "service-unavailable",
+                      "The database is not answering. Nothing was changed; try again shortly.",
+                      headers={"Retry-After": "5"})
+    except Exception:
+        log.exception("unhandled error in %s %s [request %s]", request.method, request.path,
+                      request.get(REQUEST_ID))
+        return _error(request, 500, "internal-error",
+                      "Something went wrong on our side. Quote the request id to support.")
+
+
+def _error(request: web.Request, status: int, slug: str, detail: str, *,
+           title: str | None = None, errors: list[dict[str, str]] | None = None,
+           headers: dict[str, str] | None = None) -> web.StreamResponse:
+    if is_api(request):
+        return problem(request, status, slug, detail, title=title, errors=errors,
+                       headers=headers)
+    return error_page(request, status, title or "Error", detail, headers=headers)
+
+
+@web.middleware
+async def authentication(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """A bearer token, else the session cookies. Cookie-authenticated changes must carry the
+    CSRF token: in the form field for portal pages, in X-CSRF-Token for the API."""
+    header = request.headers.get("Authorization")
+    request[PRINCIPAL] = None
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            try:
+                request[PRINCIPAL] = await request.app[SERVICES].auth.authenticate(
+                    token.strip(), client_address(request))
+            except Unauthenticated:
+                pass  # stays anonymous; operations that need a user answer 401
+        return await handler(request)
+    if request.method not in _SAFE_METHODS:
+        if is_api(request):
+            if session.ACCESS_COOKIE in request.cookies or session.REFRESH_COOKIE in request.cookies:
+                session.check_csrf(request, request.headers.get(session.CSRF_HEADER))
+        else:
+            form = await request.post()
+            supplied = form.get(session.CSRF_FIELD)
+            session.check_csrf(request, supplied if isinstance(supplied, str) else None)
+    if session.ACCESS_COOKIE in request.cookies or session.REFRESH_COOKIE in request.cookies:
+        request[PRINCIPAL] = await session.cookie_principal(request)
+    return await handler(request)
+
+
+async def response_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: request id, session cookies, and hardening headers."""
+    response.headers.setdefault("X-Request-ID", request.get(REQUEST_ID, ""))
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if not is_api(request):
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'self'")
+    if request.get(PRINCIPAL) is not None or request.get(SESSION_COOKIES):
+        response.headers.setdefault("Cache-Control", "no-store")
+    await session.write_cookies(request, response)

@@ -1,0 +1,222 @@
+"""API operations declared once: the route, how its input is parsed, and its OpenAPI entry.
+
+Handlers are registered with `ApiRoutes.operation(...)`; the same declarations build the
+route table and the OpenAPI 3.1 document, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
+
+from app.domain.errors import DomainError, Unauthenticated
+from app.web.keys import PRINCIPAL
+from app.web.problems import PROBLEM_JSON
+from app.web.schemas import Problem
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+_PATH_PARAM = re.compile(r"{(\w+)}")
+# Errors any operation may answer; each operation adds its own.
+COMMON_ERRORS = (400, 404, 405, 413, 429, 503)
+
+
+class RequestInvalid(DomainError):
+    """The body or the query does not match the operation's schema."""
+
+    def __init__(self, status: int, detail: str, errors: list[dict[str, str]]) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = "validation-error" if status == 422 else "bad-request"
+        self.title = "Invalid input" if status == 422 else "Bad request"
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    auth: bool
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    errors: tuple[int, ...]
+    description: str = ""
+    # status -> (description, body model or None); overrides the error entry of that status
+    extra_responses: dict[int, tuple[str, type[BaseModel] | None]] = field(default_factory=dict)
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(part) for part in error["loc"]) or "(body)",
+             "message": error["msg"]} for error in exc.errors()]
+
+
+def _wrap(op: Operation) -> Handler:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        if op.auth and request.get(PRINCIPAL) is None:
+            raise Unauthenticated("Sign in: send a valid bearer access token.")
+        kwargs: dict[str, Any] = {}
+        if op.query is not None:
+            try:
+                kwargs["query"] = op.query.model_validate(dict(request.query))
+            except ValidationError as exc:
+                raise RequestInvalid(400, "A query parameter is invalid.",
+                                     field_errors(exc)) from None
+        if op.body is not None:
+            kwargs["body"] = await _read_body(request, op.body)
+        return await op.handler(request, **kwargs)
+
+    endpoint.__name__ = op.handler.__name__
+    return endpoint
+
+
+async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    if request.content_type not in ("application/json", "") and not request.content_type.endswith(
+            "+json"):
+        raise RequestInvalid(415, "Send the body as application/json.", [])
+    raw = await request.read()
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        if any(e["message"].startswith("Invalid JSON") for e in errors):
+            raise RequestInvalid(400, "The body is not valid JSON.", errors) from None
+        raise RequestInvalid(422, "The body breaks the schema.", errors) from None
+
+
+class ApiRoutes:
+    """The operations of one API module."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.operations: list[Operation] = []
+
+    def operation(self, method: str, path: str, *, summary: str, auth: bool = True,
+                  body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+                  response: type[BaseModel] | None = None, status: int = 200,
+                  errors: Iterable[int] = (), description: str = "",
+                  extra_responses: dict[int, tuple[str, type[BaseModel] | None]] | None = None,
+                  ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            own_errors = set(errors) | set(COMMON_ERRORS)
+            if auth:
+                own_errors.add(401)
+            if body is not None:
+                own_errors |= {415, 422}
+            self.operations.append(Operation(
+                method=method, path=path, handler=handler, summary=summary, tag=self.tag,
+                auth=auth, body=body, query=query, response=response, status=status,
+                errors=tuple(sorted(own_errors)), description=description,
+                extra_responses=extra_responses or {}))
+            return handler
+        return register
+
+
+def route_table(operations: Iterable[Operation]) -> list[web.RouteDef]:
+    return [web.route(op.method, op.path, _wrap(op),
+                      **({"allow_head": False} if op.method == "GET" else {}))
+            for op in operations]
+
+
+def build_document(operations: list[Operation], *, title: str, version: str,
+                   description: str) -> dict[str, Any]:
+    inputs = {m for op in operations for m in (op.body, op.query) if m is not None}
+    outputs = ({op.response for op in operations if op.response is not None} | {Problem}
+               | {m for op in operations for _, m in op.extra_responses.values() if m})
+    models = ([(m, "validation") for m in sorted(inputs, key=lambda m: m.__name__)]
+              + [(m, "serialization") for m in sorted(outputs, key=lambda m: m.__name__)])
+    refs, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
+    schemas = _without_null_defaults(defs.get("$defs", {}))
+
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs, schemas)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version, "description": description},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                               "bearerFormat": "JWT"}},
+        },
+    }
+
+
+def _operation(op: Operation, refs: dict[Any, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PATH_PARAM.findall(op.path)]
+    if op.query is not None:
+        query_schema = schemas[op.query.__name__]
+        required = set(query_schema.get("required", []))
+        for name, prop in query_schema.get("properties", {}).items():
+            parameters.append({"name": name, "in": "query", "required": name in required,
+                               "description": prop.get("description", ""),
+                               "schema": {k: v for k, v in prop.items()
+                                          if k not in ("description", "title")}})
+    responses: dict[str, Any] = {}
+    if op.response is not None:
+        responses[str(op.status)] = {
+            "description": op.summary,
+            "content": {"application/json": {
+                "schema": refs[(op.response, "serialization")]}}}
+    else:
+        responses[str(op.status)] = {"description": op.summary}
+    problem_ref = refs[(Problem, "serialization")]
+    for status in op.errors:
+        responses[str(status)] = {
+            "description": "Problem details (RFC 9457).",
+            "content": {PROBLEM_JSON: {"schema": problem_ref}}}
+    for status, (text, model) in op.extra_responses.items():
+        responses[str(status)] = {"description": text} if model is None else {
+            "description": text,
+            "content": {"application/json": {"schema": refs[(model, "serialization")]}}}
+    entry: dict[str, Any] = {
+        "operationId": op.handler.__name__,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "parameters": parameters,
+        "responses": responses,
+        "security": [{"bearerAuth": []}] if op.auth else [],
+    }
+    if op.description:
+        entry["description"] = op.description
+    if op.body is not None:
+        required = bool(schemas[op.body.__name__].get("required"))
+        entry["requestBody"] = {"required": required, "content": {"application/json": {
+            "schema": refs[(op.body, "validation")]}}}
+    return entry
+
+
+def _without_null_defaults(schema: Any) -> Any:
+    """Drop `"default": null` where null is not an allowed value (fields that may only be
+    left out), so the document never advertises a value the API refuses."""
+    if isinstance(schema, dict):
+        cleaned = {k: _without_null_defaults(v) for k, v in schema.items()}
+        if cleaned.get("default", ...) is None and not _allows_null(cleaned):
+            del cleaned["default"]
+        return cleaned
+    if isinstance(schema, list):
+        return [_without_null_defaults(item) for item in schema]
+    return schema
+
+
+def _allows_null(schema: dict[str, Any]) -> bool:
+    if schema.get("type") == "null":
+        return True
+    return any(_allows_null(s) for s in schema.get("anyOf", []) if isinstance(s, dict))
+
+
+def document_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, separators=(",", ":"))

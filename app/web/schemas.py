@@ -1,0 +1,237 @@
+"""The API's request and response bodies; the OpenAPI document is generated from them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from app.domain.cabinets import MAX_NAME_LENGTH, Cabinet
+from app.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
+from app.domain.users import EMAIL_PATTERN, MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, User
+
+RoleName = Literal["customer_user", "customer_admin", "staff", "staff_admin"]
+KindName = Literal["vendor", "customer"]
+Name = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"\S")
+ExternalId = Field(min_length=1, max_length=100)
+
+
+class Body(BaseModel):
+    """A request body: strict JSON types, and unknown fields refused (no mass assignment)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# ---- queries
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page.")
+    cursor: str | None = Field(None, max_length=200,
+                               description="`next_cursor` of the previous page.")
+
+
+# ---- auth
+
+
+class LoginIn(Body):
+    email: str = Field(min_length=1, max_length=MAX_EMAIL_LENGTH)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+
+
+class RefreshIn(Body):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class RevokeIn(Body):
+    refresh_token: str | None = Field(
+        None, min_length=1, max_length=4096,
+        description="The login to end; without it, the login of the bearer token.")
+
+
+class TokenOut(Out):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int = Field(description="Seconds the access token lives.")
+
+
+class PasswordSetIn(Body):
+    token: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+
+
+# ---- cabinets
+
+
+class CabinetOut(Out):
+    id: str
+    name: str
+    kind: KindName
+    parent_id: str | None
+    external_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, cabinet: Cabinet) -> CabinetOut:
+        return cls(id=cabinet.id, name=cabinet.name, kind=cabinet.kind.value,
+                   parent_id=cabinet.parent_id, external_id=cabinet.external_id,
+                   created_at=cabinet.created_at, updated_at=cabinet.updated_at)
+
+
+class CabinetPage(Out):
+    items: list[CabinetOut]
+    next_cursor: str | None
+
+
+class CabinetCreate(Body):
+    name: str = Name
+    kind: KindName = "customer"
+    parent_id: str | None = Field(None, description="Omit (staff admins) for a top-level cabinet.")
+    external_id: str | None = Field(None, min_length=1, max_length=100,
+                                    description="Billing id; staff admins only.")
+
+
+def reject_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("may be left out but not null")
+    return value
+
+
+class CabinetPatch(Body):
+    """Fields left out stay unchanged; null clears `external_id` or moves to the top."""
+
+    name: str | SkipJsonSchema[None] = Field(None, min_length=1, max_length=MAX_NAME_LENGTH,
+                                             pattern=r"\S")
+    external_id: str | None = Field(None, min_length=1, max_length=100,
+                                    description="Staff admins only.")
+    parent_id: str | None = Field(None, description="Move the cabinet; staff admins only.")
+
+    check_name = field_validator("name", mode="before")(reject_null)
+
+
+# ---- users
+
+
+class UserOut(Out):
+    id: str
+    email: str
+    name: str
+    role: RoleName
+    cabinet_id: str
+    active: bool
+    has_password: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(id=user.id, email=user.email, name=user.name, role=user.role.value,
+                   cabinet_id=user.cabinet_id, active=user.active,
+                   has_password=user.password_hash is not None,
+                   created_at=user.created_at, updated_at=user.updated_at)
+
+
+class UserPage(Out):
+    items: list[UserOut]
+    next_cursor: str | None
+
+
+class UserCreate(Body):
+    email: str = Field(max_length=MAX_EMAIL_LENGTH, pattern=EMAIL_PATTERN)
+    name: str = Field("", max_length=MAX_NAME_LENGTH)
+    role: RoleName = "customer_user"
+
+
+class UserCreated(Out):
+    user: UserOut
+    set_password_url: str = Field(description="One-time link for the user to set a password.")
+    set_password_expires_at: datetime
+
+
+class UserPatch(Body):
+    """Fields left out stay unchanged."""
+
+    name: str | SkipJsonSchema[None] = Field(None, min_length=1, max_length=MAX_NAME_LENGTH,
+                                             pattern=r"\S")
+    role: RoleName | SkipJsonSchema[None] = None
+    active: bool | SkipJsonSchema[None] = None
+
+    check_fields = field_validator("name", "role", "active", mode="before")(reject_null)
+
+
+# ---- me
+
+
+class CabinetRef(Out):
+    id: str
+    name: str
+    kind: KindName
+
+    @classmethod
+    def of(cls, cabinet: Cabinet) -> CabinetRef:
+        return cls(id=cabinet.id, name=cabinet.name, kind=cabinet.kind.value)
+
+
+class MyCabinet(CabinetOut):
+    ancestors: list[CabinetRef] = Field(description="From the top of the tree down.")
+    children: list[CabinetRef]
+
+
+class MeOut(Out):
+    user: UserOut
+    cabinet: MyCabinet
+    role: RoleName
+    permissions: list[str]
+
+
+# ---- system
+
+
+class Health(Out):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+class Jwk(Out):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kty: str
+    kid: str
+    use: str
+    alg: str
+
+
+class Jwks(Out):
+    keys: list[Jwk]
+
+
+class FieldError(Out):
+    field: str
+    message: str
+
+
+class Problem(Out):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str
+    errors: list[FieldError] | None = None
+
+
+class OpenApiDocument(Out):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]

@@ -1,0 +1,141 @@
+"""Storage port: repositories and a unit of work that rolls back unless committed.
+
+Every method that reads tenant data takes the caller's `Scope` (see app.domain.access);
+an object outside the scope is reported as absent.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+from app.domain.access import Scope
+from app.domain.audit import AuditEntry
+from app.domain.cabinets import Cabinet
+from app.domain.paging import PageRequest
+from app.domain.sessions import LoginSession
+from app.domain.users import User
+
+
+class StorageError(Exception):
+    """Base of the errors a storage adapter raises."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be reached or timed out; nothing was written."""
+
+
+class DuplicateKey(StorageError):
+    """A unique key is taken. `key` names it as the schema does, e.g. "users.email_key"."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+class CabinetRepository(Protocol):
+    async def add(self, cabinet: Cabinet) -> None:
+        """Insert; DuplicateKey("cabinets.external_id") when the billing id is taken."""
+
+    async def get(self, cabinet_id: str, scope: Scope) -> Cabinet | None: ...
+
+    async def get_by_external_id(self, external_id: str, scope: Scope) -> Cabinet | None: ...
+
+    async def get_many(self, cabinet_ids: list[str], scope: Scope) -> list[Cabinet]:
+        """The cabinets among `cabinet_ids` in scope, in id order."""
+
+    async def list(self, scope: Scope, page: PageRequest) -> list[Cabinet]:
+        """Up to page.limit + 1 cabinets after page.after, in id (creation) order."""
+
+    async def children(self, parent_id: str, scope: Scope, page: PageRequest) -> list[Cabinet]:
+        """Direct children, paged like `list`."""
+
+    async def update(self, cabinet: Cabinet) -> None:
+        """Write name, kind, external_id and updated_at."""
+
+    async def move(self, cabinet: Cabinet, new_parent: Cabinet | None, at: datetime) -> Cabinet:
+        """Re-parent `cabinet` and rewrite the paths of its whole subtree; returns it moved."""
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User) -> None:
+        """Insert; DuplicateKey("users.email_key") when the e-mail is taken."""
+
+    async def get(self, user_id: str, scope: Scope) -> User | None:
+        """A live (not deleted) user whose cabinet is in scope."""
+
+    async def get_by_email_key(self, key: str) -> User | None:
+        """A live user by lower-cased e-mail, whatever their cabinet: for sign-in only."""
+
+    async def list_in_cabinet(self, cabinet_id: str, scope: Scope,
+                              page: PageRequest) -> list[User]: ...
+
+    async def update(self, user: User) -> None:
+        """Write every mutable field (name, role, active, password hash, deletion)."""
+
+
+class SessionRepository(Protocol):
+    async def add(self, session: LoginSession) -> None: ...
+
+    async def get(self, session_id: str) -> LoginSession | None: ...
+
+    async def revoke(self, session_id: str, at: datetime) -> None: ...
+
+    async def revoke_all_of_user(self, user_id: str, at: datetime) -> None: ...
+
+    async def add_refresh_token(self, jti: str, session_id: str, expires_at: datetime) -> None: ...
+
+    async def use_refresh_token(self, jti: str, session_id: str, at: datetime) -> bool:
+        """Mark the token used. False when it was used before or is unknown: exactly one of
+        several concurrent callers with the same token gets True."""
+
+    async def add_password_token(self, token_hash: str, user_id: str,
+                                 expires_at: datetime) -> None: ...
+
+    async def use_password_token(self, token_hash: str, at: datetime) -> str | None:
+        """Consume a one-time password token; its user id, or None if unknown, used or expired."""
+
+
+class AuditRepository(Protocol):
+    async def add(self, entry: AuditEntry) -> None: ...
+
+    async def list(self, scope: Scope, page: PageRequest,
+                   object_id: str | None = None) -> list[AuditEntry]:
+        """Entries about cabinets in scope (staff: also entries with no cabinet), newest last."""
+
+
+class LoginFailureRepository(Protocol):
+    async def add(self, keys: list[str], at: datetime) -> None: ...
+
+    async def recent(self, key: str, since: datetime) -> tuple[int, datetime | None]:
+        """How many failures `key` had since `since`, and when the oldest of them was."""
+
+    async def clear(self, key: str) -> None: ...
+
+    async def prune(self, before: datetime) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    cabinets: CabinetRepository
+    users: UserRepository
+    sessions: SessionRepository
+    audit: AuditRepository
+    login_failures: LoginFailureRepository
+
+    async def commit(self) -> None:
+        """Make the work durable. Leaving the context without it rolls everything back."""
+
+
+class Storage(Protocol):
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A transaction; StorageUnavailable when no connection can be had in time."""
+
+    async def ping(self) -> None:
+        """Raise StorageUnavailable unless the database answers a trivial query."""
+
+    async def pending_migrations(self) -> list[str]: ...
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations in order, each once even with concurrent callers;
+        the names of those applied."""

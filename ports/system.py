@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware, in UTC."""
+
+
+class IdGenerator(Protocol):
+    def new_id(self) -> str:
+        """A new unique id whose string order follows creation order."""

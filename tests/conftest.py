@@ -1,0 +1,95 @@
+"""Fixtures shared by every test: settings on a fresh data folder, both storage adapters,
+the running app, and a small organisation tree with a user per role."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from aiohttp.test_utils import TestClient
+
+from app.config import Settings, load_settings
+from app.web.app import create_app
+from tests.world import World, build_world
+
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+# The cheapest argon2id the portal accepts (OWASP's minimum): tests hash often.
+TEST_ENV = {
+    "PORTAL_AUTH__ARGON2__TIME_COST": "2",
+    "PORTAL_AUTH__ARGON2__MEMORY_COST_KIB": "19456",
+    "PORTAL_AUTH__ARGON2__PARALLELISM": "1",
+    "PORTAL_LOGGING__ACCESS_LOG": "false",
+}
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """A database of its own for this test session, dropped at the end."""
+    name = f"portal_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(ADMIN_DSN)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.close()
+
+
+def make_settings(data_dir: Path, backend: str = "sqlite", dsn: str | None = None,
+                  **env: str) -> Settings:
+    environ = {**TEST_ENV, "PORTAL_DATA_DIR": str(data_dir), "PORTAL_STORAGE__ADAPTER": backend,
+               **env}
+    if dsn:
+        environ["PORTAL_STORAGE__DSN"] = dsn
+    return load_settings(environ=environ)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Settings for a backend, with extra PORTAL_* overrides."""
+    def make(backend: str = "sqlite", **env: str) -> Settings:
+        dsn = request.getfixturevalue("pg_dsn") if backend == "postgres" else None
+        return make_settings(tmp_path / "var", backend, dsn, **env)
+    return make
+
+
+@pytest.fixture
+def settings(settings_for) -> Settings:  # type: ignore[no-untyped-def]
+    return settings_for("sqlite")
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings: Settings) -> TestClient:  # type: ignore[no-untyped-def]
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def world(client: TestClient) -> AsyncIterator[World]:
+    yield await build_world(client)
+
+
+@pytest.fixture
+async def backend_client(aiohttp_client, settings_for, backend: str  # type: ignore[no-untyped-def]
+                         ) -> TestClient:
+    """The app on SQLite, then again on PostgreSQL."""
+    return await aiohttp_client(create_app(settings_for(backend)))
+
+
+@pytest.fixture
+async def backend_world(backend_client: TestClient) -> World:
+    return await build_world(backend_client)

@@ -1,0 +1,99 @@
+"""A small organisation tree with one signed-in user per role, for API tests.
+
+    vendor V ─ staff_admin, staff
+    customer P ─ customer C (the customers' own cabinet) ─ G (child of C)
+               └ S (sibling of C)
+    customer F (foreign)
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from app.domain.cabinets import Cabinet, CabinetKind
+from app.domain.roles import Role
+from app.domain.users import SYSTEM
+from app.web.keys import SERVICES
+
+PASSWORD = "correct horse battery"
+ROLES = [Role.CUSTOMER_USER, Role.CUSTOMER_ADMIN, Role.STAFF, Role.STAFF_ADMIN]
+
+
+def unique(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:10]}"
+
+
+def email(label: str) -> str:
+    return f"{unique(label)}@example.test"
+
+
+@dataclass
+class Actor:
+    role: Role
+    email: str
+    user_id: str
+    cabinet: Cabinet
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+@dataclass
+class World:
+    client: TestClient
+    vendor: Cabinet
+    parent: Cabinet
+    own: Cabinet
+    child: Cabinet
+    sibling: Cabinet
+    foreign: Cabinet
+    actors: dict[Role, Actor] = field(default_factory=dict)
+
+    def cabinet(self, relation: str) -> Cabinet:
+        return getattr(self, relation)  # type: ignore[no-any-return]
+
+    async def add_user(self, cabinet: Cabinet, role: Role = Role.CUSTOMER_USER) -> str:
+        """A user without a password in `cabinet`; its id."""
+        if cabinet.kind is CabinetKind.VENDOR and not role.is_staff:
+            role = Role.STAFF
+        invitation = await self.client.app[SERVICES].users.invite(
+            SYSTEM, cabinet.id, email("target"), "Target User", role)
+        return invitation.user.id
+
+
+async def login(client: TestClient, address: str, password: str = PASSWORD) -> dict[str, Any]:
+    response = await client.post("/api/v1/jwt", json={"email": address, "password": password})
+    assert response.status == 200, await response.text()
+    return await response.json()  # type: ignore[no-any-return]
+
+
+async def build_world(client: TestClient) -> World:
+    services = client.app[SERVICES]
+    cabinets = services.cabinets
+
+    async def cabinet(name: str, kind: CabinetKind, parent: Cabinet | None = None) -> Cabinet:
+        return await cabinets.create(SYSTEM, unique(name), kind, parent.id if parent else None)
+
+    vendor = await cabinet("vendor", CabinetKind.VENDOR)
+    parent = await cabinet("parent", CabinetKind.CUSTOMER)
+    own = await cabinet("own", CabinetKind.CUSTOMER, parent)
+    world = World(client=client, vendor=vendor, parent=parent, own=own,
+                  child=await cabinet("child", CabinetKind.CUSTOMER, own),
+                  sibling=await cabinet("sibling", CabinetKind.CUSTOMER, parent),
+                  foreign=await cabinet("foreign", CabinetKind.CUSTOMER))
+    for role in ROLES:
+        home = vendor if role.is_staff else own
+        address = email(role.value)
+        user = await services.users.create_with_password(
+            SYSTEM, home.id, address, role.value.replace("_", " ").title(), role, PASSWORD)
+        tokens = await login(client, address)
+        world.actors[role] = Actor(role, address, user.id, home, tokens["access_token"],
+                                   tokens["refresh_token"])
+    return world
