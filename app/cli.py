@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import ConfigError, Settings, load_settings
-from app.container import SchemaOutOfDate, open_services, write_new_signing_key
+from app.container import StartupError, open_services, write_new_signing_key
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.errors import DomainError
 from app.domain.roles import Role
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "users": _create_user}
     try:
         return asyncio.run(_with_services(settings, args, commands[args.command]))
-    except (DomainError, StorageUnavailable, SchemaOutOfDate) as exc:
+    except (DomainError, StorageUnavailable, StartupError) as exc:
         print(f"portal: {getattr(exc, 'detail', exc)}", file=sys.stderr)
         return 1
 
@@ -159,8 +159,9 @@ def _generate_key(out: Path) -> int:
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     from aiohttp import web
 
-    from app.web.app import AccessLogger, create_app
+    from app.web.app import AccessLogger, create_app, install_log_filters
 
+    install_log_filters()
     host = host or settings.server.host
     port = port or settings.server.port
     app = create_app(settings)
@@ -174,7 +175,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
                     access_log_class=AccessLogger,
                     access_log=logging.getLogger("portal.access")
                     if settings.logging.access_log else None)
-    except (StorageUnavailable, SchemaOutOfDate) as exc:
+    except (StorageUnavailable, StartupError) as exc:
         print(f"portal: cannot start: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

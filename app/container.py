@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dependency_injector import containers, providers
 
 from adapters.argon2 import Argon2PasswordHasher
 from adapters.jwcrypto import (
     JwcryptoTokenCodec,
+    KeyFileError,
     load_signing_key,
     new_signing_key,
     write_key_file,
@@ -91,7 +93,19 @@ class Container(containers.DeclarativeContainer):
                                    users=users, web_secret=web_secret)
 
 
-class SchemaOutOfDate(Exception):
+T = TypeVar("T")
+
+
+async def _resolved(value: T | Awaitable[T]) -> T:
+    """Providers that depend on an async resource hand back awaitables."""
+    return await value if inspect.isawaitable(value) else value
+
+
+class StartupError(Exception):
+    """The portal cannot start as configured; the message says why."""
+
+
+class SchemaOutOfDate(StartupError):
     """The database lacks migrations and this start may not apply them."""
 
 
@@ -117,9 +131,12 @@ async def open_services(settings: Settings, *, prepare_schema: bool = True
     and refused with SchemaOutOfDate when it is off.
     """
     container = build_container(settings)
-    await container.init_resources()
+    await _resolved(container.init_resources())
     try:
-        services: Services = await container.services()
+        try:
+            services = await _resolved(container.services())
+        except KeyFileError as exc:
+            raise StartupError(f"auth.signing_key_file: {exc}") from exc
         if prepare_schema:
             if settings.storage.auto_migrate:
                 await services.storage.migrate()
@@ -128,7 +145,7 @@ async def open_services(settings: Settings, *, prepare_schema: bool = True
                     f"the database lacks migrations {', '.join(pending)}: run `portal migrate`")
         yield services
     finally:
-        await container.shutdown_resources()
+        await _resolved(container.shutdown_resources())
 
 
 def write_new_signing_key(path: Path) -> None:

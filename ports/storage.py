@@ -45,11 +45,11 @@ class CabinetRepository(Protocol):
     async def get_many(self, cabinet_ids: list[str], scope: Scope) -> list[Cabinet]:
         """The cabinets among `cabinet_ids` in scope, in id order."""
 
-    async def list(self, scope: Scope, page: PageRequest) -> list[Cabinet]:
-        """Up to page.limit + 1 cabinets after page.after, in id (creation) order."""
+    async def list_visible(self, scope: Scope, page: PageRequest) -> list[Cabinet]:
+        """Up to page.limit + 1 cabinets in scope after page.after, in id (creation) order."""
 
     async def children(self, parent_id: str, scope: Scope, page: PageRequest) -> list[Cabinet]:
-        """Direct children, paged like `list`."""
+        """Direct children, paged like `list_visible`."""
 
     async def update(self, cabinet: Cabinet) -> None:
         """Write name, kind, external_id and updated_at."""
@@ -93,6 +93,9 @@ class SessionRepository(Protocol):
     async def add_password_token(self, token_hash: str, user_id: str,
                                  expires_at: datetime) -> None: ...
 
+    async def password_token_user(self, token_hash: str, at: datetime) -> str | None:
+        """The user id of an unused, unexpired password token, without spending it."""
+
     async def use_password_token(self, token_hash: str, at: datetime) -> str | None:
         """Consume a one-time password token; its user id, or None if unknown, used or expired."""
 
@@ -100,8 +103,8 @@ class SessionRepository(Protocol):
 class AuditRepository(Protocol):
     async def add(self, entry: AuditEntry) -> None: ...
 
-    async def list(self, scope: Scope, page: PageRequest,
-                   object_id: str | None = None) -> list[AuditEntry]:
+    async def list_visible(self, scope: Scope, page: PageRequest,
+                           object_id: str | None = None) -> list[AuditEntry]:
         """Entries about cabinets in scope (staff: also entries with no cabinet), newest last."""
 
 

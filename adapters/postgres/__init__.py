@@ -58,7 +58,7 @@ class _PostgresSession:
         values = {key: _to_sql(value) for key, value in (params or {}).items()}
         try:
             await self._cursor.execute(to_pyformat(sql), values)
-        except (psycopg2.Error, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, psycopg2.Error, OSError) as exc:
             raise _translate(exc) from exc
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
@@ -94,7 +94,7 @@ class PostgresStorage:
             self._pool = await aiopg.create_pool(
                 self.dsn, minsize=self._pool_min, maxsize=self._pool_max,
                 timeout=self._timeout, on_connect=_utc_session, enable_hstore=False)
-        except (psycopg2.Error, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, psycopg2.Error, OSError) as exc:
             raise StorageUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
 
     async def close(self) -> None:
@@ -109,7 +109,7 @@ class PostgresStorage:
             raise StorageUnavailable("the PostgreSQL storage is not open")
         try:
             conn = await asyncio.wait_for(self._pool.acquire(), self._timeout)
-        except (psycopg2.Error, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, psycopg2.Error, OSError) as exc:
             raise StorageUnavailable(f"no PostgreSQL connection: {exc or 'timed out'}") from exc
         try:
             cursor = await conn.cursor()

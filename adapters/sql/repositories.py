@@ -28,7 +28,8 @@ def page_filter(page: PageRequest, id_column: str) -> tuple[str, dict[str, Any]]
     return f"{id_column} > :page_after", {"page_after": page.after, "page_limit": page.limit + 1}
 
 
-_CABINET_COLUMNS = "c.id, c.name, c.kind, c.parent_id, c.path, c.external_id, c.created_at, c.updated_at"
+_CABINET_COLUMNS = ("c.id, c.name, c.kind, c.parent_id, c.path, c.external_id, c.created_at,"
+                    " c.updated_at")
 
 
 def _cabinet(row: Row) -> Cabinet:
@@ -87,7 +88,7 @@ class SqlCabinets:
         )
         return [_cabinet(row) for row in rows]
 
-    async def list(self, scope: Scope, page: PageRequest) -> list[Cabinet]:
+    async def list_visible(self, scope: Scope, page: PageRequest) -> list[Cabinet]:
         return await self._page("1 = 1", {}, scope, page)
 
     async def children(self, parent_id: str, scope: Scope, page: PageRequest) -> list[Cabinet]:
@@ -223,6 +224,12 @@ class SqlSessions:
             " :user_id, :expires_at)",
             {"token_hash": token_hash, "user_id": user_id, "expires_at": expires_at})
 
+    async def password_token_user(self, token_hash: str, at: datetime) -> str | None:
+        row = await self._db.fetch_one(
+            "SELECT user_id FROM password_tokens WHERE token_hash = :token_hash"
+            " AND used_at IS NULL AND expires_at > :at", {"token_hash": token_hash, "at": at})
+        return str(row["user_id"]) if row else None
+
     async def use_password_token(self, token_hash: str, at: datetime) -> str | None:
         row = await self._db.fetch_one(
             "UPDATE password_tokens SET used_at = :at WHERE token_hash = :token_hash"
@@ -242,8 +249,8 @@ class SqlAudit:
             " :actor_email, :object_type, :object_id, :cabinet_id, :address, :details)",
             vars(entry))
 
-    async def list(self, scope: Scope, page: PageRequest,
-                   object_id: str | None = None) -> list[AuditEntry]:
+    async def list_visible(self, scope: Scope, page: PageRequest,
+                           object_id: str | None = None) -> list[AuditEntry]:
         in_scope, scope_params = scope_filter(scope, "c.path")
         after, page_params = page_filter(page, "a.id")
         about = "a.object_id = :object_id" if object_id else "1 = 1"

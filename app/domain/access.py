@@ -40,7 +40,8 @@ def visible_scope(principal: Principal) -> Scope:
     return Scope.subtree(principal.cabinet_path)
 
 
-def require_visible(principal: Principal, cabinet: Cabinet | None, what: str = "cabinet") -> Cabinet:
+def require_visible(principal: Principal, cabinet: Cabinet | None,
+                    what: str = "cabinet") -> Cabinet:
     if cabinet is None or not visible_scope(principal).contains(cabinet.path):
         raise NotFound(f"No such {what}.")
     return cabinet

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from app.domain.errors import Invalid
 
 MAX_NAME_LENGTH = 200
 
 
-class CabinetKind(str, Enum):
+class CabinetKind(StrEnum):
     VENDOR = "vendor"
     CUSTOMER = "customer"
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     CUSTOMER_USER = "customer_user"
     CUSTOMER_ADMIN = "customer_admin"
     STAFF = "staff"
@@ -26,11 +26,15 @@ class Role(str, Enum):
     def outranks_or_equals(self, other: Role) -> bool:
         return self.rank >= other.rank
 
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
 
 _RANK = {Role.CUSTOMER_USER: 0, Role.CUSTOMER_ADMIN: 1, Role.STAFF: 2, Role.STAFF_ADMIN: 3}
 
 
-class Permission(str, Enum):
+class Permission(StrEnum):
     CABINETS_READ = "cabinets:read"
     CABINETS_READ_ALL = "cabinets:read_all"
     CABINETS_CREATE_CHILD = "cabinets:create_child"

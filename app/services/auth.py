@@ -77,7 +77,8 @@ class AuthService:
         async with self._storage.unit_of_work() as uow:
             if not (matches and known_hash and user and user.active):
                 await uow.login_failures.add([k for k, _ in throttle_keys], now)
-                await uow.login_failures.prune(now - timedelta(seconds=self._policy.throttle_window))
+                window = timedelta(seconds=self._policy.throttle_window)
+                await uow.login_failures.prune(now - window)
                 await uow.audit.add(self._audit.entry(
                     "login.failed", None, "user", user.id if user else None,
                     user.cabinet_id if user else None, address=address, email=key))

@@ -24,8 +24,8 @@ UNSET = Unset()
 @dataclass(frozen=True)
 class CabinetChanges:
     name: str | None = None
-    external_id: str | None | Unset = UNSET
-    parent_id: str | None | Unset = UNSET
+    external_id: str | Unset | None = UNSET
+    parent_id: str | Unset | None = UNSET
 
 
 class CabinetService:
@@ -103,9 +103,9 @@ class CabinetService:
             await uow.commit()
         return cabinet
 
-    async def list(self, actor: Principal, page: PageRequest) -> Page[Cabinet]:
+    async def list_visible(self, actor: Principal, page: PageRequest) -> Page[Cabinet]:
         async with self._storage.unit_of_work() as uow:
-            rows = await uow.cabinets.list(access.visible_scope(actor), page)
+            rows = await uow.cabinets.list_visible(access.visible_scope(actor), page)
         return Page.from_rows(rows, page)
 
     async def children(self, actor: Principal, cabinet_id: str,

@@ -52,6 +52,9 @@ class UserChanges:
     active: bool | None = None
 
 
+_SPENT_LINK = "This link is invalid, used or expired. Ask an administrator for a new one."
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -66,7 +69,8 @@ class UserService:
         self._policy = policy
         self._audit = AuditTrail(clock, ids)
 
-    async def list(self, actor: Principal, cabinet_id: str, page: PageRequest) -> Page[User]:
+    async def list_in_cabinet(self, actor: Principal, cabinet_id: str,
+                              page: PageRequest) -> Page[User]:
         async with self._storage.unit_of_work() as uow:
             cabinet = await self._cabinet(uow, actor, cabinet_id)
             rows = await uow.users.list_in_cabinet(cabinet.id, access.visible_scope(actor), page)
@@ -146,6 +150,19 @@ class UserService:
                 "user.deleted", actor, "user", user.id, cabinet.id, email=user.email))
             await uow.commit()
 
+    async def check_password_link(self, token: str) -> User:
+        """The user a set-password link is for, or InvalidPasswordToken; the link stays valid."""
+        async with self._storage.unit_of_work() as uow:
+            user_id = await uow.sessions.password_token_user(_token_hash(token), self._clock.now())
+            user = await uow.users.get(user_id, access.Scope.everything()) if user_id else None
+        if user is None:
+            raise InvalidPasswordToken(_SPENT_LINK, field="token")
+        return user
+
+    @property
+    def password_min_length(self) -> int:
+        return self._policy.password_min_length
+
     async def set_password(self, token: str, password: str, address: str | None) -> User:
         """Spend a one-time link: set the password and end every login of that user."""
         check_password(password, self._policy.password_min_length)
@@ -155,8 +172,7 @@ class UserService:
             user_id = await uow.sessions.use_password_token(_token_hash(token), now)
             user = await uow.users.get(user_id, access.Scope.everything()) if user_id else None
             if user is None:
-                raise InvalidPasswordToken("This link is invalid, used or expired. "
-                                           "Ask an administrator for a new one.", field="token")
+                raise InvalidPasswordToken(_SPENT_LINK, field="token")
             user.password_hash, user.updated_at = password_hash, now
             await uow.users.update(user)
             await uow.sessions.revoke_all_of_user(user.id, now)

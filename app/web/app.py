@@ -11,6 +11,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 from app import __version__
 from app.config import PROJECT_ROOT, Settings
@@ -40,9 +41,13 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
                           client_max_size=settings.web.max_body_bytes)
     app[SETTINGS] = settings
     operations = [op for module in API_MODULES for op in module.api.operations]
-    app[OPENAPI] = build_document(
+    document = build_document(
         operations, title=f"{settings.web.brand_name} license portal API", version=__version__,
         description=API_DESCRIPTION)
+    # The password policy is configuration; the document states the deployment's own.
+    document["components"]["schemas"]["PasswordSetIn"]["properties"]["password"]["minLength"] = (
+        settings.auth.password_min_length)
+    app[OPENAPI] = document
     app.router.add_routes(route_table(operations))
     app.router.add_routes(views.routes)
     app.router.add_static("/static", STATIC_DIR)
@@ -59,16 +64,33 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     return app
 
 
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a request it cannot even parse (a NUL in a header, say) with a full
+    traceback; an operator only needs one line, since the client already got a 400."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], HttpProcessingError):
+            message = record.getMessage()
+            record.msg, record.args = "%s: %s", (message, " ".join(str(record.exc_info[1]).split()))
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def install_log_filters() -> None:
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
+
+
 class AccessLogger(AbstractAccessLogger):
     """One line per request with its id, the user, and the time taken."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        principal = request.get(PRINCIPAL)  # type: ignore[call-overload]
+        principal = request.get(PRINCIPAL)
         self.logger.info(
             '%s "%s %s" %s %s %.1fms user=%s request_id=%s', request.remote, request.method,
             request.path_qs, response.status, response.body_length, time * 1000,
             principal.user_id if principal else "-",
-            request.get(REQUEST_ID, "-"))  # type: ignore[call-overload]
+            request.get(REQUEST_ID, "-"))
 
     @property
     def enabled(self) -> bool:

@@ -15,6 +15,7 @@ SERVICES = web.AppKey("services", Services)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 
 REQUEST_ID = web.RequestKey("request_id", str)
-PRINCIPAL = web.RequestKey("principal", Principal | None)  # type: ignore[arg-type]
+# Set only for an authenticated request: read it with request.get(PRINCIPAL).
+PRINCIPAL = web.RequestKey("principal", Principal)
 # Cookies to set or clear on whatever response this request ends with: {name: value or None}.
 SESSION_COOKIES = web.RequestKey("session_cookies", dict[str, str | None])

@@ -7,6 +7,7 @@ import re
 import uuid
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from app.domain.errors import DomainError, Throttled, Unauthenticated
 from app.web.api.common import client_address
@@ -29,14 +30,14 @@ def is_api(request: web.Request) -> bool:
 
 
 @web.middleware
-async def request_ids(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
     request[REQUEST_ID] = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
     return await handler(request)
 
 
 @web.middleware
-async def errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes a problem (API) or an error page (portal); never a traceback."""
     try:
         return await handler(request)
@@ -81,11 +82,10 @@ def _error(request: web.Request, status: int, slug: str, detail: str, *,
 
 
 @web.middleware
-async def authentication(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A bearer token, else the session cookies. Cookie-authenticated changes must carry the
     CSRF token: in the form field for portal pages, in X-CSRF-Token for the API."""
     header = request.headers.get("Authorization")
-    request[PRINCIPAL] = None
     if header is not None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
@@ -97,15 +97,21 @@ async def authentication(request: web.Request, handler: web.Handler) -> web.Stre
         return await handler(request)
     if request.method not in _SAFE_METHODS:
         if is_api(request):
-            if session.ACCESS_COOKIE in request.cookies or session.REFRESH_COOKIE in request.cookies:
+            if _has_session_cookie(request):
                 session.check_csrf(request, request.headers.get(session.CSRF_HEADER))
         else:
             form = await request.post()
             supplied = form.get(session.CSRF_FIELD)
             session.check_csrf(request, supplied if isinstance(supplied, str) else None)
-    if session.ACCESS_COOKIE in request.cookies or session.REFRESH_COOKIE in request.cookies:
-        request[PRINCIPAL] = await session.cookie_principal(request)
+    if _has_session_cookie(request):
+        principal = await session.cookie_principal(request)
+        if principal is not None:
+            request[PRINCIPAL] = principal
     return await handler(request)
+
+
+def _has_session_cookie(request: web.Request) -> bool:
+    return session.ACCESS_COOKIE in request.cookies or session.REFRESH_COOKIE in request.cookies
 
 
 async def response_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -81,10 +81,10 @@ def _wrap(op: Operation) -> Handler:
 
 
 async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
-    if request.content_type not in ("application/json", "") and not request.content_type.endswith(
+    raw = await request.read() if request.body_exists else b""
+    if raw and request.content_type != "application/json" and not request.content_type.endswith(
             "+json"):
         raise RequestInvalid(415, "Send the body as application/json.", [])
-    raw = await request.read()
     try:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
@@ -133,8 +133,9 @@ def build_document(operations: list[Operation], *, title: str, version: str,
     inputs = {m for op in operations for m in (op.body, op.query) if m is not None}
     outputs = ({op.response for op in operations if op.response is not None} | {Problem}
                | {m for op in operations for _, m in op.extra_responses.values() if m})
-    models = ([(m, "validation") for m in sorted(inputs, key=lambda m: m.__name__)]
-              + [(m, "serialization") for m in sorted(outputs, key=lambda m: m.__name__)])
+    models: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
+        *((m, "validation") for m in sorted(inputs, key=lambda m: m.__name__)),
+        *((m, "serialization") for m in sorted(outputs, key=lambda m: m.__name__))]
     refs, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas = _without_null_defaults(defs.get("$defs", {}))
 
@@ -193,8 +194,8 @@ def _operation(op: Operation, refs: dict[Any, Any], schemas: dict[str, Any]) -> 
     if op.description:
         entry["description"] = op.description
     if op.body is not None:
-        required = bool(schemas[op.body.__name__].get("required"))
-        entry["requestBody"] = {"required": required, "content": {"application/json": {
+        body_required = bool(schemas[op.body.__name__].get("required"))
+        entry["requestBody"] = {"required": body_required, "content": {"application/json": {
             "schema": refs[(op.body, "validation")]}}}
     return entry
 

@@ -28,7 +28,7 @@ def _tokens(pair: TokenPair) -> web.Response:
 
 
 @api.operation("POST", "/api/v1/jwt", summary="Sign in: an access and a refresh token",
-               auth=False, body=LoginIn, response=TokenOut,
+               auth=False, body=LoginIn, response=TokenOut, errors=(401,),
                description="Wrong e-mail and wrong password answer alike (401). Repeated "
                            "failures for an account or an address answer 429 with Retry-After.")
 async def create_token(request: web.Request, body: LoginIn) -> web.Response:

@@ -14,7 +14,8 @@ api = ApiRoutes("cabinets")
 @api.operation("GET", "/api/v1/cabinets", summary="Cabinets the caller may see",
                query=ListQuery, response=CabinetPage)
 async def list_cabinets(request: web.Request, query: ListQuery) -> web.Response:
-    page = await services(request).cabinets.list(principal(request), page_request(query))
+    page = await services(request).cabinets.list_visible(principal(request),
+                                                         page_request(query))
     return json_out(CabinetPage(items=[CabinetOut.of(c) for c in page.items],
                                 next_cursor=page.next_cursor))
 

@@ -14,7 +14,7 @@ from app.web.schemas import ListQuery
 
 
 def principal(request: web.Request) -> Principal:
-    found = request.get(PRINCIPAL)
+    found: Principal | None = request.get(PRINCIPAL)
     if found is None:
         raise Unauthenticated("Sign in: send a valid bearer access token.")
     return found

@@ -14,7 +14,7 @@ api = ApiRoutes("users")
 @api.operation("GET", "/api/v1/cabinets/{id}/users", summary="Users of a cabinet",
                query=ListQuery, response=UserPage)
 async def list_users(request: web.Request, query: ListQuery) -> web.Response:
-    page = await services(request).users.list(
+    page = await services(request).users.list_in_cabinet(
         principal(request), request.match_info["id"], page_request(query))
     return json_out(UserPage(items=[UserOut.of(u) for u in page.items],
                              next_cursor=page.next_cursor))

@@ -104,7 +104,9 @@ async def write_cookies(request: web.Request, response: web.StreamResponse) -> N
         jar: SimpleCookie = SimpleCookie()
         jar[name] = value or ""
         morsel = jar[name]
-        morsel.update({"path": "/", "httponly": True, "samesite": "Lax"})
+        morsel["path"] = "/"
+        morsel["httponly"] = True
+        morsel["samesite"] = "Lax"
         if settings.web.secure_cookies:
             morsel["secure"] = True
         max_age = 0 if value is None else max_ages[name]

@@ -68,14 +68,20 @@ async def login(request: web.Request) -> web.StreamResponse:
     return see_other(target)
 
 
-@routes.post("/logout")
-async def logout(request: web.Request) -> web.StreamResponse:
+async def _sign_out(request: web.Request) -> None:
     refresh = request.cookies.get(REFRESH_COOKIE)
+    if request.get(PRINCIPAL) is None and not refresh:
+        return
     try:
         await request.app[SERVICES].auth.revoke(request.get(PRINCIPAL), refresh)
     except Unauthenticated:
         pass  # already signed out
     end_session(request)
+
+
+@routes.post("/logout")
+async def logout(request: web.Request) -> web.StreamResponse:
+    await _sign_out(request)
     return see_other("/login?notice=signed-out")
 
 
@@ -89,7 +95,8 @@ async def my_organisation(request: web.Request, me: Principal) -> web.StreamResp
 @signed_in
 async def cabinets_page(request: web.Request, me: Principal) -> web.StreamResponse:
     cursor = request.query.get("cursor")
-    page = await request.app[SERVICES].cabinets.list(me, PageRequest.from_cursor(50, cursor))
+    page = await request.app[SERVICES].cabinets.list_visible(
+        me, PageRequest.from_cursor(50, cursor))
     return render(request, "cabinets.html", {"cabinets": page.items,
                                              "next_cursor": page.next_cursor})
 
@@ -108,10 +115,10 @@ async def _cabinet_page(request: web.Request, me: Principal, cabinet_id: str, *,
     cabinet = await services.cabinets.get(me, cabinet_id)
     lineage = await services.cabinets.lineage(me, cabinet)
     children = await services.cabinets.children(me, cabinet.id, PageRequest(MAX_LIMIT))
-    users = await services.users.list(me, cabinet.id, PageRequest(MAX_LIMIT))
+    users = await services.users.list_in_cabinet(me, cabinet.id, PageRequest(MAX_LIMIT))
     manage_users = _allowed(access.require_may_manage_users, me, cabinet)
-    roles = [r for r in Role
-             if me.role.outranks_or_equals(r) and r.is_staff == (cabinet.kind is CabinetKind.VENDOR)]
+    vendor = cabinet.kind is CabinetKind.VENDOR
+    roles = [r for r in Role if me.role.outranks_or_equals(r) and r.is_staff == vendor]
     return render(request, "cabinet.html", {
         "cabinet": cabinet, "lineage": lineage, "children": children.items,
         "users": users.items, "manage_users": manage_users,
@@ -206,24 +213,41 @@ async def change_user(request: web.Request, me: Principal) -> web.StreamResponse
     return await _or_form_error(request, me, cabinet_id, action, form, back)
 
 
+def _set_password_form(request: web.Request, token: str, *, email: str | None = None,
+                       error: str | None = None, status: int = 200) -> web.Response:
+    # A page of its own, without the top bar: the link may be opened in a browser where
+    # somebody else (the administrator who sent it) is still signed in.
+    return render(request, "set_password.html", {
+        "me": None, "token": token, "email": email, "error": error,
+        "min_length": request.app[SERVICES].users.password_min_length}, status=status)
+
+
 @routes.get("/password/set")
 async def set_password_page(request: web.Request) -> web.StreamResponse:
-    return render(request, "set_password.html", {"token": request.query.get("token", "")})
+    token = request.query.get("token", "")
+    try:
+        user = await request.app[SERVICES].users.check_password_link(token)
+    except DomainError as exc:
+        return _set_password_form(request, "", error=exc.detail, status=exc.status)
+    return _set_password_form(request, token, email=user.email)
 
 
 @routes.post("/password/set")
 async def set_password(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     token = form.get("token", "")
+    email = form.get("username")
     if form.get("password", "") != form.get("password_again", ""):
-        return render(request, "set_password.html",
-                      {"token": token, "error": "The two passwords differ."}, status=422)
+        return _set_password_form(request, token, email=email, error="The two passwords differ.",
+                                  status=422)
     try:
         await request.app[SERVICES].users.set_password(token, form.get("password", ""),
                                                        client_address(request))
     except DomainError as exc:
-        return render(request, "set_password.html", {"token": token, "error": exc.detail},
-                      status=exc.status)
+        return _set_password_form(request, token if exc.field == "password" else "", email=email,
+                                  error=exc.detail, status=exc.status)
+    # Whoever was signed in here is signed out, so the new password is used next.
+    await _sign_out(request)
     return see_other("/login?notice=password-set")
 
 

@@ -1,0 +1,118 @@
+"""The `portal` command, run as a newcomer or an operator would: as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEST_ENV
+
+PORTAL = str(Path(sys.executable).with_name("portal"))
+
+
+def run(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    environ.update(TEST_ENV, PORTAL_DATA_DIR=str(data_dir), **env)
+    return subprocess.run([PORTAL, *args], env=environ, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_demo_is_idempotent_and_prints_working_accounts(tmp_path: Path) -> None:
+    first = run(tmp_path, "demo")
+    assert first.returncode == 0, first.stderr
+    assert "admin@acme.example" in first.stdout and "demo-acme-admin" in first.stdout
+    for role in ("staff_admin", "staff ", "customer_admin", "customer_user"):
+        assert role in first.stdout
+    second = run(tmp_path, "demo")
+    assert second.returncode == 0 and second.stdout == first.stdout
+    # Still one vendor and four customers: creating the cabinet again clashes on its billing id.
+    clash = run(tmp_path, "cabinets", "create", "--name", "X", "--kind", "customer",
+                "--external-id", "DEMO-ACME")
+    assert clash.returncode == 1
+    assert "billing id" in clash.stderr
+
+
+def test_cabinets_and_users_create_print_json(tmp_path: Path) -> None:
+    parent = run(tmp_path, "cabinets", "create", "--name", "Initech", "--kind", "customer",
+                 "--external-id", "CRM-7")
+    assert parent.returncode == 0, parent.stderr
+    created = json.loads(parent.stdout)
+    assert created["name"] == "Initech" and created["external_id"] == "CRM-7"
+    child = run(tmp_path, "cabinets", "create", "--name", "Initech Labs", "--kind", "customer",
+                "--parent", "CRM-7")
+    assert json.loads(child.stdout)["parent_id"] == created["id"]
+
+    user = run(tmp_path, "users", "create", "--email", "peter@initech.example", "--role",
+               "customer_admin", "--cabinet", created["id"], "--name", "Peter",
+               PORTAL_USER_PASSWORD="tps reports 2026")
+    assert user.returncode == 0, user.stderr
+    shown = json.loads(user.stdout)
+    assert shown["email"] == "peter@initech.example" and shown["has_password"] is True
+    assert "password" not in user.stdout.replace("has_password", "")
+
+
+def test_users_create_refuses_a_weak_password_and_a_missing_one(tmp_path: Path) -> None:
+    cabinet = json.loads(run(tmp_path, "cabinets", "create", "--name", "A", "--kind",
+                             "customer").stdout)
+    weak = run(tmp_path, "users", "create", "--email", "a@a.example", "--role",
+               "customer_user", "--cabinet", cabinet["id"], PORTAL_USER_PASSWORD="short")
+    assert weak.returncode == 1 and "at least 10 characters" in weak.stderr
+    missing = run(tmp_path, "users", "create", "--email", "a@a.example", "--role",
+                  "customer_user", "--cabinet", cabinet["id"])
+    assert missing.returncode != 0 and "PORTAL_USER_PASSWORD" in missing.stderr
+
+
+def test_invalid_configuration_stops_with_one_clear_message(tmp_path: Path) -> None:
+    result = run(tmp_path, "migrate", PORTAL_STORAGE__ADAPTER="oracle")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "portal: invalid configuration: storage.adapter (from PORTAL_STORAGE__ADAPTER): "
+        "Input should be 'sqlite' or 'postgres'")
+    assert "Traceback" not in result.stderr
+
+
+def test_migrate_applies_once(tmp_path: Path) -> None:
+    first = run(tmp_path, "migrate")
+    assert first.returncode == 0 and "0001_foundation" in first.stdout
+    second = run(tmp_path, "migrate")
+    assert second.stdout.strip() == "the schema is up to date"
+
+
+@pytest.mark.postgres
+def test_without_auto_migrate_a_stale_schema_refuses_to_start(tmp_path: Path,
+                                                             pg_dsn: str) -> None:
+    import psycopg2
+
+    dsn = pg_dsn.rsplit("/", 1)[0] + "/" + "portal_cli_" + tmp_path.name[-8:].lower()
+    name = dsn.rsplit("/", 1)[1]
+    admin = psycopg2.connect(pg_dsn)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    try:
+        env = {"PORTAL_STORAGE__ADAPTER": "postgres", "PORTAL_STORAGE__DSN": dsn,
+               "PORTAL_STORAGE__AUTO_MIGRATE": "false"}
+        refused = run(tmp_path, "demo", **env)
+        assert refused.returncode == 1
+        assert "run `portal migrate`" in refused.stderr
+        assert run(tmp_path, "migrate", **env).returncode == 0
+        assert run(tmp_path, "demo", **env).returncode == 0
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+def test_keys_generate_writes_a_private_key_once(tmp_path: Path) -> None:
+    out = tmp_path / "signing.jwk"
+    assert run(tmp_path, "keys", "generate", "--out", str(out)).returncode == 0
+    key = json.loads(out.read_text())
+    assert key["kty"] == "OKP" and key["crv"] == "Ed25519" and "d" in key
+    assert out.stat().st_mode & 0o077 == 0
+    again = run(tmp_path, "keys", "generate", "--out", str(out))
+    assert again.returncode == 1 and "refusing to overwrite" in again.stderr

@@ -1,0 +1,82 @@
+"""A real `portal serve` process on a free loopback port, for browser and schema tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import TEST_ENV
+
+PORTAL = str(Path(sys.executable).with_name("portal"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class LivePortal:
+    url: str
+    env: dict[str, str]
+    log: Path
+
+    def run(self, *args: str) -> str:
+        """Run another `portal` command against the same data; its standard output."""
+        done = subprocess.run([PORTAL, *args], env=self.env, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+
+@contextmanager
+def live_portal(data_dir: Path, *, demo: bool = True, **env: str) -> Iterator[LivePortal]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    environ.update(TEST_ENV, PORTAL_DATA_DIR=str(data_dir), PORTAL_BASE_URL=url, **env)
+    portal = LivePortal(url, environ, data_dir / "serve.log")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if demo:
+        portal.run("demo")
+    with portal.log.open("w") as log:
+        process = subprocess.Popen([PORTAL, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                                   env=environ, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_healthy(url, process, portal.log)
+        yield portal
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AssertionError("the portal did not stop within 20 s of SIGTERM") from None
+    log_text = portal.log.read_text(errors="replace")
+    assert process.returncode == 0, f"the portal exited with {process.returncode}:\n{log_text}"
+    assert "Traceback" not in log_text and "unhandled error" not in log_text, log_text
+
+
+def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the portal exited early:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"the portal did not answer within 30 s:\n{log.read_text()}")

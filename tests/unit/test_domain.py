@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import pytest
+
+from adapters.postgres import to_pyformat
+from adapters.sql.migrations import load_migrations, split_statements
+from adapters.system import Uuid7Ids
+from app.domain.cabinets import CabinetKind, check_name, check_parent
+from app.domain.errors import Invalid
+from app.domain.paging import BadCursor, Page, PageRequest, decode_cursor, encode_cursor
+from app.domain.roles import Role, permissions_of
+from app.domain.users import check_email, check_password, email_key
+from tests.unit.test_access import TREE
+
+
+def test_ids_sort_by_creation_and_are_uuid_v7() -> None:
+    ids = Uuid7Ids()
+    made = [ids.new_id() for _ in range(5000)]
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
+    assert all(i[14] == "7" and i[19] in "89ab" for i in made)
+
+
+def test_cursors_round_trip_and_refuse_anything_else() -> None:
+    last = Uuid7Ids().new_id()
+    assert decode_cursor(encode_cursor(last)) == last
+    for bad in ("", "garbage", encode_cursor("not-an-id"), "%%%"):
+        with pytest.raises(BadCursor):
+            decode_cursor(bad)
+
+
+def test_a_page_says_whether_more_exist() -> None:
+    class Item:
+        def __init__(self, id: str) -> None:
+            self.id = id
+
+    rows = [Item(f"0000000{i}-0000-7000-8000-000000000000") for i in range(4)]
+    page = Page.from_rows(rows, PageRequest(limit=3))
+    assert [i.id for i in page.items] == [r.id for r in rows[:3]]
+    assert page.next_cursor is not None and decode_cursor(page.next_cursor) == rows[2].id
+    assert Page.from_rows(rows[:3], PageRequest(limit=3)).next_cursor is None
+
+
+def test_names_are_tidied_and_bounded() -> None:
+    assert check_name("  Acme \n  Labs ") == "Acme Labs"
+    for bad in ("", "   ", "x" * 201):
+        with pytest.raises(Invalid):
+            check_name(bad)
+
+
+def test_kinds_do_not_mix_in_the_tree() -> None:
+    with pytest.raises(Invalid):
+        check_parent(CabinetKind.VENDOR, TREE["own"])
+    check_parent(CabinetKind.CUSTOMER, TREE["own"])
+    check_parent(CabinetKind.CUSTOMER, None)
+
+
+def test_email_rules() -> None:
+    assert check_email("  Ann@Example.COM ") == "Ann@Example.COM"
+    assert email_key(" Ann@Example.COM") == "ann@example.com"
+    for bad in ("ann", "ann@", "@example.com", "a b@example.com", "ann@example"):
+        with pytest.raises(Invalid):
+            check_email(bad)
+
+
+def test_password_rules() -> None:
+    check_password("x" * 10, 10)
+    with pytest.raises(Invalid):
+        check_password("x" * 9, 10)
+    with pytest.raises(Invalid):
+        check_password("x" * 1025, 10)
+
+
+def test_roles_only_gain_permissions_going_up() -> None:
+    ranked = [set(permissions_of(r)) for r in Role]
+    assert ranked[0] < ranked[1] < ranked[3]
+    assert ranked[0] < ranked[2] < ranked[3]
+    assert "products:manage" in ranked[3] and "products:manage" not in ranked[2]
+
+
+def test_portable_sql_placeholders_become_pyformat() -> None:
+    assert to_pyformat("SELECT * FROM t WHERE a = :a AND b LIKE :b") == (
+        "SELECT * FROM t WHERE a = %(a)s AND b LIKE %(b)s")
+    assert to_pyformat("SELECT '100%' AS p, :x") == "SELECT '100%%' AS p, %(x)s"
+
+
+def test_migrations_split_into_statements_and_are_numbered() -> None:
+    assert split_statements("-- c\nCREATE TABLE a (x INT);\nCREATE INDEX i ON a (x);\n") == (
+        "CREATE TABLE a (x INT)", "CREATE INDEX i ON a (x)")
+    migrations = load_migrations()
+    assert [m.version for m in migrations] == sorted({m.version for m in migrations})
+    assert migrations[0].label == "0001_foundation"
