@@ -109,10 +109,16 @@ class PostgresStorage:
             raise StorageUnavailable("the PostgreSQL storage is not open")
         try:
             conn = await asyncio.wait_for(self._pool.acquire(), self._timeout)
-        except (TimeoutError, psycopg2.Error, OSError) as exc:
+        except (TimeoutError, psycopg2.Error, OSError, AssertionError) as exc:
+            # AssertionError: aiopg's pool trips its own assertion while it replaces
+            # connections the server has just closed (a restart, a failover).
             raise StorageUnavailable(f"no PostgreSQL connection: {exc or 'timed out'}") from exc
         try:
-            cursor = await conn.cursor()
+            try:
+                cursor = await conn.cursor()
+            except psycopg2.Error as exc:
+                conn.close()  # dead since it was pooled; the pool opens a new one
+                raise _translate(exc) from exc
             session = _PostgresSession(cursor)
             await session.execute("BEGIN")
             try:
@@ -138,6 +144,9 @@ class PostgresStorage:
 
     async def pending_migrations(self) -> list[str]:
         async with self._transaction() as session:
+            # Wait for a migration in progress elsewhere instead of racing its tables.
+            await session.execute("SELECT pg_advisory_xact_lock_shared(:key)",
+                                  {"key": _MIGRATION_LOCK})
             return [m.label for m in await migrations.pending(session)]
 
     async def migrate(self) -> list[str]:

@@ -154,7 +154,8 @@ class SqlUsers:
 
     async def get_by_email_key(self, key: str) -> User | None:
         row = await self._db.fetch_one(
-            f"SELECT {_USER_COLUMNS} FROM users u WHERE u.email_key = :key", {"key": key})
+            f"SELECT {_USER_COLUMNS} FROM users u"
+            " WHERE u.email_key = :key AND u.deleted_at IS NULL", {"key": key})
         return _user(row) if row else None
 
     async def list_in_cabinet(self, cabinet_id: str, scope: Scope,

@@ -96,11 +96,11 @@ class SqliteStorage:
 
     async def open(self) -> None:
         _register_types()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = await aiosqlite.connect(self.path, isolation_level=None,
                                            detect_types=sqlite3.PARSE_DECLTYPES)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StorageUnavailable(f"cannot open {self.path}: {exc}") from exc
         conn.row_factory = sqlite3.Row
         for pragma in ("journal_mode = WAL", "foreign_keys = ON", "synchronous = NORMAL",
@@ -118,7 +118,13 @@ class SqliteStorage:
         if self._conn is None:
             raise StorageUnavailable("the SQLite storage is not open")
         conn = self._conn
-        async with self._lock:
+        try:
+            async with asyncio.timeout(self._busy_timeout_ms / 1000):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise StorageUnavailable("the SQLite database stayed busy for "
+                                     f"{self._busy_timeout_ms} ms") from None
+        try:
             session = _SqliteSession(conn)
             await session.execute(begin)
             try:
@@ -126,6 +132,8 @@ class SqliteStorage:
             finally:
                 if conn.in_transaction:
                     await conn.rollback()
+        finally:
+            self._lock.release()
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[SqlUnitOfWork]:

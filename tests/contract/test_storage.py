@@ -1,0 +1,1041 @@
+"""The storage port's contract, run against every adapter on a real database.
+
+The PostgreSQL database is shared by the whole session, so every test makes its own randomly
+named objects and asserts only on those (listings are scoped to a subtree the test created).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack, closing, contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg2
+import pytest
+
+from adapters.postgres import PostgresStorage
+from adapters.sql.migrations import load_migrations
+from adapters.sqlite import SqliteStorage
+from adapters.system import Uuid7Ids
+from app.domain.access import Scope
+from app.domain.audit import AuditEntry
+from app.domain.cabinets import Cabinet, CabinetKind, path_under
+from app.domain.paging import HasId, PageRequest
+from app.domain.roles import Role
+from app.domain.sessions import LoginSession
+from app.domain.users import User
+from ports.storage import DuplicateKey, StorageUnavailable
+
+Adapter = SqliteStorage | PostgresStorage
+T = TypeVar("T", bound=HasId)
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+EVERYTHING = Scope.everything()
+IDS = Uuid7Ids()
+# Not UTC on purpose: values must come back equal (and aware) whatever zone they were given in.
+T0 = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
+SECOND = timedelta(seconds=1)
+ALL_MIGRATIONS = [migration.label for migration in load_migrations()]
+
+
+def unique(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:10]}"
+
+
+def new_cabinet(parent: Cabinet | None = None, *, kind: CabinetKind | None = None,
+                external_id: str | None = None, at: datetime = T0) -> Cabinet:
+    cabinet_id = IDS.new_id()
+    return Cabinet(id=cabinet_id, name=unique("cabinet"),
+                   kind=kind or (parent.kind if parent else CabinetKind.CUSTOMER),
+                   parent_id=parent.id if parent else None, path=path_under(parent, cabinet_id),
+                   external_id=external_id, created_at=at, updated_at=at)
+
+
+def new_user(cabinet: Cabinet, *, role: Role = Role.CUSTOMER_USER, active: bool = True,
+             password_hash: str | None = "$argon2id$v=19$fake", email: str | None = None,
+             at: datetime = T0) -> User:
+    address = email or f"{unique('User')}@Example.test"
+    return User(id=IDS.new_id(), email=address, email_key=address.lower(), name=unique("user"),
+                role=role, cabinet_id=cabinet.id, active=active, password_hash=password_hash,
+                created_at=at, updated_at=at)
+
+
+def new_session(user: User, *, at: datetime = T0) -> LoginSession:
+    return LoginSession(id=IDS.new_id(), user_id=user.id, created_at=at,
+                        expires_at=at + timedelta(days=30))
+
+
+def new_entry(cabinet: Cabinet | None, *, object_id: str | None = None,
+              details: dict[str, Any] | None = None) -> AuditEntry:
+    return AuditEntry(id=IDS.new_id(), at=T0, action="cabinet.updated", actor_id=IDS.new_id(),
+                      actor_email=f"{unique('actor')}@example.test", object_type="cabinet",
+                      object_id=object_id or (cabinet.id if cabinet else None),
+                      cabinet_id=cabinet.id if cabinet else None, address="192.0.2.7",
+                      details=details or {})
+
+
+async def add_all(storage: Adapter, *objects: Cabinet | User | LoginSession | AuditEntry) -> None:
+    """Add and commit, in order (parents before children)."""
+    async with storage.unit_of_work() as uow:
+        for item in objects:
+            if isinstance(item, Cabinet):
+                await uow.cabinets.add(item)
+            elif isinstance(item, User):
+                await uow.users.add(item)
+            elif isinstance(item, LoginSession):
+                await uow.sessions.add(item)
+            else:
+                await uow.audit.add(item)
+        await uow.commit()
+
+
+async def stored_cabinet(storage: Adapter, cabinet_id: str,
+                         scope: Scope = EVERYTHING) -> Cabinet | None:
+    async with storage.unit_of_work() as uow:
+        return await uow.cabinets.get(cabinet_id, scope)
+
+
+async def stored_user(storage: Adapter, user_id: str, scope: Scope = EVERYTHING) -> User | None:
+    async with storage.unit_of_work() as uow:
+        return await uow.users.get(user_id, scope)
+
+
+async def user_with_session(storage: Adapter) -> tuple[User, LoginSession]:
+    cabinet = new_cabinet()
+    user = new_user(cabinet)
+    session = new_session(user)
+    await add_all(storage, cabinet, user, session)
+    return user, session
+
+
+async def walk_pages(fetch: Callable[[PageRequest], Awaitable[list[T]]], limit: int) -> list[T]:
+    """Every item of a keyset-paged listing, checking each page holds at most limit + 1 rows."""
+    items: list[T] = []
+    after: str | None = None
+    while True:
+        rows = await fetch(PageRequest(limit=limit, after=after))
+        assert len(rows) <= limit + 1
+        items.extend(rows[:limit])
+        if len(rows) <= limit:
+            return items
+        after = rows[limit - 1].id
+
+
+def ids(items: list[Cabinet] | list[User]) -> list[str]:
+    return [item.id for item in items]
+
+
+def adapter_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest,
+                impatient: bool = False) -> Adapter:
+    """The adapter on the test's database; `impatient` ones give up on a connection fast
+    (and the PostgreSQL one has a single connection, to run out of it easily)."""
+    if backend == "sqlite":
+        return SqliteStorage(tmp_path / "db.sqlite3",
+                             **({"busy_timeout_ms": 300} if impatient else {}))
+    dsn = request.getfixturevalue("pg_dsn")
+    if impatient:
+        return PostgresStorage(dsn, pool_max=1, timeout_seconds=0.3)
+    return PostgresStorage(dsn)
+
+
+@pytest.fixture(params=BACKENDS)
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Adapter]:
+    adapter = adapter_for(request.param, tmp_path, request)
+    await adapter.open()
+    try:
+        await adapter.migrate()
+        yield adapter
+    finally:
+        await adapter.close()
+
+
+class BlankDatabase:
+    """An empty database of the backend under test, for the migration tests."""
+
+    def __init__(self, backend: str, location: str) -> None:
+        self.backend = backend
+        self.location = location
+        self.adapters: list[Adapter] = []
+
+    async def open_storage(self) -> Adapter:
+        adapter: Adapter = (SqliteStorage(Path(self.location)) if self.backend == "sqlite"
+                            else PostgresStorage(self.location))
+        await adapter.open()
+        self.adapters.append(adapter)
+        return adapter
+
+    def recorded_migrations(self) -> list[tuple[int, str]]:
+        """The rows of schema_migrations, read behind the adapter's back."""
+        query = "SELECT version, name FROM schema_migrations ORDER BY version"
+        if self.backend == "sqlite":
+            with closing(sqlite3.connect(self.location)) as conn:
+                return [(int(v), str(n)) for v, n in conn.execute(query).fetchall()]
+        with closing(psycopg2.connect(self.location)) as conn, conn.cursor() as cursor:
+            cursor.execute(query)
+            return [(int(v), str(n)) for v, n in cursor.fetchall()]
+
+
+@contextmanager
+def scratch_postgres_database(session_dsn: str) -> Iterator[str]:
+    """A database of its own next to the session's, dropped afterwards."""
+    name = f"portal_blank_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(session_dsn)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name}")
+        yield session_dsn.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def blank(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlankDatabase]:
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            location = str(tmp_path / "blank.sqlite3")
+        else:
+            location = stack.enter_context(
+                scratch_postgres_database(request.getfixturevalue("pg_dsn")))
+        database = BlankDatabase(request.param, location)
+        try:
+            yield database
+        finally:
+            for adapter in database.adapters:
+                await adapter.close()
+
+
+# --- migrations ------------------------------------------------------------------------------
+
+async def test_a_blank_database_gets_every_migration_once(blank: BlankDatabase) -> None:
+    storage = await blank.open_storage()
+    assert await storage.pending_migrations() == ALL_MIGRATIONS
+
+    assert await storage.migrate() == ALL_MIGRATIONS
+    assert await storage.pending_migrations() == []
+    assert await storage.migrate() == []
+    recorded = blank.recorded_migrations()
+    assert [f"{version:04d}_{name}" for version, name in recorded] == ALL_MIGRATIONS
+
+    another_process = await blank.open_storage()
+    assert await another_process.pending_migrations() == []
+    assert await another_process.migrate() == []
+    assert blank.recorded_migrations() == recorded
+
+
+async def test_concurrent_migrations_apply_each_migration_once(blank: BlankDatabase) -> None:
+    first, second = await blank.open_storage(), await blank.open_storage()
+
+    results = await asyncio.gather(first.migrate(), second.migrate())
+
+    assert sorted(results) == [[], ALL_MIGRATIONS]
+    assert len(blank.recorded_migrations()) == len(ALL_MIGRATIONS)
+
+
+async def test_pending_migrations_while_another_process_migrates(blank: BlankDatabase) -> None:
+    """A process starting with auto_migrate off checks the schema while another runs
+    `portal migrate`: every check must answer, before or after the migration."""
+    migrating, checking = await blank.open_storage(), await blank.open_storage()
+    migration = asyncio.create_task(migrating.migrate())
+
+    answers = []
+    while not migration.done():
+        answers.append(await checking.pending_migrations())
+        await asyncio.sleep(0.002)
+
+    assert await migration == ALL_MIGRATIONS
+    assert all(answer in ([], ALL_MIGRATIONS) for answer in answers)
+    assert await checking.pending_migrations() == []
+
+
+async def test_migrate_on_a_migrated_database_applies_nothing(storage: Adapter) -> None:
+    assert await storage.migrate() == []
+    assert await storage.pending_migrations() == []
+
+
+# --- unit of work ----------------------------------------------------------------------------
+
+class Boom(Exception):
+    pass
+
+
+async def test_leaving_without_commit_rolls_back(storage: Adapter) -> None:
+    cabinet = new_cabinet()
+    async with storage.unit_of_work() as uow:
+        await uow.cabinets.add(cabinet)
+        assert await uow.cabinets.get(cabinet.id, EVERYTHING) == cabinet
+
+    assert await stored_cabinet(storage, cabinet.id) is None
+
+
+async def test_commit_makes_work_durable(storage: Adapter) -> None:
+    cabinet = new_cabinet()
+    async with storage.unit_of_work() as uow:
+        await uow.cabinets.add(cabinet)
+        await uow.commit()
+
+    assert await stored_cabinet(storage, cabinet.id) == cabinet
+
+
+async def test_work_after_commit_needs_its_own_commit(storage: Adapter) -> None:
+    kept, dropped, kept_later = new_cabinet(), new_cabinet(), new_cabinet()
+    async with storage.unit_of_work() as uow:
+        await uow.cabinets.add(kept)
+        await uow.commit()
+        await uow.cabinets.add(dropped)
+
+    async with storage.unit_of_work() as uow:
+        await uow.cabinets.add(kept_later)
+        await uow.commit()
+        await uow.commit()
+
+    assert await stored_cabinet(storage, kept.id) == kept
+    assert await stored_cabinet(storage, dropped.id) is None
+    assert await stored_cabinet(storage, kept_later.id) == kept_later
+
+
+async def test_an_exception_rolls_back_and_propagates(storage: Adapter) -> None:
+    committed, uncommitted, lost = new_cabinet(), new_cabinet(), new_cabinet()
+    with pytest.raises(Boom):
+        async with storage.unit_of_work() as uow:
+            await uow.cabinets.add(lost)
+            raise Boom
+    with pytest.raises(Boom):
+        async with storage.unit_of_work() as uow:
+            await uow.cabinets.add(committed)
+            await uow.commit()
+            await uow.cabinets.add(uncommitted)
+            raise Boom
+
+    assert await stored_cabinet(storage, lost.id) is None
+    assert await stored_cabinet(storage, committed.id) == committed
+    assert await stored_cabinet(storage, uncommitted.id) is None
+
+
+# --- cabinets --------------------------------------------------------------------------------
+
+async def test_cabinet_round_trips_every_field(storage: Adapter) -> None:
+    vendor = new_cabinet(kind=CabinetKind.VENDOR, external_id=unique("billing"))
+    child = new_cabinet(vendor, at=T0 + timedelta(microseconds=1))
+    child.updated_at = T0 + timedelta(days=3, microseconds=7)
+    await add_all(storage, vendor, child)
+
+    got_vendor = await stored_cabinet(storage, vendor.id)
+    got_child = await stored_cabinet(storage, child.id)
+
+    assert got_vendor == vendor
+    assert got_child == child
+    assert got_vendor is not None and got_child is not None
+    assert got_vendor.kind is CabinetKind.VENDOR
+    assert got_child.kind is CabinetKind.VENDOR
+    assert (got_child.parent_id, got_child.external_id) == (vendor.id, None)
+    for moment in (got_vendor.created_at, got_child.created_at, got_child.updated_at):
+        assert moment.utcoffset() is not None
+    assert got_child.updated_at == datetime(2031, 5, 9, 5, 8, 9, 123463, tzinfo=UTC)
+
+
+async def test_cabinet_outside_the_scope_is_absent(storage: Adapter) -> None:
+    root = new_cabinet()
+    inside, sibling = new_cabinet(root), new_cabinet(root)
+    await add_all(storage, root, inside, sibling)
+
+    assert await stored_cabinet(storage, inside.id, Scope.subtree(sibling.path)) is None
+    assert await stored_cabinet(storage, root.id, Scope.subtree(inside.path)) is None
+    assert await stored_cabinet(storage, inside.id, Scope.subtree(inside.path)) == inside
+    assert await stored_cabinet(storage, inside.id, Scope.subtree(root.path)) == inside
+    assert await stored_cabinet(storage, IDS.new_id()) is None
+
+
+async def test_get_by_external_id(storage: Adapter) -> None:
+    root = new_cabinet()
+    billed, sibling = new_cabinet(root, external_id=unique("billing")), new_cabinet(root)
+    await add_all(storage, root, billed, sibling)
+    assert billed.external_id is not None
+
+    async with storage.unit_of_work() as uow:
+        assert await uow.cabinets.get_by_external_id(billed.external_id, EVERYTHING) == billed
+        assert await uow.cabinets.get_by_external_id(
+            billed.external_id, Scope.subtree(root.path)) == billed
+        assert await uow.cabinets.get_by_external_id(
+            billed.external_id, Scope.subtree(sibling.path)) is None
+        assert await uow.cabinets.get_by_external_id(unique("billing"), EVERYTHING) is None
+
+
+async def test_duplicate_external_id_is_a_duplicate_key(storage: Adapter) -> None:
+    billing = unique("billing")
+    await add_all(storage, new_cabinet(external_id=billing))
+    written_first = new_cabinet()
+
+    with pytest.raises(DuplicateKey) as raised:
+        async with storage.unit_of_work() as uow:
+            await uow.cabinets.add(written_first)
+            await uow.cabinets.add(new_cabinet(external_id=billing))
+            await uow.commit()
+
+    assert raised.value.key == "cabinets.external_id"
+    assert await stored_cabinet(storage, written_first.id) is None
+
+
+async def test_update_to_a_taken_external_id_is_a_duplicate_key(storage: Adapter) -> None:
+    billing = unique("billing")
+    holder, other = new_cabinet(external_id=billing), new_cabinet()
+    await add_all(storage, holder, other)
+
+    other.external_id = billing
+    with pytest.raises(DuplicateKey) as raised:
+        async with storage.unit_of_work() as uow:
+            await uow.cabinets.update(other)
+
+    assert raised.value.key == "cabinets.external_id"
+    stored = await stored_cabinet(storage, other.id)
+    assert stored is not None and stored.external_id is None
+
+
+async def test_list_walks_a_subtree_in_id_order(storage: Adapter) -> None:
+    root = new_cabinet()
+    left, right = new_cabinet(root), new_cabinet(root)
+    below = [new_cabinet(left), new_cabinet(right), new_cabinet(left)]
+    deepest = [new_cabinet(below[0]), new_cabinet(below[1])]
+    created = [root, left, right, *below, *deepest]
+    await add_all(storage, *created)
+    scope = Scope.subtree(root.path)
+
+    async with storage.unit_of_work() as uow:
+        first_page = await uow.cabinets.list_visible(scope, PageRequest(limit=3))
+        walked = await walk_pages(lambda page: uow.cabinets.list_visible(scope, page), limit=3)
+        one_by_one = await walk_pages(lambda page: uow.cabinets.list_visible(scope, page), limit=1)
+        everything = await uow.cabinets.list_visible(scope, PageRequest(limit=50))
+        after_last = await uow.cabinets.list_visible(
+            scope, PageRequest(limit=3, after=deepest[-1].id))
+
+    assert ids(first_page) == sorted(ids(created))[:4]
+    assert ids(walked) == sorted(ids(created))
+    assert ids(one_by_one) == sorted(ids(created))
+    assert everything == sorted(created, key=lambda cabinet: cabinet.id)
+    assert after_last == []
+    # Uuid7Ids sort by creation time, so id order is creation order.
+    assert ids(walked) == ids(created)
+
+
+async def test_children_are_only_the_direct_ones(storage: Adapter) -> None:
+    root = new_cabinet()
+    first, second = new_cabinet(root), new_cabinet(root)
+    grandchild, unrelated = new_cabinet(first), new_cabinet()
+    await add_all(storage, root, first, second, grandchild, unrelated)
+
+    async with storage.unit_of_work() as uow:
+        children = await uow.cabinets.children(root.id, EVERYTHING, PageRequest(limit=10))
+        first_page = await uow.cabinets.children(root.id, EVERYTHING, PageRequest(limit=1))
+        walked: list[Cabinet] = await walk_pages(
+            lambda page: uow.cabinets.children(root.id, Scope.subtree(root.path), page), limit=1)
+        of_first = await uow.cabinets.children(first.id, EVERYTHING, PageRequest())
+        of_leaf = await uow.cabinets.children(grandchild.id, EVERYTHING, PageRequest())
+        out_of_scope = await uow.cabinets.children(
+            root.id, Scope.subtree(unrelated.path), PageRequest())
+
+    assert children == [first, second]
+    assert ids(first_page) == [first.id, second.id]
+    assert ids(walked) == [first.id, second.id]
+    assert of_first == [grandchild]
+    assert of_leaf == []
+    assert out_of_scope == []
+
+
+async def test_get_many_returns_those_in_scope_in_id_order(storage: Adapter) -> None:
+    root = new_cabinet()
+    a, b = new_cabinet(root), new_cabinet(root)
+    a_child, elsewhere = new_cabinet(a), new_cabinet()
+    await add_all(storage, root, a, b, a_child, elsewhere)
+    asked = [elsewhere.id, a_child.id, IDS.new_id(), b.id, root.id, a.id]
+
+    async with storage.unit_of_work() as uow:
+        in_root = await uow.cabinets.get_many(asked, Scope.subtree(root.path))
+        in_a = await uow.cabinets.get_many(asked, Scope.subtree(a.path))
+        anywhere = await uow.cabinets.get_many(asked, EVERYTHING)
+        nothing = await uow.cabinets.get_many([], EVERYTHING)
+
+    assert in_root == [root, a, b, a_child]
+    assert in_a == [a, a_child]
+    assert anywhere == [root, a, b, a_child, elsewhere]
+    assert nothing == []
+
+
+async def test_update_writes_name_kind_external_id_and_updated_at(storage: Adapter) -> None:
+    cabinet, bystander = new_cabinet(), new_cabinet()
+    await add_all(storage, cabinet, bystander)
+    original = await stored_cabinet(storage, cabinet.id)
+
+    cabinet.name = unique("renamed")
+    cabinet.kind = CabinetKind.VENDOR
+    cabinet.external_id = unique("billing")
+    cabinet.updated_at = T0 + timedelta(hours=5)
+    async with storage.unit_of_work() as uow:
+        await uow.cabinets.update(cabinet)
+        await uow.commit()
+
+    assert await stored_cabinet(storage, cabinet.id) == cabinet
+    assert original is not None and original.created_at == cabinet.created_at
+    assert await stored_cabinet(storage, bystander.id) == bystander
+
+    cabinet.external_id = None
+    async with storage.unit_of_work() as uow:
+        await uow.cabinets.update(cabinet)
+        await uow.commit()
+    assert await stored_cabinet(storage, cabinet.id) == cabinet
+
+
+async def test_move_rewrites_the_paths_of_the_whole_subtree(storage: Adapter) -> None:
+    top = new_cabinet()
+    old_parent, new_parent = new_cabinet(top), new_cabinet(top)
+    moved, stays = new_cabinet(old_parent), new_cabinet(old_parent)
+    grandchild = new_cabinet(moved)
+    great_grandchild = new_cabinet(grandchild)
+    await add_all(storage, top, old_parent, new_parent, moved, stays, grandchild,
+                  great_grandchild)
+    at = T0 + timedelta(days=1)
+
+    async with storage.unit_of_work() as uow:
+        result = await uow.cabinets.move(moved, new_parent, at)
+        await uow.commit()
+
+    expected_path = f"{new_parent.path}{moved.id}/"
+    assert (result.id, result.parent_id, result.path, result.updated_at) == (
+        moved.id, new_parent.id, expected_path, at)
+    assert await stored_cabinet(storage, moved.id) == result
+    got_grandchild = await stored_cabinet(storage, grandchild.id)
+    got_great = await stored_cabinet(storage, great_grandchild.id)
+    assert got_grandchild is not None and got_great is not None
+    assert got_grandchild.path == f"{expected_path}{grandchild.id}/"
+    assert got_grandchild.parent_id == moved.id
+    assert got_great.path == f"{expected_path}{grandchild.id}/{great_grandchild.id}/"
+    assert await stored_cabinet(storage, stays.id) == stays
+    assert await stored_cabinet(storage, old_parent.id) == old_parent
+
+    under_new, under_old = Scope.subtree(new_parent.path), Scope.subtree(old_parent.path)
+    assert await stored_cabinet(storage, grandchild.id, under_new) == got_grandchild
+    assert await stored_cabinet(storage, grandchild.id, under_old) is None
+    async with storage.unit_of_work() as uow:
+        assert ids(await uow.cabinets.list_visible(under_new, PageRequest())) == [
+            new_parent.id, moved.id, grandchild.id, great_grandchild.id]
+        assert ids(await uow.cabinets.list_visible(under_old, PageRequest())) == [
+            old_parent.id, stays.id]
+        assert await uow.cabinets.children(old_parent.id, EVERYTHING, PageRequest()) == [stays]
+        assert ids(await uow.cabinets.children(new_parent.id, EVERYTHING, PageRequest())) == [
+            moved.id]
+
+
+async def test_move_to_the_top_level(storage: Adapter) -> None:
+    parent = new_cabinet()
+    moved = new_cabinet(parent)
+    child = new_cabinet(moved)
+    await add_all(storage, parent, moved, child)
+
+    async with storage.unit_of_work() as uow:
+        result = await uow.cabinets.move(moved, None, T0 + SECOND)
+        await uow.commit()
+
+    assert (result.parent_id, result.path) == (None, f"/{moved.id}/")
+    got_child = await stored_cabinet(storage, child.id, Scope.subtree(f"/{moved.id}/"))
+    assert got_child is not None and got_child.path == f"/{moved.id}/{child.id}/"
+    assert await stored_cabinet(storage, child.id, Scope.subtree(parent.path)) is None
+
+
+async def test_an_uncommitted_move_changes_nothing(storage: Adapter) -> None:
+    old_parent, new_parent = new_cabinet(), new_cabinet()
+    moved = new_cabinet(old_parent)
+    child = new_cabinet(moved)
+    await add_all(storage, old_parent, new_parent, moved, child)
+
+    async with storage.unit_of_work() as uow:
+        await uow.cabinets.move(replace(moved), new_parent, T0 + SECOND)
+
+    assert await stored_cabinet(storage, moved.id) == moved
+    assert await stored_cabinet(storage, child.id) == child
+
+
+# --- users -----------------------------------------------------------------------------------
+
+async def test_user_round_trips_every_field(storage: Adapter) -> None:
+    vendor = new_cabinet(kind=CabinetKind.VENDOR)
+    customer = new_cabinet()
+    inactive = new_user(customer, role=Role.CUSTOMER_ADMIN, active=False, password_hash=None)
+    staff = new_user(vendor, role=Role.STAFF_ADMIN, at=T0 + timedelta(microseconds=999_999))
+    await add_all(storage, vendor, customer, inactive, staff)
+
+    got_inactive = await stored_user(storage, inactive.id)
+    got_staff = await stored_user(storage, staff.id)
+
+    assert got_inactive == inactive
+    assert got_staff == staff
+    assert got_inactive is not None and got_staff is not None
+    assert got_inactive.active is False and got_staff.active is True
+    assert got_inactive.password_hash is None
+    assert got_inactive.role is Role.CUSTOMER_ADMIN and got_staff.role is Role.STAFF_ADMIN
+    assert got_staff.created_at.utcoffset() is not None
+    assert got_inactive.deleted_at is None
+
+
+async def test_duplicate_email_key_is_a_duplicate_key(storage: Adapter) -> None:
+    cabinet, other_cabinet = new_cabinet(), new_cabinet()
+    first = new_user(cabinet)
+    await add_all(storage, cabinet, other_cabinet, first)
+    same_address = new_user(other_cabinet, email=first.email.upper())
+
+    with pytest.raises(DuplicateKey) as raised:
+        async with storage.unit_of_work() as uow:
+            await uow.users.add(same_address)
+
+    assert raised.value.key == "users.email_key"
+    assert await stored_user(storage, same_address.id) is None
+
+
+async def test_user_outside_the_scope_is_absent(storage: Adapter) -> None:
+    root = new_cabinet()
+    home, sibling = new_cabinet(root), new_cabinet(root)
+    user = new_user(home)
+    await add_all(storage, root, home, sibling, user)
+
+    assert await stored_user(storage, user.id, Scope.subtree(sibling.path)) is None
+    assert await stored_user(storage, user.id, Scope.subtree(home.path)) == user
+    assert await stored_user(storage, user.id, Scope.subtree(root.path)) == user
+    assert await stored_user(storage, IDS.new_id()) is None
+
+
+async def test_get_by_email_key_ignores_cabinets(storage: Adapter) -> None:
+    cabinet = new_cabinet()
+    user = new_user(cabinet)
+    await add_all(storage, cabinet, user)
+    assert user.email_key is not None
+
+    async with storage.unit_of_work() as uow:
+        assert await uow.users.get_by_email_key(user.email_key) == user
+        assert await uow.users.get_by_email_key(f"{unique('nobody')}@example.test") is None
+
+
+async def test_list_in_cabinet_pages_through_its_users_only(storage: Adapter) -> None:
+    cabinet, sibling = new_cabinet(), new_cabinet()
+    child = new_cabinet(cabinet)
+    members = [new_user(cabinet) for _ in range(5)]
+    await add_all(storage, cabinet, sibling, child, *members, new_user(child), new_user(sibling))
+
+    async with storage.unit_of_work() as uow:
+        first_page = await uow.users.list_in_cabinet(cabinet.id, EVERYTHING, PageRequest(limit=2))
+        walked = await walk_pages(
+            lambda page: uow.users.list_in_cabinet(cabinet.id, Scope.subtree(cabinet.path), page),
+            limit=2)
+        all_at_once = await uow.users.list_in_cabinet(cabinet.id, EVERYTHING, PageRequest())
+        out_of_scope = await uow.users.list_in_cabinet(
+            cabinet.id, Scope.subtree(sibling.path), PageRequest())
+        from_child_scope = await uow.users.list_in_cabinet(
+            cabinet.id, Scope.subtree(child.path), PageRequest())
+
+    assert ids(first_page) == ids(members)[:3]
+    assert ids(walked) == ids(members)
+    assert all_at_once == members
+    assert out_of_scope == []
+    assert from_child_scope == []
+
+
+async def test_update_writes_the_mutable_fields(storage: Adapter) -> None:
+    cabinet = new_cabinet()
+    user, bystander = new_user(cabinet, password_hash=None), new_user(cabinet)
+    await add_all(storage, cabinet, user, bystander)
+
+    user.name = unique("renamed")
+    user.role = Role.CUSTOMER_ADMIN
+    user.active = False
+    user.password_hash = "$argon2id$v=19$new"
+    user.updated_at = T0 + timedelta(hours=1)
+    async with storage.unit_of_work() as uow:
+        await uow.users.update(user)
+        await uow.commit()
+    assert await stored_user(storage, user.id) == user
+
+    user.active = True
+    user.password_hash = None
+    async with storage.unit_of_work() as uow:
+        await uow.users.update(user)
+        await uow.commit()
+    assert await stored_user(storage, user.id) == user
+    assert await stored_user(storage, bystander.id) == bystander
+
+
+async def test_a_deleted_user_is_gone_and_frees_the_address(storage: Adapter) -> None:
+    cabinet = new_cabinet()
+    deleted, kept = new_user(cabinet), new_user(cabinet)
+    await add_all(storage, cabinet, deleted, kept)
+    old_key = deleted.email_key
+    assert old_key is not None
+
+    deleted.email_key, deleted.active = None, False
+    deleted.deleted_at = deleted.updated_at = T0 + timedelta(hours=2)
+    async with storage.unit_of_work() as uow:
+        await uow.users.update(deleted)
+        await uow.commit()
+
+    assert await stored_user(storage, deleted.id) is None
+    async with storage.unit_of_work() as uow:
+        assert await uow.users.list_in_cabinet(cabinet.id, EVERYTHING, PageRequest()) == [kept]
+        assert await uow.users.get_by_email_key(old_key) is None
+
+    invited_again = new_user(cabinet, email=deleted.email)
+    await add_all(storage, invited_again)
+    async with storage.unit_of_work() as uow:
+        assert await uow.users.get_by_email_key(old_key) == invited_again
+        assert ids(await uow.users.list_in_cabinet(cabinet.id, EVERYTHING, PageRequest())) == [
+            kept.id, invited_again.id]
+
+
+# --- login sessions and one-time tokens ------------------------------------------------------
+
+async def test_session_add_get_and_revoke(storage: Adapter) -> None:
+    user, session = await user_with_session(storage)
+    other = new_session(user)
+    await add_all(storage, other)
+
+    async with storage.unit_of_work() as uow:
+        assert await uow.sessions.get(session.id) == session
+        assert await uow.sessions.get(IDS.new_id()) is None
+        await uow.sessions.revoke(session.id, T0 + SECOND)
+        await uow.commit()
+
+    async with storage.unit_of_work() as uow:
+        revoked = await uow.sessions.get(session.id)
+        assert await uow.sessions.get(other.id) == other
+    assert revoked is not None and revoked.revoked_at == T0 + SECOND
+    assert not revoked.is_live(T0 + 2 * SECOND)
+
+
+async def test_revoke_all_of_user_spares_other_users(storage: Adapter) -> None:
+    user, first = await user_with_session(storage)
+    second = new_session(user)
+    _, theirs = await user_with_session(storage)
+    await add_all(storage, second)
+
+    async with storage.unit_of_work() as uow:
+        await uow.sessions.revoke_all_of_user(user.id, T0 + SECOND)
+        await uow.commit()
+
+    async with storage.unit_of_work() as uow:
+        got = [await uow.sessions.get(s.id) for s in (first, second, theirs)]
+    assert [s.revoked_at if s else "missing" for s in got] == [T0 + SECOND, T0 + SECOND, None]
+
+
+async def test_a_refresh_token_is_used_once(storage: Adapter) -> None:
+    _, session = await user_with_session(storage)
+    _, other_session = await user_with_session(storage)
+    jti = IDS.new_id()
+    async with storage.unit_of_work() as uow:
+        await uow.sessions.add_refresh_token(jti, session.id, T0 + timedelta(hours=1))
+        await uow.commit()
+
+    async with storage.unit_of_work() as uow:
+        assert await uow.sessions.use_refresh_token(IDS.new_id(), session.id, T0) is False
+        assert await uow.sessions.use_refresh_token(jti, other_session.id, T0) is False
+        assert await uow.sessions.use_refresh_token(jti, session.id, T0) is True
+        assert await uow.sessions.use_refresh_token(jti, session.id, T0) is False
+        await uow.commit()
+
+    async with storage.unit_of_work() as uow:
+        assert await uow.sessions.use_refresh_token(jti, session.id, T0 + SECOND) is False
+
+
+async def test_an_uncommitted_refresh_token_use_is_undone(storage: Adapter) -> None:
+    _, session = await user_with_session(storage)
+    jti = IDS.new_id()
+    async with storage.unit_of_work() as uow:
+        await uow.sessions.add_refresh_token(jti, session.id, T0 + timedelta(hours=1))
+        await uow.commit()
+
+    async with storage.unit_of_work() as uow:
+        assert await uow.sessions.use_refresh_token(jti, session.id, T0) is True
+    async with storage.unit_of_work() as uow:
+        assert await uow.sessions.use_refresh_token(jti, session.id, T0) is True
+
+
+async def test_concurrent_refresh_token_use_has_one_winner(storage: Adapter) -> None:
+    _, session = await user_with_session(storage)
+    tokens = [IDS.new_id() for _ in range(5)]
+    async with storage.unit_of_work() as uow:
+        for jti in tokens:
+            await uow.sessions.add_refresh_token(jti, session.id, T0 + timedelta(hours=1))
+        await uow.commit()
+
+    async def use(jti: str) -> bool:
+        async with storage.unit_of_work() as uow:
+            used = await uow.sessions.use_refresh_token(jti, session.id, T0)
+            await asyncio.sleep(0.01)  # hold the row while the other caller arrives
+            await uow.commit()
+            return used
+
+    for jti in tokens:
+        results = await asyncio.gather(use(jti), use(jti), use(jti))
+        assert sorted(results) == [False, False, True]
+
+
+async def test_a_password_token_is_used_once(storage: Adapter) -> None:
+    user, _ = await user_with_session(storage)
+    token_hash = unique("hash")
+    async with storage.unit_of_work() as uow:
+        await uow.sessions.add_password_token(token_hash, user.id, T0 + timedelta(hours=1))
+        await uow.commit()
+
+    async with storage.unit_of_work() as uow:
+        assert await uow.sessions.use_password_token(unique("hash"), T0) is None
+        assert await uow.sessions.use_password_token(token_hash, T0) == user.id
+        assert await uow.sessions.use_password_token(token_hash, T0) is None
+        await uow.commit()
+    async with storage.unit_of_work() as uow:
+        assert await uow.sessions.use_password_token(token_hash, T0 + SECOND) is None
+
+
+async def test_looking_up_a_password_token_does_not_spend_it(storage: Adapter) -> None:
+    user, _ = await user_with_session(storage)
+    token_hash, expired_hash = unique("hash"), unique("hash")
+    async with storage.unit_of_work() as uow:
+        await uow.sessions.add_password_token(token_hash, user.id, T0 + timedelta(hours=1))
+        await uow.sessions.add_password_token(expired_hash, user.id, T0)
+        await uow.commit()
+
+    async with storage.unit_of_work() as uow:
+        assert await uow.sessions.password_token_user(token_hash, T0) == user.id
+        assert await uow.sessions.password_token_user(token_hash, T0) == user.id
+        assert await uow.sessions.password_token_user(expired_hash, T0 + SECOND) is None
+        assert await uow.sessions.password_token_user(unique("hash"), T0) is None
+        assert await uow.sessions.use_password_token(token_hash, T0) == user.id
+        assert await uow.sessions.password_token_user(token_hash, T0) is None
+
+
+async def test_an_expired_password_token_is_refused(storage: Adapter) -> None:
+    user, _ = await user_with_session(storage)
+    token_hash = unique("hash")
+    async with storage.unit_of_work() as uow:
+        await uow.sessions.add_password_token(token_hash, user.id, T0)
+        await uow.commit()
+
+    async with storage.unit_of_work() as uow:
+        assert await uow.sessions.use_password_token(token_hash, T0 + SECOND) is None
+        assert await uow.sessions.use_password_token(token_hash, T0 + timedelta(days=9)) is None
+
+
+# --- audit log -------------------------------------------------------------------------------
+
+async def test_audit_details_round_trip(storage: Adapter) -> None:
+    cabinet = new_cabinet()
+    details = {"changes": {"name": ["Old", "Nëw “quoted”"], "external_id": [None, "B-1"]},
+               "count": 3, "ratio": 0.5, "flags": [True, False, None], "nested": {"a": {"b": []}},
+               "empty": {}}
+    entry = new_entry(cabinet, details=details)
+    bare = new_entry(cabinet)
+    await add_all(storage, cabinet, entry, bare)
+
+    async with storage.unit_of_work() as uow:
+        listed = await uow.audit.list_visible(Scope.subtree(cabinet.path), PageRequest())
+
+    assert listed == [entry, bare]
+    assert listed[0].details == details
+    assert listed[1].details == {}
+    assert listed[0].at == T0 and listed[0].at.utcoffset() is not None
+
+
+async def test_audit_list_is_scoped(storage: Adapter) -> None:
+    root = new_cabinet()
+    child, sibling = new_cabinet(root), new_cabinet()
+    about = IDS.new_id()  # one object the entries share, to filter the shared log by
+    entries = [new_entry(root, object_id=about), new_entry(sibling, object_id=about),
+               new_entry(None, object_id=about), new_entry(child, object_id=about),
+               new_entry(child)]
+    on_root, on_sibling, on_nothing, on_child, on_child_other = entries
+    await add_all(storage, root, child, sibling, *entries)
+
+    async with storage.unit_of_work() as uow:
+        in_root = await uow.audit.list_visible(Scope.subtree(root.path), PageRequest())
+        in_child = await uow.audit.list_visible(Scope.subtree(child.path), PageRequest())
+        about_in_root = await uow.audit.list_visible(Scope.subtree(root.path), PageRequest(), about)
+        about_anywhere = await uow.audit.list_visible(EVERYTHING, PageRequest(), about)
+        walked = await walk_pages(
+            lambda page: uow.audit.list_visible(EVERYTHING, page, about), limit=1)
+
+    assert in_root == [on_root, on_child, on_child_other]
+    assert in_child == [on_child, on_child_other]
+    assert about_in_root == [on_root, on_child]
+    assert about_anywhere == [on_root, on_sibling, on_nothing, on_child]
+    assert walked == about_anywhere
+
+
+# --- login failures --------------------------------------------------------------------------
+
+# Long ago, so that prune() in these tests never touches failures other tests record.
+LONG_AGO = datetime(2001, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
+
+
+async def test_recent_failures_count_and_oldest(storage: Adapter) -> None:
+    account, address = unique("account"), unique("address")
+    t0, t1, t2 = LONG_AGO, LONG_AGO + SECOND, LONG_AGO + timedelta(minutes=5)
+    async with storage.unit_of_work() as uow:
+        await uow.login_failures.add([account, address], t0)
+        await uow.login_failures.add([account], t2)
+        await uow.login_failures.add([account], t1)
+        await uow.commit()
+
+    async with storage.unit_of_work() as uow:
+        assert await uow.login_failures.recent(account, t0 - SECOND) == (3, t0)
+        assert await uow.login_failures.recent(account, t0) == (3, t0)
+        assert await uow.login_failures.recent(account, t1) == (2, t1)
+        assert await uow.login_failures.recent(account, t1 + SECOND) == (1, t2)
+        assert await uow.login_failures.recent(account, t2 + SECOND) == (0, None)
+        assert await uow.login_failures.recent(address, t0) == (1, t0)
+        assert await uow.login_failures.recent(unique("unknown"), t0) == (0, None)
+
+
+async def test_clear_forgets_one_key(storage: Adapter) -> None:
+    account, address = unique("account"), unique("address")
+    async with storage.unit_of_work() as uow:
+        await uow.login_failures.add([account, address], LONG_AGO)
+        await uow.login_failures.add([account], LONG_AGO + SECOND)
+        await uow.commit()
+
+    async with storage.unit_of_work() as uow:
+        await uow.login_failures.clear(account)
+        await uow.commit()
+
+    async with storage.unit_of_work() as uow:
+        assert await uow.login_failures.recent(account, LONG_AGO) == (0, None)
+        assert await uow.login_failures.recent(address, LONG_AGO) == (1, LONG_AGO)
+
+
+async def test_prune_drops_failures_before_a_time(storage: Adapter) -> None:
+    key = unique("account")
+    old, new = LONG_AGO, LONG_AGO + timedelta(hours=1)
+    async with storage.unit_of_work() as uow:
+        await uow.login_failures.add([key], old)
+        await uow.login_failures.add([key], new)
+        await uow.commit()
+
+    async with storage.unit_of_work() as uow:
+        await uow.login_failures.prune(new)
+        await uow.commit()
+
+    async with storage.unit_of_work() as uow:
+        assert await uow.login_failures.recent(key, old - SECOND) == (1, new)
+
+
+# --- availability ----------------------------------------------------------------------------
+
+async def test_ping_answers_when_open(storage: Adapter) -> None:
+    await storage.ping()
+
+
+async def test_a_closed_storage_is_unavailable(storage: Adapter) -> None:
+    await storage.close()
+
+    with pytest.raises(StorageUnavailable):
+        async with storage.unit_of_work():
+            pass
+    with pytest.raises(StorageUnavailable):
+        await storage.ping()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_never_opened_storage_is_unavailable(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    storage = adapter_for(backend, tmp_path, request)
+
+    with pytest.raises(StorageUnavailable):
+        async with storage.unit_of_work():
+            pass
+    with pytest.raises(StorageUnavailable):
+        await storage.ping()
+
+
+@pytest.mark.postgres
+async def test_an_unreachable_postgres_is_unavailable() -> None:
+    storage = PostgresStorage("postgresql://postgres@127.0.0.1:1/postgres", timeout_seconds=2)
+
+    async with asyncio.timeout(10):
+        with pytest.raises(StorageUnavailable):
+            await storage.open()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_no_connection_in_time_is_unavailable(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """While a unit of work holds the only connection, another one gives up in time."""
+    storage = adapter_for(backend, tmp_path, request, impatient=True)
+    await storage.open()
+    try:
+        await storage.migrate()
+        release = asyncio.Event()
+
+        async def hold_the_connection() -> None:
+            async with storage.unit_of_work():
+                await release.wait()
+
+        holder = asyncio.create_task(hold_the_connection())
+        await asyncio.sleep(0.05)
+        try:
+            async with asyncio.timeout(3):
+                with pytest.raises(StorageUnavailable):
+                    async with storage.unit_of_work():
+                        pass
+        finally:
+            release.set()
+            await holder
+        await storage.ping()  # and the connection that timed out was not lost
+    finally:
+        await storage.close()
+
+
+@pytest.mark.postgres
+async def test_dropped_postgres_connections_are_unavailable_then_replaced(
+        pg_dsn: str) -> None:
+    """A server restart ends every pooled connection: callers get StorageUnavailable (never a
+    driver error) and the pool recovers."""
+    with scratch_postgres_database(pg_dsn) as dsn:
+        storage = PostgresStorage(dsn, pool_min=2)
+        await storage.open()
+        try:
+            for _ in range(5):
+                await asyncio.gather(storage.ping(), storage.ping())  # two pooled connections
+                with closing(psycopg2.connect(dsn)) as admin, admin.cursor() as cursor:
+                    cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                   " WHERE datname = current_database()"
+                                   " AND pid <> pg_backend_pid()")
+                    admin.commit()
+                failures = 0
+                while True:
+                    try:
+                        await storage.ping()
+                        break
+                    except StorageUnavailable:
+                        failures += 1
+                        assert failures <= 2
+        finally:
+            await storage.close()
+
+
+@pytest.mark.parametrize("where", ["a directory", "below a file"])
+async def test_an_unopenable_sqlite_file_is_unavailable(where: str, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    path = tmp_path if where == "a directory" else tmp_path / "a-file" / "db.sqlite3"
+
+    threads_before = set(threading.enumerate())
+
+    with pytest.raises(StorageUnavailable):
+        await SqliteStorage(path).open()
+
+    # After a failed connect aiosqlite stops its worker thread by posting to this event loop:
+    # wait for it, or it reports to a closed loop during a later test.
+    for thread in set(threading.enumerate()) - threads_before:
+        thread.join(timeout=2)
