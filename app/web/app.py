@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import aiohttp_jinja2
 import jinja2
+import markupsafe
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
@@ -51,8 +53,9 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     app.router.add_routes(route_table(operations))
     app.router.add_routes(views.routes)
     app.router.add_static("/static", STATIC_DIR)
-    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-                         autoescape=jinja2.select_autoescape(default=True))
+    env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+                               autoescape=jinja2.select_autoescape(default=True))
+    env.filters["code_spans"] = code_spans
 
     async def services_context(app: web.Application) -> AsyncIterator[None]:
         async with services_factory(settings) as services:
@@ -62,6 +65,12 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     app.cleanup_ctx.append(services_context)
     app.on_response_prepare.append(response_headers)
     return app
+
+
+def code_spans(text: str) -> markupsafe.Markup:
+    """Escape text and show its `backticked` parts as code (OpenAPI descriptions)."""
+    escaped = str(markupsafe.escape(text))
+    return markupsafe.Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped))  # noqa: S704
 
 
 class MalformedRequestFilter(logging.Filter):
