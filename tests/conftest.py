@@ -4,7 +4,7 @@ the running app, and a small organisation tree with a user per role."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -74,25 +74,15 @@ def settings(settings_for) -> Settings:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-async def client(aiohttp_client, settings: Settings) -> TestClient:  # type: ignore[no-untyped-def]
-    return await aiohttp_client(create_app(settings))
-
-
-@pytest.fixture
-async def world(client: TestClient) -> AsyncIterator[World]:
-    yield await build_world(client)
-
-
-@pytest.fixture
-async def backend_client(aiohttp_client, settings_for, backend: str  # type: ignore[no-untyped-def]
-                         ) -> TestClient:
-    """The app on SQLite, then again on PostgreSQL."""
+async def client(aiohttp_client, settings_for, backend: str  # type: ignore[no-untyped-def]
+                 ) -> TestClient:
+    """The app, once on SQLite and once on PostgreSQL."""
     return await aiohttp_client(create_app(settings_for(backend)))
 
 
 @pytest.fixture
-async def backend_world(backend_client: TestClient) -> World:
-    return await build_world(backend_client)
+async def world(client: TestClient) -> World:
+    return await build_world(client)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -56,7 +56,9 @@ async def test_staff_list_pages_through_everything_without_gaps(world: World) ->
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert len(seen) == len(set(seen)) == 6 and pages == 3
+    # Other tests' cabinets may share the database: check the walk, and that ours are in it.
+    assert len(seen) == len(set(seen)) >= 6
+    assert pages == -(-len(seen) // 2)
     assert seen == sorted(seen)
     for cabinet in (world.vendor, world.parent, world.own, world.child, world.sibling,
                     world.foreign):
