@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from app.config import ConfigError, Settings, load_settings
+from app.config import ConfigError, Settings, ignored_environment, load_settings
 from app.container import StartupError, open_services, write_new_signing_key
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.errors import DomainError
@@ -37,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
 
     commands.add_parser("migrate", help="apply pending database migrations")
-    commands.add_parser("demo", help="load demo data and print the demo accounts (idempotent)")
+    demo = commands.add_parser(
+        "demo", help="load demo data and print the demo accounts (idempotent)")
+    demo.add_argument("--force", action="store_true",
+                      help="also on PostgreSQL, where the portal usually runs for real")
 
     cabinets = commands.add_parser("cabinets", help="manage cabinets").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -73,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.logging.level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ignored_environment():
+        log.warning("%s names no setting; ignored", name)
+    if args.command == "demo" and settings.storage.adapter == "postgres" and not args.force:
+        print("portal: refusing to add demo accounts with published passwords to PostgreSQL; "
+              "add --force if this database is for trying the portal out", file=sys.stderr)
+        return 2
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
     if args.command == "keys":

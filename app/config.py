@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = PROJECT_ROOT / "config.yaml"
@@ -44,6 +44,12 @@ class StorageSettings(_Section):
     timeout_seconds: float = Field(gt=0)
     auto_migrate: bool
 
+    @model_validator(mode="after")
+    def pool_fits(self) -> StorageSettings:
+        if self.pool_min > self.pool_max:
+            raise ValueError(f"pool_min ({self.pool_min}) is above pool_max ({self.pool_max})")
+        return self
+
 
 class Argon2Settings(_Section):
     time_cost: int = Field(ge=2)
@@ -63,6 +69,7 @@ class AuthSettings(_Section):
     access_token_ttl: int = Field(ge=10)
     refresh_token_ttl: int = Field(ge=60)
     refresh_absolute_ttl: int = Field(ge=60)
+    refresh_grace_seconds: int = Field(ge=0, le=60)
     signing_key_file: str
     password_min_length: int = Field(ge=8, le=128)
     password_token_ttl: int = Field(ge=60)
@@ -75,7 +82,7 @@ class WebSettings(_Section):
     secure_cookies: bool
     brand_name: str = Field(min_length=1)
     max_body_bytes: int = Field(ge=1024)
-    trust_forwarded_for: bool
+    proxy_hops: int = Field(ge=0, le=10)
 
 
 class Settings(_Section):
@@ -95,6 +102,10 @@ class Settings(_Section):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.web.secure_cookies or self.base_url.startswith("https://")
 
 
 def load_settings(config_file: str | Path | None = None,
@@ -130,12 +141,28 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
+def ignored_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """PORTAL_* variables that name no setting section, which the portal leaves alone:
+    orchestrators add some (Kubernetes makes PORTAL_PORT for a Service named portal)."""
+    environ = os.environ if environ is None else environ
+    return sorted(name for name in environ if _env_path(name) is None
+                  and name.startswith(ENV_PREFIX) and name not in RESERVED_ENV)
+
+
+def _env_path(name: str) -> list[str] | None:
+    if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+        return None
+    path = name[len(ENV_PREFIX):].lower().split("__")
+    # A known first part is held to the schema, so typos inside a section are errors.
+    return path if path[0] in Settings.model_fields else None
+
+
 def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
     overlay: dict[str, Any] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+        path = _env_path(name)
+        if path is None:
             continue
-        path = name[len(ENV_PREFIX):].lower().split("__")
         node = overlay
         for part in path[:-1]:
             node = node.setdefault(part, {})
@@ -161,7 +188,12 @@ def _describe(exc: ValidationError, sources: dict[tuple[str, ...], str]) -> str:
         path = tuple(str(part) for part in error["loc"])
         key = ".".join(path)
         origin = next((sources[path[:i]] for i in range(len(path), 0, -1)
-                       if path[:i] in sources), str(DEFAULTS_FILE))
+                       if path[:i] in sources), None)
+        if origin is None:  # a rule over a whole section: name what set its keys
+            inside = sorted({src for key_path, src in sources.items()
+                             if key_path[:len(path)] == path})
+            origin = ", ".join(inside) or str(DEFAULTS_FILE)
         message = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+        message = message.removeprefix("Value error, ")
         lines.append(f"{key} (from {origin}): {message}")
     return "invalid configuration: " + "; ".join(lines)

@@ -54,7 +54,8 @@ class Container(containers.DeclarativeContainer):
 
     storage_adapter = providers.Selector(
         config.storage.adapter,
-        sqlite=providers.Singleton(SqliteStorage, path=config.paths.sqlite),
+        sqlite=providers.Singleton(SqliteStorage, path=config.paths.sqlite,
+                                   busy_timeout_ms=config.paths.sqlite_busy_timeout_ms),
         postgres=providers.Singleton(
             PostgresStorage, dsn=config.storage.dsn, pool_min=config.storage.pool_min,
             pool_max=config.storage.pool_max, timeout_seconds=config.storage.timeout_seconds),
@@ -78,7 +79,8 @@ class Container(containers.DeclarativeContainer):
         absolute_ttl=config.auth.refresh_absolute_ttl,
         throttle_window=config.auth.throttle.window_seconds,
         max_account_failures=config.auth.throttle.max_failures_per_account,
-        max_address_failures=config.auth.throttle.max_failures_per_address)
+        max_address_failures=config.auth.throttle.max_failures_per_address,
+        refresh_grace=config.auth.refresh_grace_seconds)
     user_policy = providers.Singleton(
         UserPolicy, password_min_length=config.auth.password_min_length,
         password_token_ttl=config.auth.password_token_ttl, base_url=config.base_url)
@@ -115,6 +117,7 @@ def build_container(settings: Settings) -> Container:
         **settings.model_dump(mode="python"),
         "paths": {
             "sqlite": settings.sqlite_path,
+            "sqlite_busy_timeout_ms": int(settings.storage.timeout_seconds * 1000),
             "signing_key": settings.keys_dir / "token-signing.jwk",
             "web_secret": settings.keys_dir / "web-secret",
         },
@@ -137,6 +140,10 @@ async def open_services(settings: Settings, *, prepare_schema: bool = True
             services = await _resolved(container.services())
         except KeyFileError as exc:
             raise StartupError(f"auth.signing_key_file: {exc}") from exc
+        except OSError as exc:
+            # Generating a key or secret into data_dir failed.
+            raise StartupError(f"cannot write {exc.filename or settings.keys_dir}: "
+                               f"{exc.strerror} (check data_dir)") from exc
         if prepare_schema:
             if settings.storage.auto_migrate:
                 await services.storage.migrate()

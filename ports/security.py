@@ -13,8 +13,10 @@ class PasswordHasher(Protocol):
     async def hash(self, password: str) -> str:
         """A salted hash; computed off the event loop."""
 
-    async def verify(self, password_hash: str, password: str) -> bool:
-        """False for a wrong password or an unreadable hash; computed off the event loop."""
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """False for a wrong password or an unreadable hash; computed off the event loop.
+        With no hash (no such account) it takes as long as a real check and answers False,
+        so that timing does not tell which accounts exist."""
 
     def needs_rehash(self, password_hash: str) -> bool: ...
 

@@ -26,6 +26,11 @@ class StorageUnavailable(StorageError):
     """The database cannot be reached or timed out; nothing was written."""
 
 
+class ConcurrentUpdate(StorageError):
+    """Another transaction changed the same rows at the same moment; nothing was written.
+    Trying again usually succeeds."""
+
+
 class DuplicateKey(StorageError):
     """A unique key is taken. `key` names it as the schema does, e.g. "users.email_key"."""
 
@@ -38,7 +43,10 @@ class CabinetRepository(Protocol):
     async def add(self, cabinet: Cabinet) -> None:
         """Insert; DuplicateKey("cabinets.external_id") when the billing id is taken."""
 
-    async def get(self, cabinet_id: str, scope: Scope) -> Cabinet | None: ...
+    async def get(self, cabinet_id: str, scope: Scope, *,
+                  for_update: bool = False) -> Cabinet | None:
+        """With `for_update`, the row stays locked against other writers until the unit of
+        work ends (moves and new children of one cabinet then happen one after another)."""
 
     async def get_by_external_id(self, external_id: str, scope: Scope) -> Cabinet | None: ...
 
@@ -62,8 +70,9 @@ class UserRepository(Protocol):
     async def add(self, user: User) -> None:
         """Insert; DuplicateKey("users.email_key") when the e-mail is taken."""
 
-    async def get(self, user_id: str, scope: Scope) -> User | None:
-        """A live (not deleted) user whose cabinet is in scope."""
+    async def get(self, user_id: str, scope: Scope, *, for_update: bool = False) -> User | None:
+        """A live (not deleted) user whose cabinet is in scope; `for_update` locks the row
+        until the unit of work ends, so concurrent changes do not overwrite each other."""
 
     async def get_by_email_key(self, key: str) -> User | None:
         """A live user by lower-cased e-mail, whatever their cabinet: for sign-in only."""
@@ -90,6 +99,9 @@ class SessionRepository(Protocol):
         """Mark the token used. False when it was used before or is unknown: exactly one of
         several concurrent callers with the same token gets True."""
 
+    async def refresh_token_used_at(self, jti: str, session_id: str) -> datetime | None:
+        """When the token was spent; None if it is unknown or unspent."""
+
     async def add_password_token(self, token_hash: str, user_id: str,
                                  expires_at: datetime) -> None: ...
 
@@ -108,15 +120,21 @@ class AuditRepository(Protocol):
         """Entries about cabinets in scope (staff: also entries with no cabinet), newest last."""
 
 
-class LoginFailureRepository(Protocol):
-    async def add(self, keys: list[str], at: datetime) -> None: ...
+class LoginThrottleRepository(Protocol):
+    """Sign-in attempts per key (an account or an address) in fixed windows."""
 
-    async def recent(self, key: str, since: datetime) -> tuple[int, datetime | None]:
-        """How many failures `key` had since `since`, and when the oldest of them was."""
+    async def hit(self, key: str, now: datetime, expired: datetime) -> tuple[int, datetime]:
+        """Count one attempt; a window that began at or before `expired` starts afresh at
+        `now`. The attempts of the current window, this one included, and when the window
+        began. Atomic: concurrent callers each get a different count."""
 
-    async def clear(self, key: str) -> None: ...
+    async def forgive(self, key: str) -> None:
+        """Take one attempt back (it turned out to be a successful sign-in)."""
 
-    async def prune(self, before: datetime) -> None: ...
+    async def reset(self, key: str) -> None: ...
+
+    async def prune(self, before: datetime) -> None:
+        """Forget windows that began before `before`."""
 
 
 class UnitOfWork(Protocol):
@@ -124,7 +142,7 @@ class UnitOfWork(Protocol):
     users: UserRepository
     sessions: SessionRepository
     audit: AuditRepository
-    login_failures: LoginFailureRepository
+    login_throttle: LoginThrottleRepository
 
     async def commit(self) -> None:
         """Make the work durable. Leaving the context without it rolls everything back."""

@@ -48,7 +48,7 @@ def live_portal(data_dir: Path, *, demo: bool = True, **env: str) -> Iterator[Li
     portal = LivePortal(url, environ, data_dir / "serve.log")
     data_dir.mkdir(parents=True, exist_ok=True)
     if demo:
-        portal.run("demo")
+        portal.run("demo", "--force")
     with portal.log.open("w") as log:
         process = subprocess.Popen([PORTAL, "serve", "--host", "127.0.0.1", "--port", str(port)],
                                    env=environ, stdout=log, stderr=subprocess.STDOUT)

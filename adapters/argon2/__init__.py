@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 from argon2 import PasswordHasher as _Argon2
 from argon2 import Type
@@ -20,13 +21,16 @@ class Argon2PasswordHasher:
                              f"(m={MIN_MEMORY_KIB} KiB, t={MIN_TIME_COST}, p=1)")
         self._hasher = _Argon2(time_cost=time_cost, memory_cost=memory_cost_kib,
                                parallelism=parallelism, type=Type.ID)
+        # Checked against when an account does not exist; its password is never used.
+        self._decoy = self._hasher.hash(secrets.token_urlsafe(16))
 
     async def hash(self, password: str) -> str:
         return await asyncio.get_running_loop().run_in_executor(None, self._hasher.hash, password)
 
-    async def verify(self, password_hash: str, password: str) -> bool:
-        return await asyncio.get_running_loop().run_in_executor(
-            None, self._check, password_hash, password)
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        matches = await asyncio.get_running_loop().run_in_executor(
+            None, self._check, password_hash or self._decoy, password)
+        return matches and password_hash is not None
 
     def _check(self, password_hash: str, password: str) -> bool:
         try:

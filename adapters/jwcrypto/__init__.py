@@ -41,8 +41,8 @@ class JwcryptoTokenCodec:
         try:
             verified = jwt.JWT(
                 jwt=token, key=self._public, algs=[ALGORITHM], expected_type="JWS",
-                check_claims={"exp": None, "iat": None, "iss": self._issuer,
-                              "aud": self._audience},
+                check_claims={"exp": None, "iat": None, "sub": None, "jti": None,
+                              "iss": self._issuer, "aud": self._audience},
             )
             verified.leeway = LEEWAY_SECONDS
             claims = json.loads(verified.claims)

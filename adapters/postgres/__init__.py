@@ -19,7 +19,7 @@ from psycopg2.extras import Json
 from adapters.sql import migrations
 from adapters.sql.repositories import SqlUnitOfWork
 from adapters.sql.session import Params, Row
-from ports.storage import DuplicateKey, StorageUnavailable
+from ports.storage import ConcurrentUpdate, DuplicateKey, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ def _to_sql(value: Any) -> Any:
 
 
 def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, psycopg2.errors.DeadlockDetected | psycopg2.errors.SerializationFailure):
+        return ConcurrentUpdate(f"PostgreSQL: {exc.pgerror or exc}")
     if isinstance(exc, psycopg2.errors.UniqueViolation):
         match = _KEY.search(exc.diag.message_detail or "")
         table = exc.diag.table_name or "?"
@@ -51,6 +53,8 @@ def _translate(exc: Exception) -> Exception:
 
 
 class _PostgresSession:
+    for_update = " FOR UPDATE"
+
     def __init__(self, cursor: Any) -> None:
         self._cursor = cursor
 

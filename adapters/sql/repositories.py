@@ -50,16 +50,19 @@ class SqlCabinets:
             {**vars(cabinet), "kind": cabinet.kind.value},
         )
 
-    async def _one(self, where: str, params: dict[str, Any], scope: Scope) -> Cabinet | None:
+    async def _one(self, where: str, params: dict[str, Any], scope: Scope,
+                   for_update: bool = False) -> Cabinet | None:
         in_scope, scope_params = scope_filter(scope, "c.path")
+        lock = self._db.for_update if for_update else ""
         row = await self._db.fetch_one(
-            f"SELECT {_CABINET_COLUMNS} FROM cabinets c WHERE {where} AND {in_scope}",
+            f"SELECT {_CABINET_COLUMNS} FROM cabinets c WHERE {where} AND {in_scope}{lock}",
             {**params, **scope_params},
         )
         return _cabinet(row) if row else None
 
-    async def get(self, cabinet_id: str, scope: Scope) -> Cabinet | None:
-        return await self._one("c.id = :id", {"id": cabinet_id}, scope)
+    async def get(self, cabinet_id: str, scope: Scope, *,
+                  for_update: bool = False) -> Cabinet | None:
+        return await self._one("c.id = :id", {"id": cabinet_id}, scope, for_update)
 
     async def get_by_external_id(self, external_id: str, scope: Scope) -> Cabinet | None:
         return await self._one("c.external_id = :external_id", {"external_id": external_id}, scope)
@@ -143,11 +146,14 @@ class SqlUsers:
             {**vars(user), "role": user.role.value},
         )
 
-    async def get(self, user_id: str, scope: Scope) -> User | None:
+    async def get(self, user_id: str, scope: Scope, *, for_update: bool = False) -> User | None:
         in_scope, scope_params = scope_filter(scope, "c.path")
+        # Only the user's row is locked: PostgreSQL refuses FOR UPDATE across a join's
+        # nullable side, and the cabinet is not changed here.
+        lock = f"{self._db.for_update} OF u" if for_update and self._db.for_update else ""
         row = await self._db.fetch_one(
             f"SELECT {_USER_COLUMNS} FROM users u JOIN cabinets c ON c.id = u.cabinet_id"
-            f" WHERE u.id = :id AND u.deleted_at IS NULL AND {in_scope}",
+            f" WHERE u.id = :id AND u.deleted_at IS NULL AND {in_scope}{lock}",
             {"id": user_id, **scope_params},
         )
         return _user(row) if row else None
@@ -218,6 +224,12 @@ class SqlSessions:
             {"jti": jti, "session_id": session_id, "at": at})
         return touched == 1
 
+    async def refresh_token_used_at(self, jti: str, session_id: str) -> datetime | None:
+        row = await self._db.fetch_one(
+            "SELECT used_at FROM refresh_tokens WHERE jti = :jti AND session_id = :session_id",
+            {"jti": jti, "session_id": session_id})
+        return row["used_at"] if row else None
+
     async def add_password_token(self, token_hash: str, user_id: str,
                                  expires_at: datetime) -> None:
         await self._db.execute(
@@ -265,32 +277,34 @@ class SqlAudit:
         return [AuditEntry(**row) for row in rows]
 
 
-class SqlLoginFailures:
+class SqlLoginThrottle:
     def __init__(self, db: SqlSession) -> None:
         self._db = db
 
-    async def add(self, keys: list[str], at: datetime) -> None:
-        for key in keys:
-            await self._db.execute("INSERT INTO login_failures (key, at) VALUES (:key, :at)",
-                                   {"key": key, "at": at})
-
-    async def recent(self, key: str, since: datetime) -> tuple[int, datetime | None]:
+    async def hit(self, key: str, now: datetime, expired: datetime) -> tuple[int, datetime]:
+        # One statement: the row lock of the upsert makes concurrent attempts count one by one.
         row = await self._db.fetch_one(
-            "SELECT count(*) AS n FROM login_failures WHERE key = :key AND at >= :since",
-            {"key": key, "since": since})
-        count = int(row["n"]) if row else 0
-        if not count:
-            return 0, None
-        oldest = await self._db.fetch_one(
-            "SELECT at FROM login_failures WHERE key = :key AND at >= :since ORDER BY at LIMIT 1",
-            {"key": key, "since": since})
-        return count, oldest["at"] if oldest else None
+            "INSERT INTO login_throttle (key, window_start, attempts) VALUES (:key, :now, 1)"
+            " ON CONFLICT (key) DO UPDATE SET"
+            " attempts = CASE WHEN login_throttle.window_start <= :expired THEN 1"
+            " ELSE login_throttle.attempts + 1 END,"
+            " window_start = CASE WHEN login_throttle.window_start <= :expired THEN :now"
+            " ELSE login_throttle.window_start END"
+            " RETURNING attempts, window_start",
+            {"key": key, "now": now, "expired": expired})
+        assert row is not None  # an upsert with RETURNING always returns its row
+        return int(row["attempts"]), row["window_start"]
 
-    async def clear(self, key: str) -> None:
-        await self._db.execute("DELETE FROM login_failures WHERE key = :key", {"key": key})
+    async def forgive(self, key: str) -> None:
+        await self._db.execute(
+            "UPDATE login_throttle SET attempts = attempts - 1 WHERE key = :key AND attempts > 0",
+            {"key": key})
+
+    async def reset(self, key: str) -> None:
+        await self._db.execute("DELETE FROM login_throttle WHERE key = :key", {"key": key})
 
     async def prune(self, before: datetime) -> None:
-        await self._db.execute("DELETE FROM login_failures WHERE at < :before",
+        await self._db.execute("DELETE FROM login_throttle WHERE window_start < :before",
                                {"before": before})
 
 
@@ -302,7 +316,7 @@ class SqlUnitOfWork:
         self.users = SqlUsers(db)
         self.sessions = SqlSessions(db)
         self.audit = SqlAudit(db)
-        self.login_failures = SqlLoginFailures(db)
+        self.login_throttle = SqlLoginThrottle(db)
         self.committed = False
         self._db = db
 

@@ -10,6 +10,10 @@ Params = Mapping[str, Any]
 class SqlSession(Protocol):
     """One connection inside one transaction."""
 
+    # Appended to a SELECT to lock its rows until the transaction ends: " FOR UPDATE" where
+    # the database locks rows, "" where a transaction already excludes every other writer.
+    for_update: str
+
     async def execute(self, sql: str, params: Params | None = None) -> int:
         """Run a statement; the number of rows it touched."""
 

@@ -33,6 +33,8 @@ class AuthPolicy:
     throttle_window: int
     max_account_failures: int
     max_address_failures: int
+    # Seconds in which a refresh token just spent still signs in a concurrent browser request.
+    refresh_grace: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,33 +60,41 @@ class AuthService:
         self._ids = ids
         self._policy = policy
         self._audit = AuditTrail(clock, ids)
-        self._dummy_hash: str | None = None
 
     async def login(self, email: str, password: str, address: str | None) -> TokenPair:
         """Tokens for a right e-mail and password. A wrong e-mail, a wrong password and a
         deactivated account answer alike and take alike long."""
         key = email_key(email)
-        throttle_keys = [(f"account:{key}", self._policy.max_account_failures)]
+        limits = {f"account:{key}": self._policy.max_account_failures}
         if address:
-            throttle_keys.append((f"address:{address}", self._policy.max_address_failures))
+            limits[f"address:{address}"] = self._policy.max_address_failures
+        now = self._clock.now()
+        window = timedelta(seconds=self._policy.throttle_window)
+        # Every attempt counts before the password is checked, so a burst of concurrent
+        # guesses cannot all slip under the limit; a success takes its attempt back.
         async with self._storage.unit_of_work() as uow:
-            await self._refuse_if_throttled(uow, throttle_keys)
+            counts = {k: await uow.login_throttle.hit(k, now, now - window) for k in limits}
+            await uow.commit()
+        for throttle_key, (attempts, started) in counts.items():
+            if attempts > limits[throttle_key]:
+                wait = max(1, int((started + window - now).total_seconds()) + 1)
+                raise Throttled("Too many failed sign-ins. Try again later.", retry_after=wait)
+        async with self._storage.unit_of_work() as uow:
             user = await uow.users.get_by_email_key(key)
-        known_hash = user.password_hash if user and user.password_hash else None
-        password = password[:MAX_PASSWORD_LENGTH]
-        matches = await self._hasher.verify(known_hash or await self._dummy(), password)
+        known_hash = user.password_hash if user else None
+        matches = await self._hasher.verify(known_hash, password[:MAX_PASSWORD_LENGTH])
         now = self._clock.now()
         async with self._storage.unit_of_work() as uow:
-            if not (matches and known_hash and user and user.active):
-                await uow.login_failures.add([k for k, _ in throttle_keys], now)
-                window = timedelta(seconds=self._policy.throttle_window)
-                await uow.login_failures.prune(now - window)
+            if not (matches and user and user.active):
+                await uow.login_throttle.prune(now - window)
                 await uow.audit.add(self._audit.entry(
                     "login.failed", None, "user", user.id if user else None,
                     user.cabinet_id if user else None, address=address, email=key))
                 await uow.commit()
                 raise Unauthenticated(BAD_CREDENTIALS)
-            await uow.login_failures.clear(throttle_keys[0][0])
+            await uow.login_throttle.reset(f"account:{key}")
+            if address:
+                await uow.login_throttle.forgive(f"address:{address}")
             session = LoginSession(
                 id=self._ids.new_id(), user_id=user.id, created_at=now,
                 expires_at=now + timedelta(seconds=self._policy.absolute_ttl))
@@ -95,14 +105,31 @@ class AuthService:
                                    session.id, address),
                 "user", user.id, user.cabinet_id))
             await uow.commit()
-        if self._hasher.needs_rehash(known_hash):
-            await self._rehash(user, password)
+        if known_hash and self._hasher.needs_rehash(known_hash):
+            await self._rehash(user, password[:MAX_PASSWORD_LENGTH])
         return pair
 
     async def refresh(self, refresh_token: str, address: str | None) -> TokenPair:
         """Rotate: the presented token is spent and a new pair issued. A spent token
         presented again means it leaked: the whole login is revoked."""
+        result = await self._rotate(refresh_token, address, grace=0)
+        assert isinstance(result, TokenPair)
+        return result
+
+    async def resume_session(self, refresh_token: str,
+                             address: str | None) -> tuple[Principal, TokenPair | None]:
+        """The browser's renewal: like `refresh`, but a token that a concurrent request of
+        the same browser spent within the grace period signs this one request in without
+        new tokens (the other request's answer carries them), instead of counting as reuse."""
+        result = await self._rotate(refresh_token, address, grace=self._policy.refresh_grace)
+        if isinstance(result, TokenPair):
+            return await self.authenticate(result.access_token, address), result
+        return result, None
+
+    async def _rotate(self, refresh_token: str, address: str | None,
+                      grace: int) -> TokenPair | Principal:
         claims = self._claims(refresh_token, REFRESH)
+        jti = str(claims.get("jti"))
         now = self._clock.now()
         async with self._storage.unit_of_work() as uow:
             session = await uow.sessions.get(str(claims.get("sid")))
@@ -111,7 +138,13 @@ class AuthService:
             user = await uow.users.get(session.user_id, Scope.everything())
             if not session.is_live(now) or user is None or not user.active:
                 raise Unauthenticated(BAD_TOKEN)
-            if not await uow.sessions.use_refresh_token(str(claims.get("jti")), session.id, now):
+            if not await uow.sessions.use_refresh_token(jti, session.id, now):
+                spent = await uow.sessions.refresh_token_used_at(jti, session.id)
+                if grace and spent is not None and now - spent <= timedelta(seconds=grace):
+                    cabinet = await uow.cabinets.get(user.cabinet_id, Scope.everything())
+                    if cabinet is None:
+                        raise Unauthenticated(BAD_TOKEN)
+                    return Principal.of(user, cabinet, session.id, address)
                 await uow.sessions.revoke(session.id, now)
                 await uow.audit.add(self._audit.entry(
                     "token.reuse_detected", None, "session", session.id, user.cabinet_id,
@@ -201,25 +234,10 @@ class AuthService:
         await uow.sessions.add_refresh_token(jti, session.id, refresh_expires)
         return TokenPair(access, refresh, self._policy.access_ttl, session.id)
 
-    async def _refuse_if_throttled(self, uow: UnitOfWork, keys: list[tuple[str, int]]) -> None:
-        now = self._clock.now()
-        window = timedelta(seconds=self._policy.throttle_window)
-        for key, limit in keys:
-            count, oldest = await uow.login_failures.recent(key, now - window)
-            if count >= limit and oldest is not None:
-                wait = max(1, int((oldest + window - now).total_seconds()) + 1)
-                raise Throttled("Too many failed sign-ins. Try again later.", retry_after=wait)
-
-    async def _dummy(self) -> str:
-        # Verifying against a real hash when the account is unknown keeps the time the same.
-        if self._dummy_hash is None:
-            self._dummy_hash = await self._hasher.hash(self._ids.new_id())
-        return self._dummy_hash
-
     async def _rehash(self, user: User, password: str) -> None:
         new_hash = await self._hasher.hash(password)
         async with self._storage.unit_of_work() as uow:
-            current = await uow.users.get(user.id, Scope.everything())
+            current = await uow.users.get(user.id, Scope.everything(), for_update=True)
             if current is not None and current.password_hash == user.password_hash:
                 current.password_hash = new_hash
                 await uow.users.update(current)

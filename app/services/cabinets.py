@@ -43,7 +43,9 @@ class CabinetService:
             if parent_id is None:
                 access.require_may_create_root(actor)
             else:
-                parent = await self._visible(uow, actor, parent_id)
+                # Locked, so that a concurrent move of the parent cannot leave the new child
+                # with the parent's old path (and in the wrong organisation's reach).
+                parent = await self._visible(uow, actor, parent_id, lock=True)
                 access.require_may_create_child(actor, parent)
             if external_id is not None and not access.may_restructure(actor):
                 raise Forbidden("Only staff administrators set billing ids.", field="external_id")
@@ -77,7 +79,7 @@ class CabinetService:
 
     async def update(self, actor: Principal, cabinet_id: str, changes: CabinetChanges) -> Cabinet:
         async with self._storage.unit_of_work() as uow:
-            cabinet = await self._visible(uow, actor, cabinet_id)
+            cabinet = await self._visible(uow, actor, cabinet_id, lock=True)
             access.require_may_edit_cabinet(actor, cabinet)
             restructures = [field for field in ("external_id", "parent_id")
                             if not isinstance(getattr(changes, field), Unset)]
@@ -115,13 +117,14 @@ class CabinetService:
             rows = await uow.cabinets.children(cabinet.id, access.visible_scope(actor), page)
         return Page.from_rows(rows, page)
 
-    async def _visible(self, uow: UnitOfWork, actor: Principal, cabinet_id: str) -> Cabinet:
-        cabinet = await uow.cabinets.get(cabinet_id, access.visible_scope(actor))
+    async def _visible(self, uow: UnitOfWork, actor: Principal, cabinet_id: str, *,
+                       lock: bool = False) -> Cabinet:
+        cabinet = await uow.cabinets.get(cabinet_id, access.visible_scope(actor), for_update=lock)
         return access.require_visible(actor, cabinet)
 
     async def _move(self, uow: UnitOfWork, actor: Principal, cabinet: Cabinet,
                     parent_id: str | None) -> Cabinet:
-        parent = await self._visible(uow, actor, parent_id) if parent_id else None
+        parent = await self._visible(uow, actor, parent_id, lock=True) if parent_id else None
         if parent is not None and parent.is_within(cabinet):
             raise Invalid("A cabinet cannot move below itself.", field="parent_id")
         check_parent(cabinet.kind, parent)

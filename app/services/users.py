@@ -106,7 +106,7 @@ class UserService:
                      changes: UserChanges) -> User:
         async with self._storage.unit_of_work() as uow:
             cabinet = await self._cabinet(uow, actor, cabinet_id)
-            user = await self._member(uow, actor, cabinet, user_id)
+            user = await self._member(uow, actor, cabinet, user_id, lock=True)
             access.require_may_change_user(actor, cabinet, user)
             own = user.id == actor.user_id
             before = {"name": user.name, "role": user.role.value, "active": user.active}
@@ -137,7 +137,7 @@ class UserService:
     async def delete(self, actor: Principal, cabinet_id: str, user_id: str) -> None:
         async with self._storage.unit_of_work() as uow:
             cabinet = await self._cabinet(uow, actor, cabinet_id)
-            user = await self._member(uow, actor, cabinet, user_id)
+            user = await self._member(uow, actor, cabinet, user_id, lock=True)
             access.require_may_change_user(actor, cabinet, user)
             if user.id == actor.user_id:
                 raise Forbidden("You cannot delete yourself.")
@@ -170,7 +170,8 @@ class UserService:
         now = self._clock.now()
         async with self._storage.unit_of_work() as uow:
             user_id = await uow.sessions.use_password_token(_token_hash(token), now)
-            user = await uow.users.get(user_id, access.Scope.everything()) if user_id else None
+            user = await uow.users.get(user_id, access.Scope.everything(),
+                                       for_update=True) if user_id else None
             if user is None:
                 raise InvalidPasswordToken(_SPENT_LINK, field="token")
             user.password_hash, user.updated_at = password_hash, now
@@ -186,7 +187,7 @@ class UserService:
         check_password(password, self._policy.password_min_length)
         password_hash = await self._hasher.hash(password)
         async with self._storage.unit_of_work() as uow:
-            user = await uow.users.get(user_id, access.visible_scope(actor))
+            user = await uow.users.get(user_id, access.visible_scope(actor), for_update=True)
             if user is None:
                 raise NotFound("No such user.")
             cabinet = await self._cabinet(uow, actor, user.cabinet_id)
@@ -231,8 +232,9 @@ class UserService:
         return access.require_visible(actor, cabinet)
 
     @staticmethod
-    async def _member(uow: UnitOfWork, actor: Principal, cabinet: Cabinet, user_id: str) -> User:
-        user = await uow.users.get(user_id, access.visible_scope(actor))
+    async def _member(uow: UnitOfWork, actor: Principal, cabinet: Cabinet, user_id: str, *,
+                      lock: bool = False) -> User:
+        user = await uow.users.get(user_id, access.visible_scope(actor), for_update=lock)
         if user is None or user.cabinet_id != cabinet.id:
             raise NotFound("No such user.")
         return user

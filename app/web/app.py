@@ -90,6 +90,10 @@ def install_log_filters() -> None:
     logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
 
 
+# One-time tokens travel in query strings (set-password links); they never reach the log.
+_SECRET_QUERY = re.compile(r"\b(token)=[^&]*")
+
+
 class AccessLogger(AbstractAccessLogger):
     """One line per request with its id, the user, and the time taken."""
 
@@ -97,7 +101,8 @@ class AccessLogger(AbstractAccessLogger):
         principal = request.get(PRINCIPAL)
         self.logger.info(
             '%s "%s %s" %s %s %.1fms user=%s request_id=%s', request.remote, request.method,
-            request.path_qs, response.status, response.body_length, time * 1000,
+            _SECRET_QUERY.sub(r"\1=[redacted]", request.path_qs), response.status,
+            response.body_length, time * 1000,
             principal.user_id if principal else "-",
             request.get(REQUEST_ID, "-"))
 

@@ -11,18 +11,19 @@ from aiohttp.typedefs import Handler
 
 from app.domain.errors import DomainError, Throttled, Unauthenticated
 from app.web.api.common import client_address
-from app.web.keys import PRINCIPAL, REQUEST_ID, SERVICES, SESSION_COOKIES
+from app.web.keys import PRINCIPAL, REQUEST_ID, SERVICES
 from app.web.openapi import RequestInvalid
 from app.web.pages import session
 from app.web.pages.render import error_page
 from app.web.problems import problem, slug_for_status
-from ports.storage import StorageUnavailable
+from ports.storage import ConcurrentUpdate, StorageUnavailable
 
 log = logging.getLogger("portal.web")
 _REQUEST_ID = re.compile(r"^[\w.:-]{8,128}$")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Paths that answer in JSON rather than HTML.
 _API_PREFIXES = ("/api/", "/.well-known/", "/healthz", "/readyz")
+STATIC_PREFIX = "/static/"
 
 
 def is_api(request: web.Request) -> bool:
@@ -59,6 +60,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             field_errors = [{"field": exc.field, "message": exc.detail}] if exc.field else []
         return _error(request, exc.status, exc.slug, exc.detail, title=exc.title,
                       errors=field_errors, headers=headers)
+    except ConcurrentUpdate:
+        return _error(request, 409, "conflict",
+                      "Someone changed this at the same moment. Nothing was saved; try again.")
     except StorageUnavailable as exc:
         log.error("storage unavailable during %s %s: %s [request %s]", request.method,
                   request.path, exc, request.get(REQUEST_ID))
@@ -85,6 +89,8 @@ def _error(request: web.Request, status: int, slug: str, detail: str, *,
 async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A bearer token, else the session cookies. Cookie-authenticated changes must carry the
     CSRF token: in the form field for portal pages, in X-CSRF-Token for the API."""
+    if request.path.startswith(STATIC_PREFIX):
+        return await handler(request)  # public files: no session work, no token rotation
     header = request.headers.get("Authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
@@ -125,6 +131,7 @@ async def response_headers(request: web.Request, response: web.StreamResponse) -
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; "
             "frame-ancestors 'none'; form-action 'self'; base-uri 'self'")
-    if request.get(PRINCIPAL) is not None or request.get(SESSION_COOKIES):
+    if not request.path.startswith(STATIC_PREFIX):
+        # Pages and answers are per user, and some carry one-time links: never cache them.
         response.headers.setdefault("Cache-Control", "no-store")
     await session.write_cookies(request, response)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import secrets
 import time
 
 from aiohttp.test_utils import TestClient
@@ -217,31 +219,93 @@ async def test_jwks_publishes_the_verifying_key_only(world: World) -> None:
     assert json.loads(verified.claims)["sub"] == world.actors[Role.STAFF].user_id
 
 
-async def test_repeated_failures_are_throttled(aiohttp_client, settings_for) -> None:  # type: ignore[no-untyped-def]
-    client = await aiohttp_client(create_app(settings_for(
-        "sqlite", PORTAL_AUTH__THROTTLE__MAX_FAILURES_PER_ACCOUNT="3",
-        PORTAL_AUTH__THROTTLE__MAX_FAILURES_PER_ADDRESS="6")))
+def random_address() -> str:
+    return f"198.51.100.{secrets.randbelow(250) + 1}-{secrets.token_hex(4)}"
+
+
+async def _throttled_client(aiohttp_client, settings_for, backend: str, **env: str):  # type: ignore[no-untyped-def]
+    """An app with low limits behind one proxy, and a client address of this test's own
+    (the PostgreSQL database, and its counters, are shared by the whole session)."""
+    settings = settings_for(backend, **{
+        "PORTAL_AUTH__THROTTLE__MAX_FAILURES_PER_ACCOUNT": "3",
+        "PORTAL_AUTH__THROTTLE__MAX_FAILURES_PER_ADDRESS": "6",
+        "PORTAL_WEB__PROXY_HOPS": "1", **env})
+    client = await aiohttp_client(create_app(settings),
+                                  headers={"X-Forwarded-For": random_address()})
     services = client.app[SERVICES]
     cabinet = await services.cabinets.create(SYSTEM, "Throttled Ltd", CabinetKind.CUSTOMER, None)
     victim = email("victim")
     await services.users.create_with_password(SYSTEM, cabinet.id, victim, "V",
                                               Role.CUSTOMER_USER, PASSWORD)
+    return client, victim
+
+
+async def test_repeated_failures_lock_the_account(aiohttp_client, settings_for,
+                                                  backend: str) -> None:  # type: ignore[no-untyped-def]
+    client, victim = await _throttled_client(aiohttp_client, settings_for, backend)
     for _ in range(3):
         response = await client.post("/api/v1/jwt", json={"email": victim, "password": "nope"})
         assert response.status == 401
-    # The account is locked for a while, even with the right password.
+    # Locked for a while, even with the right password.
     response = await client.post("/api/v1/jwt", json={"email": victim, "password": PASSWORD})
     assert response.status == 429
     assert 1 <= int(response.headers["Retry-After"]) <= 900
     assert (await response.json())["type"] == "/problems/too-many-requests"
 
-    # The address is throttled too, across accounts.
-    for _ in range(3):
+
+async def test_failures_from_one_address_are_throttled_across_accounts(
+        aiohttp_client, settings_for, backend: str) -> None:  # type: ignore[no-untyped-def]
+    client, _ = await _throttled_client(aiohttp_client, settings_for, backend)
+    statuses = []
+    for _ in range(7):
         response = await client.post("/api/v1/jwt",
                                      json={"email": email("spray"), "password": "nope"})
+        statuses.append(response.status)
+    assert statuses == [401] * 6 + [429]
+
+
+async def test_a_burst_of_concurrent_guesses_cannot_pass_the_limit(
+        aiohttp_client, settings_for, backend: str) -> None:  # type: ignore[no-untyped-def]
+    client, victim = await _throttled_client(aiohttp_client, settings_for, backend,
+                                             PORTAL_AUTH__THROTTLE__MAX_FAILURES_PER_ADDRESS="1000")
+
+    async def guess(n: int) -> int:
+        response = await client.post("/api/v1/jwt",
+                                     json={"email": victim, "password": f"guess {n}"})
+        await response.read()
+        return response.status
+
+    statuses = await asyncio.gather(*(guess(n) for n in range(30)))
+    assert sorted(statuses) == [401] * 3 + [429] * 27
+
+
+async def test_the_address_is_the_one_the_proxy_saw_not_what_the_client_wrote(
+        aiohttp_client, settings_for, backend: str) -> None:  # type: ignore[no-untyped-def]
+    client, _ = await _throttled_client(aiohttp_client, settings_for, backend)
+    real = random_address()
+    statuses = []
+    for n in range(7):
+        # The client forges a new first entry each time; the proxy appends the real one.
+        response = await client.post(
+            "/api/v1/jwt", json={"email": email("spray"), "password": "nope"},
+            headers={"X-Forwarded-For": f"10.0.0.{n}, {real}"})
+        statuses.append(response.status)
+    assert statuses == [401] * 6 + [429]
+    storage = client.app[SERVICES].storage
+    async with storage.unit_of_work() as uow:
+        entries = await uow.audit.list_visible(Scope.everything(), PageRequest(200))
+    assert real in {e.address for e in entries if e.action == "login.failed"}
+
+
+async def test_a_successful_sign_in_clears_the_accounts_failures(
+        aiohttp_client, settings_for) -> None:  # type: ignore[no-untyped-def]
+    client, victim = await _throttled_client(aiohttp_client, settings_for, "sqlite")
+    for _ in range(2):
+        await client.post("/api/v1/jwt", json={"email": victim, "password": "nope"})
+    await login(client, victim)
+    for _ in range(3):
+        response = await client.post("/api/v1/jwt", json={"email": victim, "password": "nope"})
         assert response.status == 401
-    response = await client.post("/api/v1/jwt", json={"email": email("spray"), "password": "x"})
-    assert response.status == 429
 
 
 async def test_successful_login_is_audited_and_failures_too(world: World) -> None:

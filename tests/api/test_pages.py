@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from app.domain.roles import Role
@@ -152,3 +154,85 @@ async def test_customer_user_sees_no_admin_forms_and_no_foreign_cabinet(world: W
     foreign = await client.get(f"/cabinets/{world.foreign.id}")
     assert foreign.status == 404
     assert world.foreign.name not in await foreign.text()
+
+
+async def test_two_requests_renewing_the_session_at_once_both_pass(world: World) -> None:
+    """An idle browser with two tabs: both requests carry the same expired session; one
+    renews it, the other is let in by the grace period instead of ending the login."""
+    client = world.client
+    await sign_in(client, world.actors[Role.CUSTOMER_USER].email)
+    client.session.cookie_jar.clear(lambda c: c.key == "portal_access")
+    answers = await asyncio.gather(client.get(f"/cabinets/{world.own.id}"),
+                                   client.get(f"/cabinets/{world.child.id}"))
+    assert [a.status for a in answers] == [200, 200]
+    # The session is alive: the renewed cookies keep working after the access token is gone.
+    client.session.cookie_jar.clear(lambda c: c.key == "portal_access")
+    again = await client.get(f"/cabinets/{world.own.id}", allow_redirects=False)
+    assert again.status == 200
+
+
+async def test_an_api_replay_of_a_spent_refresh_token_still_ends_the_login(world: World) -> None:
+    """The grace period is the browser's only: the API treats any second use as theft."""
+    actor = world.actors[Role.CUSTOMER_USER]
+    first = await world.client.post("/api/v1/jwt/refresh",
+                                    json={"refresh_token": actor.refresh_token})
+    assert first.status == 200
+    replay = await world.client.post("/api/v1/jwt/refresh",
+                                     json={"refresh_token": actor.refresh_token})
+    assert replay.status == 401
+    rotated = await first.json()
+    after = await world.client.get("/api/v1/me",
+                                   headers={"Authorization": f"Bearer {rotated['access_token']}"})
+    assert after.status == 401
+
+
+@pytest.mark.parametrize("target", [
+    "/\t/evil.example/", "/\n/evil.example", "/\\evil.example", "//evil.example",
+    "https://evil.example/", "/%0d%0aSet-Cookie:x=y", "javascript:alert(1)"])
+async def test_sign_in_never_redirects_off_site(world: World, target: str) -> None:
+    client = world.client
+    token = await csrf_of(client)
+    response = await client.post("/login", data={
+        "email": world.actors[Role.CUSTOMER_USER].email, "password": PASSWORD,
+        "csrf_token": token, "next": target}, allow_redirects=False)
+    location = response.headers["Location"]
+    assert location in ("/", target) and not any(ord(c) < 0x20 for c in location)
+    assert location == "/" or target.startswith("/%")
+    page = await client.get("/login", params={"next": target}, allow_redirects=False)
+    assert page.headers["Location"] in ("/", target)
+
+
+async def test_forms_on_cabinets_out_of_reach_are_404(world: World) -> None:
+    client = world.client
+    admin = world.actors[Role.CUSTOMER_ADMIN]
+    await sign_in(client, admin.email)
+    token = await csrf_of(client, "/organisation")
+    victim = await world.add_user(world.sibling)
+    posts = {
+        f"/cabinets/{world.sibling.id}/users": {"email": email("x"), "role": "customer_user"},
+        f"/cabinets/{world.foreign.id}/children": {"child_name": "Mine now"},
+        f"/cabinets/{world.parent.id}/name": {"name": "Renamed"},
+        f"/cabinets/{world.sibling.id}/users/{victim}": {"operation": "delete"},
+        f"/cabinets/{world.own.id}/users/{victim}": {"operation": "deactivate"},
+    }
+    for path, form in posts.items():
+        response = await client.post(path, data={"csrf_token": token, **form})
+        assert response.status == 404, path
+        assert world.sibling.name not in await response.text()
+    for path in (f"/cabinets/{world.parent.id}", f"/cabinets/{world.sibling.id}"):
+        assert (await client.get(path)).status == 404
+
+
+async def test_set_password_pages_are_never_cached_and_check_the_link(world: World) -> None:
+    client = world.client
+    created = await client.post(f"/api/v1/cabinets/{world.own.id}/users",
+                                headers=world.actors[Role.CUSTOMER_ADMIN].headers,
+                                json={"email": email("linked")})
+    link = (await created.json())["set_password_url"]
+    page = await client.get(link.replace("http://127.0.0.1:8080", ""))
+    assert page.status == 200 and page.headers["Cache-Control"] == "no-store"
+    assert (await created.json())["user"]["email"] in await page.text()
+    dead = await client.get("/password/set", params={"token": "made-up"})
+    assert dead.status == 400
+    assert "invalid, used or expired" in await dead.text()
+    assert 'name="password"' not in await dead.text()

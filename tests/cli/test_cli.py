@@ -97,11 +97,13 @@ def test_without_auto_migrate_a_stale_schema_refuses_to_start(tmp_path: Path,
     try:
         env = {"PORTAL_STORAGE__ADAPTER": "postgres", "PORTAL_STORAGE__DSN": dsn,
                "PORTAL_STORAGE__AUTO_MIGRATE": "false"}
-        refused = run(tmp_path, "demo", **env)
+        refused = run(tmp_path, "demo", "--force", **env)
         assert refused.returncode == 1
         assert "run `portal migrate`" in refused.stderr
         assert run(tmp_path, "migrate", **env).returncode == 0
-        assert run(tmp_path, "demo", **env).returncode == 0
+        guarded = run(tmp_path, "demo", **env)
+        assert guarded.returncode == 2 and "--force" in guarded.stderr
+        assert run(tmp_path, "demo", "--force", **env).returncode == 0
     finally:
         with admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -749,6 +749,18 @@ async def test_a_refresh_token_is_used_once(storage: Adapter) -> None:
 
     async with storage.unit_of_work() as uow:
         assert await uow.sessions.use_refresh_token(jti, session.id, T0 + SECOND) is False
+        # When it was spent: the first use, in the right session only.
+        assert await uow.sessions.refresh_token_used_at(jti, session.id) == T0
+        assert await uow.sessions.refresh_token_used_at(jti, other_session.id) is None
+        assert await uow.sessions.refresh_token_used_at(IDS.new_id(), session.id) is None
+
+
+async def test_an_unspent_refresh_token_has_no_use_time(storage: Adapter) -> None:
+    _, session = await user_with_session(storage)
+    jti = IDS.new_id()
+    async with storage.unit_of_work() as uow:
+        await uow.sessions.add_refresh_token(jti, session.id, T0 + timedelta(hours=1))
+        assert await uow.sessions.refresh_token_used_at(jti, session.id) is None
 
 
 async def test_an_uncommitted_refresh_token_use_is_undone(storage: Adapter) -> None:
@@ -874,61 +886,114 @@ async def test_audit_list_is_scoped(storage: Adapter) -> None:
     assert walked == about_anywhere
 
 
-# --- login failures --------------------------------------------------------------------------
+# --- sign-in throttling ---------------------------------------------------------------------
 
-# Long ago, so that prune() in these tests never touches failures other tests record.
+# Long ago, so that prune() in these tests never touches windows other tests record.
 LONG_AGO = datetime(2001, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
+WINDOW = timedelta(minutes=15)
 
 
-async def test_recent_failures_count_and_oldest(storage: Adapter) -> None:
-    account, address = unique("account"), unique("address")
-    t0, t1, t2 = LONG_AGO, LONG_AGO + SECOND, LONG_AGO + timedelta(minutes=5)
+async def hit(storage: Adapter, key: str, now: datetime) -> tuple[int, datetime]:
     async with storage.unit_of_work() as uow:
-        await uow.login_failures.add([account, address], t0)
-        await uow.login_failures.add([account], t2)
-        await uow.login_failures.add([account], t1)
+        counted = await uow.login_throttle.hit(key, now, now - WINDOW)
         await uow.commit()
-
-    async with storage.unit_of_work() as uow:
-        assert await uow.login_failures.recent(account, t0 - SECOND) == (3, t0)
-        assert await uow.login_failures.recent(account, t0) == (3, t0)
-        assert await uow.login_failures.recent(account, t1) == (2, t1)
-        assert await uow.login_failures.recent(account, t1 + SECOND) == (1, t2)
-        assert await uow.login_failures.recent(account, t2 + SECOND) == (0, None)
-        assert await uow.login_failures.recent(address, t0) == (1, t0)
-        assert await uow.login_failures.recent(unique("unknown"), t0) == (0, None)
+    return counted
 
 
-async def test_clear_forgets_one_key(storage: Adapter) -> None:
-    account, address = unique("account"), unique("address")
-    async with storage.unit_of_work() as uow:
-        await uow.login_failures.add([account, address], LONG_AGO)
-        await uow.login_failures.add([account], LONG_AGO + SECOND)
-        await uow.commit()
-
-    async with storage.unit_of_work() as uow:
-        await uow.login_failures.clear(account)
-        await uow.commit()
-
-    async with storage.unit_of_work() as uow:
-        assert await uow.login_failures.recent(account, LONG_AGO) == (0, None)
-        assert await uow.login_failures.recent(address, LONG_AGO) == (1, LONG_AGO)
-
-
-async def test_prune_drops_failures_before_a_time(storage: Adapter) -> None:
+async def test_attempts_count_within_a_window_and_restart_after_it(storage: Adapter) -> None:
     key = unique("account")
-    old, new = LONG_AGO, LONG_AGO + timedelta(hours=1)
-    async with storage.unit_of_work() as uow:
-        await uow.login_failures.add([key], old)
-        await uow.login_failures.add([key], new)
-        await uow.commit()
+    t0 = LONG_AGO
+    assert await hit(storage, key, t0) == (1, t0)
+    assert await hit(storage, key, t0 + SECOND) == (2, t0)
+    assert await hit(storage, key, t0 + WINDOW - SECOND) == (3, t0)
+    # The window that began at t0 has ended: a fresh one begins with this attempt.
+    assert await hit(storage, key, t0 + WINDOW) == (1, t0 + WINDOW)
+    assert await hit(storage, unique("other"), t0) == (1, t0)
 
-    async with storage.unit_of_work() as uow:
-        await uow.login_failures.prune(new)
-        await uow.commit()
 
+async def test_forgive_takes_one_attempt_back_and_reset_all(storage: Adapter) -> None:
+    account, address = unique("account"), unique("address")
+    for _ in range(3):
+        await hit(storage, account, LONG_AGO)
+        await hit(storage, address, LONG_AGO)
     async with storage.unit_of_work() as uow:
-        assert await uow.login_failures.recent(key, old - SECOND) == (1, new)
+        await uow.login_throttle.forgive(address)
+        await uow.login_throttle.reset(account)
+        await uow.commit()
+    assert await hit(storage, address, LONG_AGO + SECOND) == (3, LONG_AGO)
+    assert await hit(storage, account, LONG_AGO + SECOND) == (1, LONG_AGO + SECOND)
+    fresh = unique("never-hit")
+    async with storage.unit_of_work() as uow:
+        await uow.login_throttle.forgive(fresh)  # nothing to forgive: no error, no row
+        await uow.commit()
+    assert await hit(storage, fresh, LONG_AGO) == (1, LONG_AGO)
+
+
+async def test_an_uncommitted_attempt_does_not_count(storage: Adapter) -> None:
+    key = unique("account")
+    async with storage.unit_of_work() as uow:
+        await uow.login_throttle.hit(key, LONG_AGO, LONG_AGO - WINDOW)
+    assert await hit(storage, key, LONG_AGO) == (1, LONG_AGO)
+
+
+async def test_concurrent_attempts_each_get_their_own_count(storage: Adapter) -> None:
+    key = unique("burst")
+    counts = await asyncio.gather(*(hit(storage, key, LONG_AGO) for _ in range(20)))
+    assert sorted(count for count, _ in counts) == list(range(1, 21))
+
+
+async def test_prune_drops_windows_that_began_before_a_time(storage: Adapter) -> None:
+    old, new = unique("old"), unique("new")
+    await hit(storage, old, LONG_AGO)
+    await hit(storage, old, LONG_AGO + SECOND)
+    await hit(storage, new, LONG_AGO + timedelta(hours=1))
+    async with storage.unit_of_work() as uow:
+        await uow.login_throttle.prune(LONG_AGO + timedelta(minutes=30))
+        await uow.commit()
+    # The pruned key starts over even inside what was its window; the other one counts on.
+    assert await hit(storage, old, LONG_AGO + SECOND * 2) == (1, LONG_AGO + SECOND * 2)
+    assert await hit(storage, new, LONG_AGO + timedelta(hours=1)) == (
+        2, LONG_AGO + timedelta(hours=1))
+
+
+# --- row locks -------------------------------------------------------------------------------
+
+async def test_a_row_read_for_update_waits_for_the_other_writer(storage: Adapter) -> None:
+    """Two changes of one user never interleave: the second read waits for the first commit
+    and sees its result (on SQLite the whole unit of work waits)."""
+    cabinet = new_cabinet()
+    user = new_user(cabinet)
+    await add_all(storage, cabinet, user)
+    first_holds = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first() -> None:
+        async with storage.unit_of_work() as uow:
+            locked = await uow.users.get(user.id, EVERYTHING, for_update=True)
+            assert locked is not None
+            locked.name = "First"
+            await uow.users.update(locked)
+            first_holds.set()
+            await release.wait()
+            await uow.commit()
+
+    async def second() -> str:
+        await first_holds.wait()
+        async with storage.unit_of_work() as uow:
+            locked = await uow.users.get(user.id, EVERYTHING, for_update=True)
+            assert locked is not None
+            return locked.name
+
+    holder = asyncio.create_task(first())
+    waiter = asyncio.create_task(second())
+    await first_holds.wait()
+    await asyncio.sleep(0.2)
+    assert not waiter.done()
+    release.set()
+    await holder
+    assert await waiter == "First"
+    async with storage.unit_of_work() as uow:
+        assert await uow.cabinets.get(cabinet.id, EVERYTHING, for_update=True) == cabinet
 
 
 # --- availability ----------------------------------------------------------------------------

@@ -70,3 +70,29 @@ def test_unreadable_or_malformed_files_are_clear_errors(tmp_path: Path) -> None:
     bad_key.write_text("storage:\n  pool_max: 0\n")
     with pytest.raises(ConfigError, match=f"storage.pool_max \\(from {bad_key}\\)"):
         load_settings(bad_key, environ={})
+
+
+def test_variables_naming_no_section_are_ignored_not_fatal(tmp_path: Path) -> None:
+    from app.config import ignored_environment
+
+    # What Kubernetes adds to every pod for a Service named "portal".
+    environ = {"PORTAL_DATA_DIR": str(tmp_path), "PORTAL_PORT": "tcp://10.0.0.1:8080",
+               "PORTAL_SERVICE_HOST": "10.0.0.1", "PORTAL_SERVICE_PORT": "8080"}
+    settings = load_settings(environ=environ)
+    assert settings.server.port == 8080
+    assert ignored_environment(environ) == ["PORTAL_PORT", "PORTAL_SERVICE_HOST",
+                                            "PORTAL_SERVICE_PORT"]
+
+
+def test_pool_bounds_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=(
+            r"storage \(from PORTAL_STORAGE__POOL_MAX, PORTAL_STORAGE__POOL_MIN\): "
+            r"pool_min \(5\) is above pool_max \(2\)$")):
+        load_settings(environ={"PORTAL_STORAGE__POOL_MIN": "5", "PORTAL_STORAGE__POOL_MAX": "2"})
+
+
+def test_https_base_url_forces_secure_cookies(tmp_path: Path) -> None:
+    plain = load_settings(environ={"PORTAL_DATA_DIR": str(tmp_path)})
+    assert plain.secure_cookies is False
+    https = load_settings(environ={"PORTAL_BASE_URL": "https://portal.example"})
+    assert https.secure_cookies is True

@@ -90,3 +90,20 @@ def test_migrations_split_into_statements_and_are_numbered() -> None:
     migrations = load_migrations()
     assert [m.version for m in migrations] == sorted({m.version for m in migrations})
     assert migrations[0].label == "0001_foundation"
+
+
+def test_one_time_tokens_never_reach_the_access_log() -> None:
+    from app.web.app import _SECRET_QUERY
+
+    logged = _SECRET_QUERY.sub(r"\1=[redacted]", "/password/set?token=s3cr3t&x=1")
+    assert logged == "/password/set?token=[redacted]&x=1"
+
+
+@pytest.mark.parametrize(("target", "kept"), [
+    ("/cabinets/1?x=2", True), ("/", True), ("//evil.example", False), ("/\\evil", False),
+    ("/\t/evil.example", False), ("http://evil.example", False), ("cabinets", False),
+    ("", False), (None, False)])
+def test_safe_next_keeps_only_local_paths(target: str | None, kept: bool) -> None:
+    from app.web.pages.render import safe_next
+
+    assert safe_next(target) == (target if kept else "/")

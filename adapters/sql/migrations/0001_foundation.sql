@@ -1,4 +1,4 @@
--- Cabinets, users, login sessions, password tokens, login failures and the audit log.
+-- Cabinets, users, login sessions, password tokens, sign-in throttling and the audit log.
 -- Portable DDL: PostgreSQL types that SQLite accepts by affinity. Statements end with ";" at
 -- the end of a line.
 
@@ -53,11 +53,13 @@ CREATE TABLE password_tokens (
     used_at TIMESTAMPTZ
 );
 
-CREATE TABLE login_failures (
-    key TEXT NOT NULL,
-    at TIMESTAMPTZ NOT NULL
+-- One counter per account or address: an upsert counts an attempt atomically.
+CREATE TABLE login_throttle (
+    key TEXT PRIMARY KEY,
+    window_start TIMESTAMPTZ NOT NULL,
+    attempts INTEGER NOT NULL
 );
-CREATE INDEX login_failures_key_at ON login_failures (key, at);
+CREATE INDEX login_throttle_window_start ON login_throttle (window_start);
 
 CREATE TABLE audit_log (
     id TEXT PRIMARY KEY,

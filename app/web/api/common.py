@@ -34,10 +34,13 @@ def page_request(query: ListQuery) -> PageRequest:
 
 
 def client_address(request: web.Request) -> str | None:
-    """The client's address: the peer, or the first X-Forwarded-For hop when configured."""
-    if request.app[SETTINGS].web.trust_forwarded_for:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first[:64]
+    """The client's address. Behind `web.proxy_hops` proxies of one's own, each appending
+    to X-Forwarded-For, it is the entry that many places from the end: whatever a client
+    writes into the header itself lands further left and is ignored."""
+    hops = request.app[SETTINGS].web.proxy_hops
+    if hops:
+        chain = [entry.strip() for entry in request.headers.get("X-Forwarded-For", "").split(",")]
+        chain = [entry for entry in chain if entry]
+        if len(chain) >= hops:
+            return chain[-hops][:64]
     return request.remote

@@ -43,12 +43,13 @@ async def cookie_principal(request: web.Request) -> Principal | None:
     if not refresh:
         return None
     try:
-        pair = await auth.refresh(refresh, address)
+        principal, pair = await auth.resume_session(refresh, address)
     except Unauthenticated:
         end_session(request)
         return None
-    start_session(request, pair)
-    return await auth.authenticate(pair.access_token, address)
+    if pair is not None:
+        start_session(request, pair)
+    return principal
 
 
 def start_session(request: web.Request, pair: TokenPair) -> None:
@@ -107,7 +108,7 @@ async def write_cookies(request: web.Request, response: web.StreamResponse) -> N
         morsel["path"] = "/"
         morsel["httponly"] = True
         morsel["samesite"] = "Lax"
-        if settings.web.secure_cookies:
+        if settings.secure_cookies:
             morsel["secure"] = True
         max_age = 0 if value is None else max_ages[name]
         if max_age is not None:
