@@ -53,6 +53,7 @@ def _translate(exc: Exception) -> Exception:
 
 
 class _PostgresSession:
+    dialect = "postgres"
     for_update = " FOR UPDATE"
 
     def __init__(self, cursor: Any) -> None:

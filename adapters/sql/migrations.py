@@ -1,6 +1,8 @@
 """Versioned, forward-only schema migrations shared by the SQL adapters.
 
 Files are `migrations/NNNN_name.sql`; each applied version is a row in `schema_migrations`.
+Where one database needs its own statements, `NNNN_name.<dialect>.sql` stands in for the
+portable file on that database (an index only PostgreSQL can use, say).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from adapters.sql.session import SqlSession
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
+_FILE = re.compile(r"^(\d{4})_(\w+?)(?:\.(sqlite|postgres))?\.sql$")
 
 
 @dataclass(frozen=True)
@@ -32,18 +34,24 @@ def split_statements(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in re.split(r";\s*$", "\n".join(lines), flags=re.M) if s.strip())
 
 
-def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    found = []
+def load_migrations(dialect: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    portable: dict[int, Path] = {}
+    variants: dict[int, Path] = {}
+    names: dict[int, str] = {}
     for path in sorted(directory.glob("*.sql")):
         match = _FILE.match(path.name)
         if not match:
-            raise ValueError(f"migration file {path.name} is not named NNNN_name.sql")
-        found.append(Migration(int(match[1]), match[2],
-                               split_statements(path.read_text(encoding="utf-8"))))
-    versions = [m.version for m in found]
-    if len(set(versions)) != len(versions):
-        raise ValueError("two migration files share a version number")
-    return found
+            raise ValueError(f"migration file {path.name} is not named NNNN_name[.dialect].sql")
+        version = int(match[1])
+        if names.setdefault(version, match[2]) != match[2]:
+            raise ValueError(f"two migrations share the version {version:04d}")
+        if match[3] is None:
+            portable[version] = path
+        elif match[3] == dialect:
+            variants[version] = path
+    return [Migration(version, names[version], split_statements(
+                (variants.get(version) or portable[version]).read_text(encoding="utf-8")))
+            for version in sorted(names) if version in portable or version in variants]
 
 
 async def applied_versions(db: SqlSession) -> set[int]:
@@ -56,7 +64,7 @@ async def applied_versions(db: SqlSession) -> set[int]:
 
 async def pending(db: SqlSession) -> list[Migration]:
     done = await applied_versions(db)
-    return [m for m in load_migrations() if m.version not in done]
+    return [m for m in load_migrations(db.dialect) if m.version not in done]
 
 
 async def apply_pending(db: SqlSession, at: datetime) -> list[str]:

@@ -10,6 +10,8 @@ Params = Mapping[str, Any]
 class SqlSession(Protocol):
     """One connection inside one transaction."""
 
+    # "sqlite" or "postgres": picks a migration's dialect variant where one exists.
+    dialect: str
     # Appended to a SELECT to lock its rows until the transaction ends: " FOR UPDATE" where
     # the database locks rows, "" where a transaction already excludes every other writer.
     for_update: str

@@ -59,6 +59,7 @@ def _translate(exc: sqlite3.Error) -> Exception:
 class _SqliteSession:
     # A unit of work holds the process's only connection, and SQLite lets one writer in at
     # a time: rows need no lock of their own.
+    dialect = "sqlite"
     for_update = ""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:

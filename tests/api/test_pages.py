@@ -236,3 +236,19 @@ async def test_set_password_pages_are_never_cached_and_check_the_link(world: Wor
     assert dead.status == 400
     assert "invalid, used or expired" in await dead.text()
     assert 'name="password"' not in await dead.text()
+
+
+async def test_long_user_lists_are_paged_on_the_organisation_page(world: World) -> None:
+    from tests.api.test_users import invite
+
+    client = world.client
+    for _ in range(52):
+        await invite(world)
+    await sign_in(client, world.actors[Role.CUSTOMER_ADMIN].email)
+    first = await (await client.get(f"/cabinets/{world.own.id}")).text()
+    more = re.search(r'href="(/cabinets/[^"]+\?users=[^"#]+)#users"', first)
+    assert more, "no link to the next page of users"
+    second = await (await client.get(more[1])).text()
+    rows = lambda html: html.count('<td class="nowrap">')  # noqa: E731
+    assert rows(first) == 50 and rows(second) == 4  # 52 invited + the two world users
+    assert "More users" not in second and "First page" in second

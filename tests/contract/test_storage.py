@@ -42,7 +42,7 @@ IDS = Uuid7Ids()
 # Not UTC on purpose: values must come back equal (and aware) whatever zone they were given in.
 T0 = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
 SECOND = timedelta(seconds=1)
-ALL_MIGRATIONS = [migration.label for migration in load_migrations()]
+ALL_MIGRATIONS = [migration.label for migration in load_migrations("sqlite")]
 
 
 def unique(label: str) -> str:

@@ -87,9 +87,15 @@ def test_portable_sql_placeholders_become_pyformat() -> None:
 def test_migrations_split_into_statements_and_are_numbered() -> None:
     assert split_statements("-- c\nCREATE TABLE a (x INT);\nCREATE INDEX i ON a (x);\n") == (
         "CREATE TABLE a (x INT)", "CREATE INDEX i ON a (x)")
-    migrations = load_migrations()
-    assert [m.version for m in migrations] == sorted({m.version for m in migrations})
-    assert migrations[0].label == "0001_foundation"
+    for dialect in ("sqlite", "postgres"):
+        migrations = load_migrations(dialect)
+        assert [m.version for m in migrations] == sorted({m.version for m in migrations})
+        assert migrations[0].label == "0001_foundation"
+    # A dialect's own file stands in for the portable one.
+    by_label = {m.label: m for m in load_migrations("postgres")}
+    assert "text_pattern_ops" in by_label["0002_path_prefix_index"].statements[0]
+    assert {m.label: m for m in load_migrations("sqlite")}[
+        "0002_path_prefix_index"].statements == ()
 
 
 def test_one_time_tokens_never_reach_the_access_log() -> None:

@@ -10,7 +10,7 @@ from aiohttp import web
 from app.domain import access
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.errors import DomainError, Forbidden, Throttled, Unauthenticated
-from app.domain.paging import MAX_LIMIT, PageRequest
+from app.domain.paging import PageRequest
 from app.domain.roles import Role
 from app.domain.users import Principal
 from app.services.cabinets import CabinetChanges
@@ -22,6 +22,7 @@ from app.web.pages.session import REFRESH_COOKIE, end_session, start_session
 from app.web.problems import PROBLEM_TYPES
 
 routes = web.RouteTableDef()
+PAGE_SIZE = 50
 PageHandler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
 
 
@@ -96,7 +97,7 @@ async def my_organisation(request: web.Request, me: Principal) -> web.StreamResp
 async def cabinets_page(request: web.Request, me: Principal) -> web.StreamResponse:
     cursor = request.query.get("cursor")
     page = await request.app[SERVICES].cabinets.list_visible(
-        me, PageRequest.from_cursor(50, cursor))
+        me, PageRequest.from_cursor(PAGE_SIZE, cursor))
     return render(request, "cabinets.html", {"cabinets": page.items,
                                              "next_cursor": page.next_cursor})
 
@@ -114,14 +115,19 @@ async def _cabinet_page(request: web.Request, me: Principal, cabinet_id: str, *,
     services = request.app[SERVICES]
     cabinet = await services.cabinets.get(me, cabinet_id)
     lineage = await services.cabinets.lineage(me, cabinet)
-    children = await services.cabinets.children(me, cabinet.id, PageRequest(MAX_LIMIT))
-    users = await services.users.list_in_cabinet(me, cabinet.id, PageRequest(MAX_LIMIT))
+    children = await services.cabinets.children(
+        me, cabinet.id, PageRequest.from_cursor(PAGE_SIZE, request.query.get("children")))
+    users = await services.users.list_in_cabinet(
+        me, cabinet.id, PageRequest.from_cursor(PAGE_SIZE, request.query.get("users")))
     manage_users = _allowed(access.require_may_manage_users, me, cabinet)
     vendor = cabinet.kind is CabinetKind.VENDOR
     roles = [r for r in Role if me.role.outranks_or_equals(r) and r.is_staff == vendor]
     return render(request, "cabinet.html", {
         "cabinet": cabinet, "lineage": lineage, "children": children.items,
-        "users": users.items, "manage_users": manage_users,
+        "children_next": children.next_cursor, "users": users.items,
+        "users_next": users.next_cursor, "paged": bool(request.query.get("users")
+                                                       or request.query.get("children")),
+        "manage_users": manage_users,
         "create_child": _allowed(access.require_may_create_child, me, cabinet),
         "edit_cabinet": _allowed(access.require_may_edit_cabinet, me, cabinet),
         "roles": roles, "form": {}, **extra,

@@ -1,0 +1,2 @@
+-- Subtree queries match a prefix of cabinets.path. SQLite's unique index on path serves
+-- them already; PostgreSQL needs its own index (see the .postgres variant).
