@@ -3,19 +3,17 @@ the running app, and a small organisation tree with a user per role."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 from aiohttp.test_utils import TestClient
 
 from app.config import Settings, load_settings
 from app.web.app import create_app
+from tests.pg import temporary_database
 from tests.world import World, build_world
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 # The cheapest argon2id the portal accepts (OWASP's minimum): tests hash often.
@@ -30,19 +28,8 @@ TEST_ENV = {
 @pytest.fixture(scope="session")
 def pg_dsn() -> Iterator[str]:
     """A database of its own for this test session, dropped at the end."""
-    name = f"portal_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(ADMIN_DSN)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                           " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
-            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.close()
+    with temporary_database("portal_test") as dsn:
+        yield dsn
 
 
 def make_settings(data_dir: Path, backend: str = "sqlite", dsn: str | None = None,

@@ -15,7 +15,6 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg2
 from aiohttp import ClientSession, web
 
 from app.config import load_settings
@@ -25,8 +24,8 @@ from app.domain.users import SYSTEM
 from app.web.app import create_app
 from app.web.keys import SERVICES
 from tests.live import free_port
+from tests.pg import temporary_database
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PASSWORD = "benchmark password"
 
 
@@ -40,6 +39,8 @@ async def loop_lag(stop: asyncio.Event, samples: list[float]) -> None:
 async def run(backend: str, dsn: str | None, data_dir: Path) -> None:
     env = {"PORTAL_DATA_DIR": str(data_dir), "PORTAL_STORAGE__ADAPTER": backend,
            "PORTAL_LOGGING__ACCESS_LOG": "false",
+           # Attempts in flight count against the limits until they succeed.
+           "PORTAL_AUTH__THROTTLE__MAX_FAILURES_PER_ACCOUNT": "100",
            "PORTAL_AUTH__THROTTLE__MAX_FAILURES_PER_ADDRESS": "100000"}
     if dsn:
         env["PORTAL_STORAGE__DSN"] = dsn
@@ -97,20 +98,9 @@ async def run(backend: str, dsn: str | None, data_dir: Path) -> None:
 
 
 async def main() -> None:
-    name = f"portal_bench_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(ADMIN_DSN)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            await run("sqlite", None, Path(folder) / "sqlite")
-            await run("postgres", f"postgresql://postgres@127.0.0.1:5432/{name}",
-                      Path(folder) / "postgres")
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with temporary_database("portal_bench") as dsn, tempfile.TemporaryDirectory() as folder:
+        await run("sqlite", None, Path(folder) / "sqlite")
+        await run("postgres", dsn, Path(folder) / "postgres")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_ENV
+from tests.pg import temporary_database
 
 PORTAL = str(Path(sys.executable).with_name("portal"))
 
@@ -86,15 +87,7 @@ def test_migrate_applies_once(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_without_auto_migrate_a_stale_schema_refuses_to_start(tmp_path: Path,
                                                              pg_dsn: str) -> None:
-    import psycopg2
-
-    dsn = pg_dsn.rsplit("/", 1)[0] + "/" + "portal_cli_" + tmp_path.name[-8:].lower()
-    name = dsn.rsplit("/", 1)[1]
-    admin = psycopg2.connect(pg_dsn)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    try:
+    with temporary_database("portal_cli", pg_dsn) as dsn:
         env = {"PORTAL_STORAGE__ADAPTER": "postgres", "PORTAL_STORAGE__DSN": dsn,
                "PORTAL_STORAGE__AUTO_MIGRATE": "false"}
         refused = run(tmp_path, "demo", "--force", **env)
@@ -104,10 +97,6 @@ def test_without_auto_migrate_a_stale_schema_refuses_to_start(tmp_path: Path,
         guarded = run(tmp_path, "demo", **env)
         assert guarded.returncode == 2 and "--force" in guarded.stderr
         assert run(tmp_path, "demo", "--force", **env).returncode == 0
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
 
 
 def test_keys_generate_writes_a_private_key_once(tmp_path: Path) -> None:

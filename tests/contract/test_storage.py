@@ -10,8 +10,8 @@ import asyncio
 import sqlite3
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import ExitStack, closing, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import ExitStack, closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -32,6 +32,7 @@ from app.domain.roles import Role
 from app.domain.sessions import LoginSession
 from app.domain.users import User
 from ports.storage import DuplicateKey, StorageUnavailable
+from tests.pg import temporary_database
 
 Adapter = SqliteStorage | PostgresStorage
 T = TypeVar("T", bound=HasId)
@@ -182,24 +183,6 @@ class BlankDatabase:
             return [(int(v), str(n)) for v, n in cursor.fetchall()]
 
 
-@contextmanager
-def scratch_postgres_database(session_dsn: str) -> Iterator[str]:
-    """A database of its own next to the session's, dropped afterwards."""
-    name = f"portal_blank_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(session_dsn)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {name}")
-        yield session_dsn.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                           " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
-            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.close()
-
-
 @pytest.fixture(params=BACKENDS)
 async def blank(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlankDatabase]:
     with ExitStack() as stack:
@@ -207,7 +190,7 @@ async def blank(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             location = str(tmp_path / "blank.sqlite3")
         else:
             location = stack.enter_context(
-                scratch_postgres_database(request.getfixturevalue("pg_dsn")))
+                temporary_database("portal_blank", request.getfixturevalue("pg_dsn")))
         database = BlankDatabase(request.param, location)
         try:
             yield database
@@ -1067,7 +1050,7 @@ async def test_dropped_postgres_connections_are_unavailable_then_replaced(
         pg_dsn: str) -> None:
     """A server restart ends every pooled connection: callers get StorageUnavailable (never a
     driver error) and the pool recovers."""
-    with scratch_postgres_database(pg_dsn) as dsn:
+    with temporary_database("portal_restart", pg_dsn) as dsn:
         storage = PostgresStorage(dsn, pool_min=2)
         await storage.open()
         try:
