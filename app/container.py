@@ -25,6 +25,7 @@ from app.config import Settings
 from app.services import Services
 from app.services.auth import AuthPolicy, AuthService
 from app.services.cabinets import CabinetService
+from app.services.catalog import CatalogService
 from app.services.users import UserPolicy, UserService
 
 
@@ -91,8 +92,10 @@ class Container(containers.DeclarativeContainer):
     users = providers.Singleton(UserService, storage=storage, hasher=password_hasher,
                                 clock=clock, ids=ids, policy=user_policy)
 
+    catalog = providers.Singleton(CatalogService, storage=storage, clock=clock, ids=ids)
+
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
-                                   users=users, web_secret=web_secret)
+                                   users=users, catalog=catalog, web_secret=web_secret)
 
 
 T = TypeVar("T")

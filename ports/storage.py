@@ -14,6 +14,7 @@ from app.domain.access import Scope
 from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet
 from app.domain.paging import PageRequest
+from app.domain.products import Product
 from app.domain.sessions import LoginSession
 from app.domain.users import User
 
@@ -64,6 +65,23 @@ class CabinetRepository(Protocol):
 
     async def move(self, cabinet: Cabinet, new_parent: Cabinet | None, at: datetime) -> Cabinet:
         """Re-parent `cabinet` and rewrite the paths of its whole subtree; returns it moved."""
+
+
+class ProductRepository(Protocol):
+    """The catalogue is the vendor's, not a tenant's: it takes no Scope."""
+
+    async def add(self, product: Product) -> None:
+        """Insert; DuplicateKey("products.code") when the code is taken."""
+
+    async def get(self, product_id: str) -> Product | None: ...
+
+    async def get_by_code(self, code: str) -> Product | None: ...
+
+    async def list_page(self, page: PageRequest, *, include_inactive: bool) -> list[Product]:
+        """Up to page.limit + 1 products after page.after, in id (creation) order."""
+
+    async def update(self, product: Product) -> None:
+        """Write every field but the code and the creation time."""
 
 
 class UserRepository(Protocol):
@@ -139,6 +157,7 @@ class LoginThrottleRepository(Protocol):
 
 class UnitOfWork(Protocol):
     cabinets: CabinetRepository
+    products: ProductRepository
     users: UserRepository
     sessions: SessionRepository
     audit: AuditRepository

@@ -20,6 +20,7 @@ from app.domain.access import Scope
 from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet
 from app.domain.paging import PageRequest
+from app.domain.products import Product
 from app.domain.sessions import LoginSession
 from app.domain.users import User
 from ports.security import InvalidToken
@@ -85,6 +86,7 @@ class FakeTokenCodec:
 @dataclass
 class _State:
     cabinets: dict[str, Cabinet] = field(default_factory=dict)
+    products: dict[str, Product] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
     sessions: dict[str, LoginSession] = field(default_factory=dict)
     refresh: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -148,6 +150,30 @@ class _Cabinets:
                         parent_id=new_parent.id if new_parent else None, updated_at=at)
         self.s.cabinets[cabinet.id] = moved
         return copy.copy(moved)
+
+
+class _Products:
+    def __init__(self, state: _State) -> None:
+        self.s = state
+
+    async def add(self, product: Product) -> None:
+        if any(p.code == product.code for p in self.s.products.values()):
+            raise DuplicateKey("products.code")
+        self.s.products[product.id] = copy.deepcopy(product)
+
+    async def get(self, product_id: str) -> Product | None:
+        return copy.deepcopy(self.s.products.get(product_id))
+
+    async def get_by_code(self, code: str) -> Product | None:
+        return next((copy.deepcopy(p) for p in self.s.products.values() if p.code == code), None)
+
+    async def list_page(self, page: PageRequest, *, include_inactive: bool) -> list[Product]:
+        return _page([p for p in self.s.products.values() if include_inactive or p.active], page)
+
+    async def update(self, product: Product) -> None:
+        stored = self.s.products[product.id]
+        self.s.products[product.id] = replace(copy.deepcopy(product), code=stored.code,
+                                              created_at=stored.created_at)
 
 
 class _Users:
@@ -279,6 +305,7 @@ class FakeUnitOfWork:
         self._storage = storage
         self._state = copy.deepcopy(storage.state)
         self.cabinets = _Cabinets(self._state)
+        self.products = _Products(self._state)
         self.users = _Users(self._state)
         self.sessions = _Sessions(self._state)
         self.audit = _Audit(self._state)

@@ -15,8 +15,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from app.domain.cabinets import Cabinet, CabinetKind
+from app.domain.products import Product
 from app.domain.roles import Role
 from app.domain.users import SYSTEM
+from app.services.catalog import ProductDraft
 from app.web.keys import SERVICES
 
 PASSWORD = "correct horse battery"
@@ -54,6 +56,7 @@ class World:
     child: Cabinet
     sibling: Cabinet
     foreign: Cabinet
+    product: Product
     actors: dict[Role, Actor] = field(default_factory=dict)
 
     def cabinet(self, relation: str) -> Cabinet:
@@ -84,10 +87,12 @@ async def build_world(client: TestClient) -> World:
     vendor = await cabinet("vendor", CabinetKind.VENDOR)
     parent = await cabinet("parent", CabinetKind.CUSTOMER)
     own = await cabinet("own", CabinetKind.CUSTOMER, parent)
+    product = await services.catalog.create(SYSTEM, ProductDraft(
+        code=unique("dbguard"), name="DB Guard", bucket="releases"))
     world = World(client=client, vendor=vendor, parent=parent, own=own,
                   child=await cabinet("child", CabinetKind.CUSTOMER, own),
                   sibling=await cabinet("sibling", CabinetKind.CUSTOMER, parent),
-                  foreign=await cabinet("foreign", CabinetKind.CUSTOMER))
+                  foreign=await cabinet("foreign", CabinetKind.CUSTOMER), product=product)
     for role in ROLES:
         home = vendor if role.is_staff else own
         address = email(role.value)

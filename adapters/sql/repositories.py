@@ -10,6 +10,7 @@ from app.domain.access import Scope
 from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.paging import PageRequest
+from app.domain.products import Product
 from app.domain.roles import Role
 from app.domain.sessions import LoginSession
 from app.domain.users import User
@@ -120,6 +121,48 @@ class SqlCabinets:
         cabinet.path, cabinet.parent_id, cabinet.updated_at = (
             new_path, new_parent.id if new_parent else None, at)
         return cabinet
+
+
+_PRODUCT_COLUMNS = ("id, code, name, description, parameters, bucket, prefix, active, created_at,"
+                    " updated_at")
+
+
+def _product(row: Row) -> Product:
+    return Product(**row)
+
+
+class SqlProducts:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def add(self, product: Product) -> None:
+        await self._db.execute(
+            f"INSERT INTO products ({_PRODUCT_COLUMNS}) VALUES (:id, :code, :name, :description,"
+            " :parameters, :bucket, :prefix, :active, :created_at, :updated_at)", vars(product))
+
+    async def get(self, product_id: str) -> Product | None:
+        row = await self._db.fetch_one(
+            f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE id = :id", {"id": product_id})
+        return _product(row) if row else None
+
+    async def get_by_code(self, code: str) -> Product | None:
+        row = await self._db.fetch_one(
+            f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE code = :code", {"code": code})
+        return _product(row) if row else None
+
+    async def list_page(self, page: PageRequest, *, include_inactive: bool) -> list[Product]:
+        after, page_params = page_filter(page, "id")
+        active = "1 = 1" if include_inactive else "active = :active"
+        rows = await self._db.fetch_all(
+            f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE {active} AND {after}"
+            " ORDER BY id LIMIT :page_limit", {**page_params, "active": True})
+        return [_product(row) for row in rows]
+
+    async def update(self, product: Product) -> None:
+        await self._db.execute(
+            "UPDATE products SET name = :name, description = :description,"
+            " parameters = :parameters, bucket = :bucket, prefix = :prefix, active = :active,"
+            " updated_at = :updated_at WHERE id = :id", vars(product))
 
 
 _USER_COLUMNS = ("u.id, u.email, u.email_key, u.name, u.role, u.cabinet_id, u.active,"
@@ -313,6 +356,7 @@ class SqlUnitOfWork:
 
     def __init__(self, db: SqlSession) -> None:
         self.cabinets = SqlCabinets(db)
+        self.products = SqlProducts(db)
         self.users = SqlUsers(db)
         self.sessions = SqlSessions(db)
         self.audit = SqlAudit(db)

@@ -89,6 +89,16 @@ def require_may_assign(principal: Principal, role: Role) -> None:
         raise Forbidden(f"You may not give the role {role.value}.", field="role")
 
 
+def require_may_manage_products(principal: Principal) -> None:
+    if principal.role is not Role.STAFF_ADMIN:
+        raise Forbidden("Only staff administrators add and change products.")
+
+
+def sees_inactive_products(principal: Principal) -> bool:
+    """Customers see the products on sale; staff also those withdrawn."""
+    return principal.role.is_staff
+
+
 def require_may_change_user(principal: Principal, cabinet: Cabinet, user: User) -> None:
     require_may_manage_users(principal, cabinet)
     if not principal.role.outranks_or_equals(user.role):

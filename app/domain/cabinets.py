@@ -44,6 +44,8 @@ def path_under(parent: Cabinet | None, cabinet_id: str) -> str:
 
 def check_name(name: str) -> str:
     cleaned = " ".join(name.split())
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in cleaned):
+        raise Invalid("The name must not contain control characters.", field="name")
     if not cleaned:
         raise Invalid("The name must not be empty.", field="name")
     if len(cleaned) > MAX_NAME_LENGTH:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.services.auth import AuthService
 from app.services.cabinets import CabinetService
+from app.services.catalog import CatalogService
 from app.services.users import UserService
 from ports.storage import Storage
 
@@ -18,4 +19,5 @@ class Services:
     auth: AuthService
     cabinets: CabinetService
     users: UserService
+    catalog: CatalogService
     web_secret: bytes

@@ -19,15 +19,21 @@ from app import __version__
 from app.config import PROJECT_ROOT, Settings
 from app.container import open_services
 from app.services import Services
-from app.web.api import auth, cabinets, system, users
+from app.web.api import auth, cabinets, products, system, users
 from app.web.keys import OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
-from app.web.middlewares import authentication, errors, request_ids, response_headers
+from app.web.middlewares import (
+    authentication,
+    errors,
+    refuse_nul,
+    request_ids,
+    response_headers,
+)
 from app.web.openapi import build_document, route_table
 from app.web.pages import views
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
-API_MODULES = (auth, cabinets, users, system)
+API_MODULES = (auth, cabinets, users, products, system)
 ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
 
 API_DESCRIPTION = (
@@ -39,7 +45,7 @@ API_DESCRIPTION = (
 
 def create_app(settings: Settings, services_factory: ServicesFactory = open_services,
                ) -> web.Application:
-    app = web.Application(middlewares=[request_ids, errors, authentication],
+    app = web.Application(middlewares=[request_ids, errors, refuse_nul, authentication],
                           client_max_size=settings.web.max_body_bytes)
     app[SETTINGS] = settings
     operations = [op for module in API_MODULES for op in module.api.operations]

@@ -38,6 +38,18 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 @web.middleware
+async def refuse_nul(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """No id, path or query value has a NUL in it, and no database takes one in text."""
+    if "%00" in request.raw_path or "\x00" in request.path:
+        raise web.HTTPBadRequest(text="The address contains a NUL character.")
+    if request.method not in _SAFE_METHODS and not is_api(request) and request.can_read_body:
+        form = await request.post()
+        if any("\x00" in str(v) for v in form.values()):
+            raise web.HTTPBadRequest(text="The form contains a NUL character.")
+    return await handler(request)
+
+
+@web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes a problem (API) or an error page (portal); never a traceback."""
     try:

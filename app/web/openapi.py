@@ -86,12 +86,35 @@ async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
             "+json"):
         raise RequestInvalid(415, "Send the body as application/json.", [])
     try:
-        return model.model_validate_json(raw or b"{}")
+        parsed = model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         errors = field_errors(exc)
         if any(e["message"].startswith("Invalid JSON") for e in errors):
             raise RequestInvalid(400, "The body is not valid JSON.", errors) from None
         raise RequestInvalid(422, "The body breaks the schema.", errors) from None
+    if (where := _nul_in(parsed.model_dump())) is not None:
+        # No database stores NUL in text, and no name or address needs one.
+        raise RequestInvalid(422, "The body breaks the schema.", [
+            {"field": where or "(body)", "message": "must not contain the NUL character"}])
+    return parsed
+
+
+def _nul_in(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) holding a NUL character, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return inner
+            if (found := _nul_in(item, inner)) is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _nul_in(item, f"{path}.{index}" if path else str(index))) is not None:
+                return found
+    return None
 
 
 class ApiRoutes:

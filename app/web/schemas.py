@@ -10,6 +10,13 @@ from pydantic.json_schema import SkipJsonSchema
 
 from app.domain.cabinets import MAX_NAME_LENGTH, Cabinet
 from app.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
+from app.domain.products import (
+    BUCKET_PATTERN,
+    CODE_PATTERN,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_PREFIX_LENGTH,
+    Product,
+)
 from app.domain.users import EMAIL_PATTERN, MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, User
 
 RoleName = Literal["customer_user", "customer_admin", "staff", "staff_admin"]
@@ -166,6 +173,60 @@ class UserPatch(Body):
     active: bool | SkipJsonSchema[None] = None
 
     check_fields = field_validator("name", "role", "active", mode="before")(reject_null)
+
+
+# ---- products
+
+
+class ProductOut(Out):
+    id: str
+    code: str
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    bucket: str
+    prefix: str
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, product: Product) -> ProductOut:
+        return cls(**vars(product))
+
+
+class ProductPage(Out):
+    items: list[ProductOut]
+    next_cursor: str | None
+
+
+PARAMETERS = "Free JSON: editions, platforms, anything to show or template on."
+
+
+class ProductCreate(Body):
+    code: str = Field(pattern=CODE_PATTERN, description="Unique slug; cannot change later.")
+    name: str = Name
+    description: str = Field("", max_length=MAX_DESCRIPTION_LENGTH)
+    parameters: dict[str, Any] = Field(default_factory=dict, description=PARAMETERS)
+    bucket: str = Field(pattern=BUCKET_PATTERN, description="Bucket of the releases.")
+    prefix: str | None = Field(None, max_length=MAX_PREFIX_LENGTH,
+                               description="Key prefix of the releases; default `<code>/`.")
+    active: bool = True
+
+
+class ProductPatch(Body):
+    """Fields left out stay unchanged."""
+
+    name: str | SkipJsonSchema[None] = Field(None, min_length=1, max_length=MAX_NAME_LENGTH,
+                                             pattern=r"\S")
+    description: str | SkipJsonSchema[None] = Field(None, max_length=MAX_DESCRIPTION_LENGTH)
+    parameters: dict[str, Any] | SkipJsonSchema[None] = None
+    bucket: str | SkipJsonSchema[None] = Field(None, pattern=BUCKET_PATTERN)
+    prefix: str | SkipJsonSchema[None] = Field(None, max_length=MAX_PREFIX_LENGTH)
+    active: bool | SkipJsonSchema[None] = None
+
+    check_fields = field_validator("name", "description", "parameters", "bucket", "prefix",
+                                   "active", mode="before")(reject_null)
 
 
 # ---- me

@@ -9,7 +9,7 @@ and on PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,57 +42,90 @@ def forbidden_in_reach() -> Expect:
     return seen(403)
 
 
-def for_every_role(status: int) -> dict[str, Expect]:
-    return {role.value: everywhere(status) for role in Role}
+Placeholders = Callable[[World, str], Awaitable[dict[str, str]]]
+
+
+async def in_cabinet(world: World, relation: str) -> dict[str, str]:
+    """{id} is the target cabinet."""
+    return {"id": world.cabinet(relation).id}
+
+
+async def user_in_cabinet(world: World, relation: str) -> dict[str, str]:
+    """{id} is the target cabinet, {user_id} a fresh user in it."""
+    cabinet = world.cabinet(relation)
+    return {"id": cabinet.id, "user_id": await world.add_user(cabinet)}
+
+
+async def the_product(world: World, relation: str) -> dict[str, str]:
+    return {"id": world.product.id}
 
 
 @dataclass(frozen=True)
 class Row:
     method: str
-    # {id} becomes the target cabinet, {user_id} a fresh user in it.
     path: str
     expect: dict[str, Expect]
     body: Callable[[World, str], Any] | None = None
+    # True: the target is a cabinet in each relation to the caller's; False: one target.
+    relational: bool = False
+    placeholders: Placeholders = in_cabinet
 
     async def url(self, world: World, relation: str) -> str:
-        cabinet = world.cabinet(relation)
-        url = self.path.replace("{id}", cabinet.id)
-        if "{user_id}" in url:
-            url = url.replace("{user_id}", await world.add_user(cabinet))
+        url = self.path
+        if "{" in url:
+            for name, value in (await self.placeholders(world, relation)).items():
+                url = url.replace("{" + name + "}", value)
         return url
 
 
+def everyone(ok: int) -> dict[str, Expect]:
+    return {role.value: everywhere(ok) for role in Role}
+
+
+def staff_admins_only(ok: int) -> dict[str, Expect]:
+    return {role.value: everywhere(ok if role is Role.STAFF_ADMIN else 403) for role in Role}
+
+
 ROWS = [
-    Row("GET", "/api/v1/me", for_every_role(200)),
-    Row("GET", "/api/v1/cabinets", for_every_role(200)),
-    Row("GET", "/api/v1/cabinets/{id}", {
+    Row("GET", "/api/v1/me", everyone(200)),
+    Row("GET", "/api/v1/cabinets", everyone(200)),
+    Row("GET", "/api/v1/products", everyone(200)),
+    Row("GET", "/api/v1/products/{id}", everyone(200), placeholders=the_product),
+    Row("POST", "/api/v1/products", staff_admins_only(201),
+        body=lambda world, relation: {"code": unique("p"), "name": "P",
+                                      "bucket": "releases"}),
+    Row("PATCH", "/api/v1/products/{id}", staff_admins_only(200), placeholders=the_product,
+        body=lambda world, relation: {"description": unique("changed")}),
+    Row("GET", "/api/v1/cabinets/{id}", relational=True, expect={
         "customer_user": seen(200), "customer_admin": seen(200),
         "staff": everywhere(200), "staff_admin": everywhere(200)}),
-    Row("GET", "/api/v1/cabinets/{id}/children", {
+    Row("GET", "/api/v1/cabinets/{id}/children", relational=True, expect={
         "customer_user": seen(200), "customer_admin": seen(200),
         "staff": everywhere(200), "staff_admin": everywhere(200)}),
-    Row("PATCH", "/api/v1/cabinets/{id}", {
+    Row("PATCH", "/api/v1/cabinets/{id}", relational=True, expect={
         "customer_user": forbidden_in_reach(), "customer_admin": managed_below(200),
         "staff": everywhere(403), "staff_admin": everywhere(200)},
         body=lambda world, relation: {"name": unique("renamed")}),
     # The target is the parent named in the body.
-    Row("POST", "/api/v1/cabinets", {
+    Row("POST", "/api/v1/cabinets", relational=True, expect={
         "customer_user": forbidden_in_reach(), "customer_admin": seen(201),
         "staff": everywhere(403), "staff_admin": everywhere(201)},
         body=lambda world, relation: {"name": unique("new"),
                                       "parent_id": world.cabinet(relation).id}),
-    Row("GET", "/api/v1/cabinets/{id}/users", {
+    Row("GET", "/api/v1/cabinets/{id}/users", relational=True, expect={
         "customer_user": seen(200), "customer_admin": seen(200),
         "staff": everywhere(200), "staff_admin": everywhere(200)}),
-    Row("POST", "/api/v1/cabinets/{id}/users", {
+    Row("POST", "/api/v1/cabinets/{id}/users", relational=True, expect={
         "customer_user": forbidden_in_reach(), "customer_admin": seen(201),
         "staff": everywhere(403), "staff_admin": everywhere(201)},
         body=lambda world, relation: {"email": email("new"), "role": "customer_user"}),
-    Row("PATCH", "/api/v1/cabinets/{id}/users/{user_id}", {
+    Row("PATCH", "/api/v1/cabinets/{id}/users/{user_id}", relational=True,
+        placeholders=user_in_cabinet, expect={
         "customer_user": forbidden_in_reach(), "customer_admin": seen(200),
         "staff": everywhere(403), "staff_admin": everywhere(200)},
         body=lambda world, relation: {"name": "Changed Name"}),
-    Row("DELETE", "/api/v1/cabinets/{id}/users/{user_id}", {
+    Row("DELETE", "/api/v1/cabinets/{id}/users/{user_id}", relational=True,
+        placeholders=user_in_cabinet, expect={
         "customer_user": forbidden_in_reach(), "customer_admin": seen(204),
         "staff": everywhere(403), "staff_admin": everywhere(204)}),
 ]
@@ -104,8 +137,7 @@ def _row_id(row: Row) -> str:
 
 @pytest.mark.parametrize("row", ROWS, ids=_row_id)
 async def test_authorization_matrix(world: World, row: Row) -> None:
-    targets_body = row.body is not None and "{id}" not in row.path
-    relations = RELATIONS if "{id}" in row.path or targets_body else ("own",)
+    relations = RELATIONS if row.relational else ("own",)
     mismatches = []
     for who in [*(r.value for r in Role), ANONYMOUS]:
         for relation in relations:

@@ -180,3 +180,21 @@ async def test_an_unreadable_signing_key_stops_start_up(settings_for, tmp_path) 
     with pytest.raises(StartupError, match=r"signing_key_file: .* holds no readable key"):
         async with open_services(settings_for("sqlite", PORTAL_AUTH__SIGNING_KEY_FILE=str(bad))):
             pass
+
+
+async def test_nul_characters_are_refused_before_any_database_sees_them(world: World) -> None:
+    admin = world.actors[Role.STAFF_ADMIN].headers
+    for path in ("/api/v1/cabinets/%00", "/api/v1/cabinets?cursor=%00x",
+                 "/api/v1/products/a%00b"):
+        response = await world.client.get(path, headers=admin)
+        assert response.status == 400, path
+        assert (await response.json())["type"] == "/problems/bad-request"
+    for body, field in [({"name": "Acme\x00"}, "name"),
+                        ({"name": "Ok", "external_id": "CRM\x00"}, "external_id")]:
+        response = await world.client.post("/api/v1/cabinets", headers=admin, json=body)
+        assert response.status == 422, body
+        assert (await response.json())["errors"][0]["field"] == field
+    nested = await world.client.patch(f"/api/v1/products/{world.product.id}", headers=admin,
+                                      json={"parameters": {"editions": ["a", "b\x00"]}})
+    assert nested.status == 422
+    assert (await nested.json())["errors"][0]["field"] == "parameters.editions.1"

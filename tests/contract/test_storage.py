@@ -28,6 +28,7 @@ from app.domain.access import Scope
 from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet, CabinetKind, path_under
 from app.domain.paging import HasId, PageRequest
+from app.domain.products import Product
 from app.domain.roles import Role
 from app.domain.sessions import LoginSession
 from app.domain.users import User
@@ -545,6 +546,62 @@ async def test_an_uncommitted_move_changes_nothing(storage: Adapter) -> None:
 
     assert await stored_cabinet(storage, moved.id) == moved
     assert await stored_cabinet(storage, child.id) == child
+
+
+# --- products --------------------------------------------------------------------------------
+
+def new_product(*, active: bool = True) -> Product:
+    code = unique("prod")
+    return Product(id=IDS.new_id(), code=code, name=unique("Product"), description="A product",
+                   bucket="releases", prefix=f"{code}/", active=active, created_at=T0,
+                   updated_at=T0, parameters={"editions": ["Standard", "Enterprise"],
+                                              "limits": {"seats": 50, "ha": True}})
+
+
+async def test_product_round_trips_every_field(storage: Adapter) -> None:
+    product = new_product()
+    async with storage.unit_of_work() as uow:
+        await uow.products.add(product)
+        await uow.commit()
+    async with storage.unit_of_work() as uow:
+        assert await uow.products.get(product.id) == product
+        assert await uow.products.get_by_code(product.code) == product
+        assert await uow.products.get(IDS.new_id()) is None
+        with pytest.raises(DuplicateKey) as taken:
+            await uow.products.add(replace(new_product(), code=product.code))
+    assert taken.value.key == "products.code"
+
+
+async def test_product_update_keeps_the_code(storage: Adapter) -> None:
+    product = new_product()
+    async with storage.unit_of_work() as uow:
+        await uow.products.add(product)
+        await uow.commit()
+    changed = replace(product, code="ignored", name="Renamed", active=False, prefix="x/",
+                      parameters={"new": 1}, updated_at=T0 + SECOND)
+    async with storage.unit_of_work() as uow:
+        await uow.products.update(changed)
+        await uow.commit()
+    async with storage.unit_of_work() as uow:
+        assert await uow.products.get(product.id) == replace(changed, code=product.code)
+
+
+async def test_product_pages_leave_out_inactive_unless_asked(storage: Adapter) -> None:
+    made = [new_product(active=n % 2 == 0) for n in range(5)]
+    async with storage.unit_of_work() as uow:
+        for product in made:
+            await uow.products.add(product)
+        await uow.commit()
+    ours = {p.id for p in made}
+
+    async def listed(include_inactive: bool) -> list[str]:
+        async with storage.unit_of_work() as uow:
+            found = await walk_pages(lambda page: uow.products.list_page(
+                page, include_inactive=include_inactive), limit=2)
+        return [p.id for p in found if p.id in ours]
+
+    assert await listed(True) == [p.id for p in made]
+    assert await listed(False) == [p.id for p in made if p.active]
 
 
 # --- users -----------------------------------------------------------------------------------

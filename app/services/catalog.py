@@ -1,0 +1,117 @@
+"""The product catalogue: staff administrators add and change products; everyone reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.domain import access
+from app.domain.cabinets import check_name
+from app.domain.errors import Conflict, NotFound
+from app.domain.paging import Page, PageRequest
+from app.domain.products import (
+    Product,
+    check_bucket,
+    check_code,
+    check_description,
+    check_prefix,
+)
+from app.domain.users import Principal
+from app.services.audit import AuditTrail
+from ports.storage import DuplicateKey, Storage, UnitOfWork
+from ports.system import Clock, IdGenerator
+
+
+@dataclass(frozen=True)
+class ProductDraft:
+    code: str
+    name: str
+    bucket: str
+    prefix: str | None = None
+    description: str = ""
+    active: bool = True
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProductChanges:
+    """None leaves a field as it is."""
+
+    name: str | None = None
+    description: str | None = None
+    bucket: str | None = None
+    prefix: str | None = None
+    active: bool | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class CatalogService:
+    def __init__(self, storage: Storage, clock: Clock, ids: IdGenerator) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._ids = ids
+        self._audit = AuditTrail(clock, ids)
+
+    async def list_visible(self, actor: Principal, page: PageRequest) -> Page[Product]:
+        async with self._storage.unit_of_work() as uow:
+            rows = await uow.products.list_page(
+                page, include_inactive=access.sees_inactive_products(actor))
+        return Page.from_rows(rows, page)
+
+    async def get(self, actor: Principal, product_id: str) -> Product:
+        async with self._storage.unit_of_work() as uow:
+            return await self._visible(uow, actor, product_id)
+
+    async def create(self, actor: Principal, draft: ProductDraft) -> Product:
+        access.require_may_manage_products(actor)
+        now = self._clock.now()
+        code = check_code(draft.code)
+        product = Product(
+            id=self._ids.new_id(), code=code, name=check_name(draft.name),
+            description=check_description(draft.description), bucket=check_bucket(draft.bucket),
+            prefix=check_prefix(code if draft.prefix is None else draft.prefix),
+            active=draft.active, parameters=draft.parameters, created_at=now, updated_at=now)
+        async with self._storage.unit_of_work() as uow:
+            try:
+                await uow.products.add(product)
+            except DuplicateKey:
+                raise Conflict(f"A product with the code {code} exists already.",
+                               field="code") from None
+            await uow.audit.add(self._audit.entry(
+                "product.created", actor, "product", product.id, None, code=code))
+            await uow.commit()
+        return product
+
+    async def update(self, actor: Principal, product_id: str,
+                     changes: ProductChanges) -> Product:
+        access.require_may_manage_products(actor)
+        async with self._storage.unit_of_work() as uow:
+            product = await self._visible(uow, actor, product_id)
+            before = vars(product).copy()
+            if changes.name is not None:
+                product.name = check_name(changes.name)
+            if changes.description is not None:
+                product.description = check_description(changes.description)
+            if changes.bucket is not None:
+                product.bucket = check_bucket(changes.bucket)
+            if changes.prefix is not None:
+                product.prefix = check_prefix(changes.prefix)
+            if changes.active is not None:
+                product.active = changes.active
+            if changes.parameters is not None:
+                product.parameters = changes.parameters
+            product.updated_at = self._clock.now()
+            await uow.products.update(product)
+            changed = sorted(k for k, v in vars(product).items()
+                             if before[k] != v and k != "updated_at")
+            await uow.audit.add(self._audit.entry(
+                "product.updated", actor, "product", product.id, None, fields=changed))
+            await uow.commit()
+        return product
+
+    @staticmethod
+    async def _visible(uow: UnitOfWork, actor: Principal, product_id: str) -> Product:
+        product = await uow.products.get(product_id)
+        if product is None or not (product.active or access.sees_inactive_products(actor)):
+            raise NotFound("No such product.")
+        return product
