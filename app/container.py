@@ -18,6 +18,7 @@ from adapters.jwcrypto import (
     new_signing_key,
     write_key_file,
 )
+from adapters.memory import InProcessEventBus
 from adapters.postgres import PostgresStorage
 from adapters.sqlite import SqliteStorage
 from adapters.system import SystemClock, Uuid7Ids, load_secret
@@ -26,6 +27,7 @@ from app.services import Services
 from app.services.auth import AuthPolicy, AuthService
 from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
+from app.services.licensing import LicensingService
 from app.services.users import UserPolicy, UserService
 
 
@@ -52,6 +54,7 @@ class Container(containers.DeclarativeContainer):
 
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(Uuid7Ids)
+    event_bus = providers.Singleton(InProcessEventBus)
 
     storage_adapter = providers.Selector(
         config.storage.adapter,
@@ -93,9 +96,12 @@ class Container(containers.DeclarativeContainer):
                                 clock=clock, ids=ids, policy=user_policy)
 
     catalog = providers.Singleton(CatalogService, storage=storage, clock=clock, ids=ids)
+    licensing = providers.Singleton(LicensingService, storage=storage, clock=clock, ids=ids,
+                                    events=event_bus)
 
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
-                                   users=users, catalog=catalog, web_secret=web_secret)
+                                   users=users, catalog=catalog, licensing=licensing,
+                                   events=event_bus, web_secret=web_secret)
 
 
 T = TypeVar("T")

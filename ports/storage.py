@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from app.domain.access import Scope
 from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet
+from app.domain.events import DomainEvent
+from app.domain.licensing import Certificate, DocumentFilter, License, Transfer
 from app.domain.paging import PageRequest
 from app.domain.products import Product
 from app.domain.sessions import LoginSession
@@ -77,11 +79,47 @@ class ProductRepository(Protocol):
 
     async def get_by_code(self, code: str) -> Product | None: ...
 
+    async def get_many(self, product_ids: list[str]) -> list[Product]: ...
+
     async def list_page(self, page: PageRequest, *, include_inactive: bool) -> list[Product]:
         """Up to page.limit + 1 products after page.after, in id (creation) order."""
 
     async def update(self, product: Product) -> None:
         """Write every field but the code and the creation time."""
+
+
+D = TypeVar("D", License, Certificate)
+
+
+class DocumentRepository(Protocol[D]):
+    """Licenses, or support certificates: the same questions of either table."""
+
+    async def add(self, document: D) -> None:
+        """Insert; DuplicateKey("<table>.number") or ("<table>.purchase_item") when taken."""
+
+    async def get(self, document_id: str, scope: Scope, *, for_update: bool = False) -> D | None:
+        """One held by a cabinet in scope; `for_update` locks it until the unit of work ends."""
+
+    async def get_by_number(self, number: str, scope: Scope) -> D | None: ...
+
+    async def get_by_purchase_item(self, purchase_item: str, scope: Scope,
+                                   *, for_update: bool = False) -> D | None: ...
+
+    async def number_taken(self, number: str) -> bool: ...
+
+    async def list_visible(self, scope: Scope, filters: DocumentFilter,
+                           page: PageRequest) -> list[D]:
+        """Held by cabinets in scope and passing the filters, paged in id order."""
+
+    async def update(self, document: D) -> None:
+        """Write the owner, the validity, the revocation and the kind's own fields."""
+
+
+class TransferRepository(Protocol):
+    async def add(self, transfer: Transfer) -> None: ...
+
+    async def of_document(self, document_id: str) -> list[Transfer]:
+        """Its history, oldest first."""
 
 
 class UserRepository(Protocol):
@@ -158,10 +196,16 @@ class LoginThrottleRepository(Protocol):
 class UnitOfWork(Protocol):
     cabinets: CabinetRepository
     products: ProductRepository
+    licenses: DocumentRepository[License]
+    certificates: DocumentRepository[Certificate]
+    transfers: TransferRepository
     users: UserRepository
     sessions: SessionRepository
     audit: AuditRepository
     login_throttle: LoginThrottleRepository
+
+    # Events of this unit of work; the use case publishes them once it has committed.
+    events: list[DomainEvent]
 
     async def commit(self) -> None:
         """Make the work durable. Leaving the context without it rolls everything back."""

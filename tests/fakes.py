@@ -19,6 +19,8 @@ from typing import Any
 from app.domain.access import Scope
 from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet
+from app.domain.events import DomainEvent
+from app.domain.licensing import Certificate, DocumentFilter, License, Transfer
 from app.domain.paging import PageRequest
 from app.domain.products import Product
 from app.domain.sessions import LoginSession
@@ -87,6 +89,9 @@ class FakeTokenCodec:
 class _State:
     cabinets: dict[str, Cabinet] = field(default_factory=dict)
     products: dict[str, Product] = field(default_factory=dict)
+    licenses: dict[str, License] = field(default_factory=dict)
+    certificates: dict[str, Certificate] = field(default_factory=dict)
+    transfers: list[Transfer] = field(default_factory=list)
     users: dict[str, User] = field(default_factory=dict)
     sessions: dict[str, LoginSession] = field(default_factory=dict)
     refresh: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -167,6 +172,10 @@ class _Products:
     async def get_by_code(self, code: str) -> Product | None:
         return next((copy.deepcopy(p) for p in self.s.products.values() if p.code == code), None)
 
+    async def get_many(self, product_ids: list[str]) -> list[Product]:
+        return [copy.deepcopy(self.s.products[i]) for i in sorted(product_ids)
+                if i in self.s.products]
+
     async def list_page(self, page: PageRequest, *, include_inactive: bool) -> list[Product]:
         return _page([p for p in self.s.products.values() if include_inactive or p.active], page)
 
@@ -174,6 +183,62 @@ class _Products:
         stored = self.s.products[product.id]
         self.s.products[product.id] = replace(copy.deepcopy(product), code=stored.code,
                                               created_at=stored.created_at)
+
+
+class _Documents:
+    def __init__(self, table: dict[str, Any], state: _State) -> None:
+        self.t = table
+        self.s = state
+
+    def _in_scope(self, document: Any, scope: Scope) -> bool:
+        return scope.contains(self.s.cabinets[document.cabinet_id].path)
+
+    async def add(self, document: Any) -> None:
+        for key in ("number", "purchase_item"):
+            value = getattr(document, key)
+            if value is not None and any(getattr(d, key) == value for d in self.t.values()):
+                raise DuplicateKey(f"documents.{key}")
+        self.t[document.id] = copy.deepcopy(document)
+
+    async def get(self, document_id: str, scope: Scope, *, for_update: bool = False) -> Any:
+        found = self.t.get(document_id)
+        return copy.deepcopy(found) if found and self._in_scope(found, scope) else None
+
+    async def get_by_number(self, number: str, scope: Scope) -> Any:
+        return next((copy.deepcopy(d) for d in self.t.values()
+                     if d.number == number and self._in_scope(d, scope)), None)
+
+    async def get_by_purchase_item(self, purchase_item: str, scope: Scope,
+                                   *, for_update: bool = False) -> Any:
+        return next((copy.deepcopy(d) for d in self.t.values()
+                     if d.purchase_item == purchase_item and self._in_scope(d, scope)), None)
+
+    async def number_taken(self, number: str) -> bool:
+        return any(d.number == number for d in self.t.values())
+
+    async def list_visible(self, scope: Scope, filters: DocumentFilter,
+                           page: PageRequest) -> list[Any]:
+        def passes(d: Any) -> bool:
+            return (self._in_scope(d, scope)
+                    and filters.product_id in (None, d.product_id)
+                    and filters.status in (None, d.status(filters.today))
+                    and (filters.expires_before is None
+                         or (d.valid_to is not None and d.valid_to < filters.expires_before)))
+        return _page([d for d in self.t.values() if passes(d)], page)
+
+    async def update(self, document: Any) -> None:
+        self.t[document.id] = copy.deepcopy(document)
+
+
+class _Transfers:
+    def __init__(self, state: _State) -> None:
+        self.s = state
+
+    async def add(self, transfer: Transfer) -> None:
+        self.s.transfers.append(transfer)
+
+    async def of_document(self, document_id: str) -> list[Transfer]:
+        return [t for t in self.s.transfers if t.document_id == document_id]
 
 
 class _Users:
@@ -306,6 +371,10 @@ class FakeUnitOfWork:
         self._state = copy.deepcopy(storage.state)
         self.cabinets = _Cabinets(self._state)
         self.products = _Products(self._state)
+        self.licenses = _Documents(self._state.licenses, self._state)
+        self.certificates = _Documents(self._state.certificates, self._state)
+        self.transfers = _Transfers(self._state)
+        self.events: list[DomainEvent] = []
         self.users = _Users(self._state)
         self.sessions = _Sessions(self._state)
         self.audit = _Audit(self._state)
@@ -331,3 +400,13 @@ class FakeStorage:
 
     async def migrate(self) -> list[str]:
         return []
+
+
+class RecordingEventBus:
+    """Keeps what was published, for tests to look at."""
+
+    def __init__(self) -> None:
+        self.published: list[DomainEvent] = []
+
+    async def publish(self, event: DomainEvent) -> None:
+        self.published.append(event)

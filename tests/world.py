@@ -8,13 +8,17 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from adapters.system import Uuid7Ids
 from app.domain.cabinets import Cabinet, CabinetKind
+from app.domain.licensing import Certificate, DocumentKind, License
 from app.domain.products import Product
 from app.domain.roles import Role
 from app.domain.users import SYSTEM
@@ -61,6 +65,35 @@ class World:
 
     def cabinet(self, relation: str) -> Cabinet:
         return getattr(self, relation)  # type: ignore[no-any-return]
+
+    async def add_child(self, cabinet: Cabinet) -> Cabinet:
+        return await self.client.app[SERVICES].cabinets.create(
+            SYSTEM, unique("child"), cabinet.kind, cabinet.id)
+
+    async def add_document(self, kind: DocumentKind, cabinet: Cabinet, *,
+                           valid_to: date | None = date(2099, 12, 31),
+                           valid_from: date = date(2026, 1, 1), product: Product | None = None,
+                           revoked: bool = False) -> License | Certificate:
+        """A license or certificate straight into storage (the purchases feed is tested on
+        its own)."""
+        ids, now = Uuid7Ids(), datetime.now(UTC)
+        common = {
+            "id": ids.new_id(), "number": f"{kind.prefix}-2026-{secrets.randbelow(10**6):06d}",
+            "product_id": (product or self.product).id, "cabinet_id": cabinet.id,
+            "valid_from": valid_from, "valid_to": valid_to,
+            "revoked_at": now if revoked else None, "purchase_item": unique("ORD"),
+            "created_at": now, "updated_at": now}
+        storage = self.client.app[SERVICES].storage
+        async with storage.unit_of_work() as uow:
+            if kind is DocumentKind.LICENSE:
+                document: License | Certificate = License(**common, edition="Enterprise",
+                                                          seats=50)
+                await uow.licenses.add(document)
+            else:
+                document = Certificate(**common, level="premium")
+                await uow.certificates.add(document)
+            await uow.commit()
+        return document
 
     async def add_user(self, cabinet: Cabinet, role: Role = Role.CUSTOMER_USER) -> str:
         """A user without a password in `cabinet`; its id."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.domain.cabinets import Cabinet
-from app.domain.errors import Forbidden, NotFound
+from app.domain.cabinets import Cabinet, CabinetKind
+from app.domain.errors import Forbidden, Invalid, NotFound
 from app.domain.roles import Role
 from app.domain.users import Principal, User
 
@@ -87,6 +87,22 @@ def require_may_assign(principal: Principal, role: Role) -> None:
     """Nobody hands out a role above their own."""
     if not principal.role.outranks_or_equals(role):
         raise Forbidden(f"You may not give the role {role.value}.", field="role")
+
+
+def require_may_transfer(principal: Principal, owner: Cabinet, target: Cabinet) -> None:
+    """A customer admin hands a license or certificate down, from its owner to a cabinet
+    below it, inside their own subtree; a staff admin moves it to any customer cabinet.
+    Both cabinets must be visible already (else 404 before this)."""
+    if principal.role not in (Role.CUSTOMER_ADMIN, Role.STAFF_ADMIN):
+        raise Forbidden("You may not transfer licenses or certificates.")
+    if target.id == owner.id:
+        raise Invalid("The document belongs to this cabinet already.", field="cabinet_id")
+    if target.kind is not CabinetKind.CUSTOMER:
+        raise Invalid("Licenses and certificates belong to customer cabinets.",
+                      field="cabinet_id")
+    if principal.role is Role.CUSTOMER_ADMIN and not target.path.startswith(owner.path):
+        raise Invalid("A document can only be handed down to a cabinet below its owner.",
+                      field="cabinet_id")
 
 
 def require_may_manage_products(principal: Principal) -> None:

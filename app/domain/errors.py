@@ -16,6 +16,10 @@ class DomainError(Exception):
         self.field = field
 
 
+class BadRequest(DomainError):
+    """A query or parameter names something that does not exist or cannot be read."""
+
+
 class NotFound(DomainError):
     """The object does not exist, or it lies outside the caller's reach (never 403 then)."""
 

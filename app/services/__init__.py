@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from app.services.auth import AuthService
 from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
+from app.services.licensing import LicensingService
 from app.services.users import UserService
+from ports.events import EventBus
 from ports.storage import Storage
 
 
@@ -20,4 +22,6 @@ class Services:
     cabinets: CabinetService
     users: UserService
     catalog: CatalogService
+    licensing: LicensingService
+    events: EventBus
     web_secret: bytes

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from app.domain.licensing import DocumentKind
 from app.domain.roles import Role
 from app.web.keys import OPENAPI
 from tests.world import World, email, unique
@@ -60,22 +61,33 @@ async def the_product(world: World, relation: str) -> dict[str, str]:
     return {"id": world.product.id}
 
 
+def document_in_cabinet(kind: DocumentKind) -> Placeholders:
+    async def values(world: World, relation: str) -> dict[str, str]:
+        """{id}: a fresh document of the target cabinet; "child": a fresh cabinet below it."""
+        cabinet = world.cabinet(relation)
+        document = await world.add_document(kind, cabinet)
+        return {"id": document.id, "child": (await world.add_child(cabinet)).id}
+    return values
+
+
 @dataclass(frozen=True)
 class Row:
     method: str
     path: str
     expect: dict[str, Expect]
-    body: Callable[[World, str], Any] | None = None
+    # Gets the world, the relation and the placeholders' values.
+    body: Callable[[World, str, dict[str, str]], Any] | None = None
     # True: the target is a cabinet in each relation to the caller's; False: one target.
     relational: bool = False
     placeholders: Placeholders = in_cabinet
 
-    async def url(self, world: World, relation: str) -> str:
+    async def request(self, world: World, relation: str) -> tuple[str, Any]:
+        values = await self.placeholders(world, relation) if "{" in self.path or self.body \
+            else {}
         url = self.path
-        if "{" in url:
-            for name, value in (await self.placeholders(world, relation)).items():
-                url = url.replace("{" + name + "}", value)
-        return url
+        for name, value in values.items():
+            url = url.replace("{" + name + "}", value)
+        return url, self.body(world, relation, values) if self.body else None
 
 
 def everyone(ok: int) -> dict[str, Expect]:
@@ -92,10 +104,23 @@ ROWS = [
     Row("GET", "/api/v1/products", everyone(200)),
     Row("GET", "/api/v1/products/{id}", everyone(200), placeholders=the_product),
     Row("POST", "/api/v1/products", staff_admins_only(201),
-        body=lambda world, relation: {"code": unique("p"), "name": "P",
+        body=lambda world, relation, _: {"code": unique("p"), "name": "P",
                                       "bucket": "releases"}),
     Row("PATCH", "/api/v1/products/{id}", staff_admins_only(200), placeholders=the_product,
-        body=lambda world, relation: {"description": unique("changed")}),
+        body=lambda world, relation, _: {"description": unique("changed")}),
+    *(row for kind, plural in ((DocumentKind.LICENSE, "licenses"),
+                               (DocumentKind.CERTIFICATE, "certificates")) for row in (
+        Row("GET", f"/api/v1/{plural}", everyone(200)),
+        Row("GET", f"/api/v1/{plural}/{{id}}", relational=True,
+            placeholders=document_in_cabinet(kind), expect={
+                "customer_user": seen(200), "customer_admin": seen(200),
+                "staff": everywhere(200), "staff_admin": everywhere(200)}),
+        Row("POST", f"/api/v1/{plural}/{{id}}/transfer", relational=True,
+            placeholders=document_in_cabinet(kind),
+            body=lambda world, relation, values: {"cabinet_id": values["child"]}, expect={
+                "customer_user": forbidden_in_reach(), "customer_admin": seen(200),
+                "staff": everywhere(403), "staff_admin": everywhere(200)}),
+    )),
     Row("GET", "/api/v1/cabinets/{id}", relational=True, expect={
         "customer_user": seen(200), "customer_admin": seen(200),
         "staff": everywhere(200), "staff_admin": everywhere(200)}),
@@ -105,12 +130,12 @@ ROWS = [
     Row("PATCH", "/api/v1/cabinets/{id}", relational=True, expect={
         "customer_user": forbidden_in_reach(), "customer_admin": managed_below(200),
         "staff": everywhere(403), "staff_admin": everywhere(200)},
-        body=lambda world, relation: {"name": unique("renamed")}),
+        body=lambda world, relation, _: {"name": unique("renamed")}),
     # The target is the parent named in the body.
     Row("POST", "/api/v1/cabinets", relational=True, expect={
         "customer_user": forbidden_in_reach(), "customer_admin": seen(201),
         "staff": everywhere(403), "staff_admin": everywhere(201)},
-        body=lambda world, relation: {"name": unique("new"),
+        body=lambda world, relation, _: {"name": unique("new"),
                                       "parent_id": world.cabinet(relation).id}),
     Row("GET", "/api/v1/cabinets/{id}/users", relational=True, expect={
         "customer_user": seen(200), "customer_admin": seen(200),
@@ -118,12 +143,12 @@ ROWS = [
     Row("POST", "/api/v1/cabinets/{id}/users", relational=True, expect={
         "customer_user": forbidden_in_reach(), "customer_admin": seen(201),
         "staff": everywhere(403), "staff_admin": everywhere(201)},
-        body=lambda world, relation: {"email": email("new"), "role": "customer_user"}),
+        body=lambda world, relation, _: {"email": email("new"), "role": "customer_user"}),
     Row("PATCH", "/api/v1/cabinets/{id}/users/{user_id}", relational=True,
         placeholders=user_in_cabinet, expect={
         "customer_user": forbidden_in_reach(), "customer_admin": seen(200),
         "staff": everywhere(403), "staff_admin": everywhere(200)},
-        body=lambda world, relation: {"name": "Changed Name"}),
+        body=lambda world, relation, _: {"name": "Changed Name"}),
     Row("DELETE", "/api/v1/cabinets/{id}/users/{user_id}", relational=True,
         placeholders=user_in_cabinet, expect={
         "customer_user": forbidden_in_reach(), "customer_admin": seen(204),
@@ -143,8 +168,7 @@ async def test_authorization_matrix(world: World, row: Row) -> None:
         for relation in relations:
             expected = 401 if who == ANONYMOUS else row.expect[who][relation]
             headers = {} if who == ANONYMOUS else world.actors[Role(who)].headers
-            url = await row.url(world, relation)
-            body = row.body(world, relation) if row.body else None
+            url, body = await row.request(world, relation)
             response = await world.client.request(row.method, url, json=body, headers=headers)
             payload = await response.read()
             if response.status != expected:

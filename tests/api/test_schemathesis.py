@@ -26,6 +26,8 @@ enabled = false
 [generation]
 max-examples = 40
 database = "none"
+# The API refuses NUL in any text (no database stores it); see the README.
+allow-x00 = false
 [warnings]
 # Random credentials are meant to fail (401) and random ids to miss (404). A schema that
 # disagrees with validation is checked by the test itself (one operation is exempt).
@@ -39,8 +41,12 @@ positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 409, 42
 # A real cabinet, so operations under /cabinets/{id} reach their logic and not only 404.
 "path.id" = "${PORTAL_CABINET_ID}"
 """
-# A one-time token cannot be guessed, so nearly every generated one is refused (400).
-MAY_MOSTLY_REJECT = {"POST /api/v1/password/set"}
+MAY_MOSTLY_REJECT = {
+    # A one-time token cannot be guessed, so nearly every generated one is refused (400).
+    "POST /api/v1/password/set",
+    # Half the roles (the staff ones) do not exist in the customer cabinet the run uses.
+    "POST /api/v1/cabinets/{id}/users",
+}
 
 
 def test_api_conforms_to_its_openapi_document(tmp_path: Path, backend: str,

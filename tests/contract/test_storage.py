@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import ExitStack, closing
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +27,14 @@ from adapters.system import Uuid7Ids
 from app.domain.access import Scope
 from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet, CabinetKind, path_under
+from app.domain.licensing import (
+    Certificate,
+    DocumentFilter,
+    DocumentKind,
+    DocumentStatus,
+    License,
+    Transfer,
+)
 from app.domain.paging import HasId, PageRequest
 from app.domain.products import Product
 from app.domain.roles import Role
@@ -602,6 +610,131 @@ async def test_product_pages_leave_out_inactive_unless_asked(storage: Adapter) -
 
     assert await listed(True) == [p.id for p in made]
     assert await listed(False) == [p.id for p in made if p.active]
+
+
+# --- licenses, certificates and transfers ----------------------------------------------------
+
+TODAY = date(2031, 5, 6)
+
+
+def new_document(kind: DocumentKind, cabinet: Cabinet, product: Product, *,
+                 valid_to: date | None = date(2032, 1, 1), revoked: bool = False,
+                 license_id: str | None = None) -> License | Certificate:
+    common: dict[str, Any] = {
+        "id": IDS.new_id(), "number": f"{kind.prefix}-2031-{uuid.uuid4().int % 10**6:06d}",
+        "product_id": product.id, "cabinet_id": cabinet.id, "valid_from": date(2031, 1, 1),
+        "valid_to": valid_to, "revoked_at": T0 if revoked else None,
+        "purchase_item": unique("ORD"), "created_at": T0, "updated_at": T0}
+    if kind is DocumentKind.LICENSE:
+        return License(**common, edition="Enterprise", seats=25)
+    return Certificate(**common, level="premium", license_id=license_id)
+
+
+async def add_documents(storage: Adapter, *documents: License | Certificate) -> None:
+    async with storage.unit_of_work() as uow:
+        for document in documents:
+            repository: Any = uow.licenses if isinstance(document, License) else uow.certificates
+            await repository.add(document)
+        await uow.commit()
+
+
+async def catalogue(storage: Adapter) -> Product:
+    product = new_product()
+    async with storage.unit_of_work() as uow:
+        await uow.products.add(product)
+        await uow.commit()
+    return product
+
+
+async def test_documents_round_trip_with_dates_and_scope(storage: Adapter) -> None:
+    product = await catalogue(storage)
+    root = new_cabinet()
+    home, sibling = new_cabinet(root), new_cabinet(root)
+    await add_all(storage, root, home, sibling)
+    license_ = new_document(DocumentKind.LICENSE, home, product, valid_to=None)
+    certificate = new_document(DocumentKind.CERTIFICATE, home, product,
+                               license_id=license_.id)
+    await add_documents(storage, license_, certificate)
+    async with storage.unit_of_work() as uow:
+        assert await uow.licenses.get(license_.id, EVERYTHING) == license_
+        assert await uow.certificates.get(certificate.id, Scope.subtree(home.path)) == certificate
+        assert await uow.licenses.get(license_.id, Scope.subtree(sibling.path)) is None
+        assert await uow.certificates.get(license_.id, EVERYTHING) is None
+        assert await uow.licenses.get_by_number(license_.number, EVERYTHING) == license_
+        assert await uow.certificates.get_by_purchase_item(
+            certificate.purchase_item or "", Scope.subtree(root.path)) == certificate
+        assert await uow.licenses.number_taken(license_.number)
+        assert not await uow.licenses.number_taken(certificate.number)
+
+
+async def test_numbers_and_purchase_items_are_unique(storage: Adapter) -> None:
+    product = await catalogue(storage)
+    cabinet = new_cabinet()
+    await add_all(storage, cabinet)
+    first = new_document(DocumentKind.LICENSE, cabinet, product)
+    await add_documents(storage, first)
+    for clash, key in [(replace(new_document(DocumentKind.LICENSE, cabinet, product),
+                                number=first.number), "licenses.number"),
+                       (replace(new_document(DocumentKind.LICENSE, cabinet, product),
+                                purchase_item=first.purchase_item), "licenses.purchase_item")]:
+        async with storage.unit_of_work() as uow:
+            with pytest.raises(DuplicateKey) as taken:
+                await uow.licenses.add(clash)
+        assert taken.value.key == key
+
+
+async def test_document_lists_filter_and_page(storage: Adapter) -> None:
+    product, other = await catalogue(storage), await catalogue(storage)
+    root = new_cabinet()
+    child = new_cabinet(root)
+    await add_all(storage, root, child)
+    active = new_document(DocumentKind.LICENSE, root, product, valid_to=TODAY)
+    perpetual = new_document(DocumentKind.LICENSE, child, product, valid_to=None)
+    expired = new_document(DocumentKind.LICENSE, root, product, valid_to=TODAY - timedelta(1))
+    revoked = new_document(DocumentKind.LICENSE, child, other, revoked=True)
+    await add_documents(storage, active, perpetual, expired, revoked)
+    scope = Scope.subtree(root.path)
+
+    async def numbers(**filters: Any) -> list[str]:
+        async with storage.unit_of_work() as uow:
+            found = await walk_pages(lambda page: uow.licenses.list_visible(
+                scope, DocumentFilter(today=TODAY, **filters), page), limit=1)
+        return [d.number for d in found]
+
+    assert await numbers() == [d.number for d in (active, perpetual, expired, revoked)]
+    assert await numbers(status=DocumentStatus.ACTIVE) == [active.number, perpetual.number]
+    assert await numbers(status=DocumentStatus.EXPIRED) == [expired.number]
+    assert await numbers(status=DocumentStatus.REVOKED) == [revoked.number]
+    assert await numbers(product_id=other.id) == [revoked.number]
+    assert await numbers(expires_before=TODAY + timedelta(1)) == [active.number, expired.number]
+
+
+async def test_update_moves_and_revokes_and_transfers_are_kept_in_order(
+        storage: Adapter) -> None:
+    product = await catalogue(storage)
+    root = new_cabinet()
+    child = new_cabinet(root)
+    await add_all(storage, root, child)
+    certificate = new_document(DocumentKind.CERTIFICATE, root, product)
+    await add_documents(storage, certificate)
+    moved = replace(certificate, cabinet_id=child.id, valid_to=date(2040, 1, 1),
+                    revoked_at=T0 + SECOND, updated_at=T0 + SECOND, level="standard",
+                    number="CRT-0000-000000")
+    first = Transfer(IDS.new_id(), DocumentKind.CERTIFICATE, certificate.id, root.id,
+                     child.id, T0, IDS.new_id(), "a@example.test")
+    back = Transfer(IDS.new_id(), DocumentKind.CERTIFICATE, certificate.id, child.id,
+                    root.id, T0 + SECOND, None, None)
+    async with storage.unit_of_work() as uow:
+        await uow.certificates.update(moved)
+        await uow.transfers.add(first)
+        await uow.transfers.add(back)
+        await uow.commit()
+    async with storage.unit_of_work() as uow:
+        # Every field but the number (which never changes) is written.
+        assert await uow.certificates.get(certificate.id, EVERYTHING) == replace(
+            moved, number=certificate.number)
+        assert await uow.transfers.of_document(certificate.id) == [first, back]
+        assert await uow.transfers.of_document(IDS.new_id()) == []
 
 
 # --- users -----------------------------------------------------------------------------------

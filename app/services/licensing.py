@@ -1,0 +1,180 @@
+"""Licenses and support certificates: lists, details, transfers down the tree, and the
+public check of a document's number."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from app.domain import access
+from app.domain.cabinets import Cabinet
+from app.domain.errors import BadRequest, Invalid, NotFound
+from app.domain.events import DomainEvent
+from app.domain.licensing import (
+    Certificate,
+    DocumentFilter,
+    DocumentKind,
+    DocumentStatus,
+    License,
+    Transfer,
+)
+from app.domain.paging import Page, PageRequest
+from app.domain.products import Product
+from app.domain.users import Principal
+from app.services.audit import AuditTrail
+from ports.events import EventPublisher
+from ports.storage import DocumentRepository, Storage, UnitOfWork
+from ports.system import Clock, IdGenerator
+
+Document = License | Certificate
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    """A document with what it names: its product and its owner."""
+
+    document: Document
+    product: Product
+    cabinet: Cabinet
+    today: date
+    transfers: list[Transfer] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.document.id
+
+    @property
+    def status(self) -> DocumentStatus:
+        return self.document.status(self.today)
+
+    @property
+    def days_left(self) -> int | None:
+        return self.document.days_left(self.today)
+
+
+@dataclass(frozen=True)
+class DocumentQuery:
+    """A list request as the caller put it; product is an id or a code."""
+
+    product: str | None = None
+    status: DocumentStatus | None = None
+    cabinet_id: str | None = None
+    expires_before: date | None = None
+
+
+def documents(uow: UnitOfWork, kind: DocumentKind) -> DocumentRepository[Any]:
+    return uow.licenses if kind is DocumentKind.LICENSE else uow.certificates
+
+
+async def publish_all(events: EventPublisher, uow: UnitOfWork) -> None:
+    """After the commit: hand on what the unit of work recorded."""
+    for event in uow.events:
+        await events.publish(event)
+
+
+class LicensingService:
+    def __init__(self, storage: Storage, clock: Clock, ids: IdGenerator,
+                 events: EventPublisher) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._ids = ids
+        self._events = events
+        self._audit = AuditTrail(clock, ids)
+
+    def today(self) -> date:
+        return self._clock.now().date()
+
+    async def list_visible(self, actor: Principal, kind: DocumentKind, query: DocumentQuery,
+                           page: PageRequest) -> Page[DocumentView]:
+        """What the caller's cabinet and those below it hold (staff: everything), or what
+        one visible cabinet and those below it hold."""
+        today = self.today()
+        async with self._storage.unit_of_work() as uow:
+            scope = access.visible_scope(actor)
+            if query.cabinet_id is not None:
+                cabinet = access.require_visible(
+                    actor, await uow.cabinets.get(query.cabinet_id, scope))
+                scope = access.Scope.subtree(cabinet.path)
+            product_id = await self._product_id(uow, query.product)
+            filters = DocumentFilter(today=today, product_id=product_id, status=query.status,
+                                     expires_before=query.expires_before)
+            rows: list[Document] = await documents(uow, kind).list_visible(scope, filters, page)
+            page_of = Page.from_rows(rows, page)
+            views = await self._views(uow, list(page_of.items), today)
+        return Page(views, page_of.next_cursor)
+
+    async def get(self, actor: Principal, kind: DocumentKind, document_id: str) -> DocumentView:
+        today = self.today()
+        async with self._storage.unit_of_work() as uow:
+            document = await documents(uow, kind).get(document_id,
+                                                       access.visible_scope(actor))
+            if document is None:
+                raise NotFound(f"No such {kind.label.lower()}.")
+            [view] = await self._views(uow, [document], today)
+            transfers = await uow.transfers.of_document(document.id)
+        return DocumentView(view.document, view.product, view.cabinet, today, transfers)
+
+    async def transfer(self, actor: Principal, kind: DocumentKind, document_id: str,
+                       target_id: str) -> DocumentView:
+        now = self._clock.now()
+        async with self._storage.unit_of_work() as uow:
+            scope = access.visible_scope(actor)
+            repository = documents(uow, kind)
+            document = await repository.get(document_id, scope, for_update=True)
+            if document is None:
+                raise NotFound(f"No such {kind.label.lower()}.")
+            owner = access.require_visible(actor, await uow.cabinets.get(document.cabinet_id,
+                                                                         scope))
+            target = await uow.cabinets.get(target_id, scope)
+            if target is None:
+                raise NotFound("No such cabinet.", field="cabinet_id")
+            access.require_may_transfer(actor, owner, target)
+            if document.status(now.date()) is DocumentStatus.REVOKED:
+                raise Invalid("A revoked document cannot move.", field="cabinet_id")
+            document.cabinet_id, document.updated_at = target.id, now
+            await repository.update(document)
+            await uow.transfers.add(Transfer(
+                id=self._ids.new_id(), kind=kind, document_id=document.id,
+                from_cabinet_id=owner.id, to_cabinet_id=target.id, at=now,
+                actor_id=actor.user_id, actor_email=actor.email))
+            await uow.audit.add(self._audit.entry(
+                f"{kind.value}.transferred", actor, kind.value, document.id, target.id,
+                number=document.number, from_cabinet_id=owner.id, to_cabinet_id=target.id))
+            uow.events.append(DomainEvent(
+                f"{kind.value}.transferred", now, (owner.id, target.id),
+                {"id": document.id, "number": document.number, "from": owner.name,
+                 "to": target.name}))
+            await uow.commit()
+        await publish_all(self._events, uow)
+        return await self.get(actor, kind, document_id)
+
+    async def verify(self, number: str) -> tuple[DocumentKind, bool] | None:
+        """Whether a document with this number is valid today; nothing else about it."""
+        kind = DocumentKind.LICENSE if number.startswith("LIC-") else DocumentKind.CERTIFICATE
+        async with self._storage.unit_of_work() as uow:
+            # Public on purpose: the answer says only "valid" or "not".
+            document = await documents(uow, kind).get_by_number(number,
+                                                                access.Scope.everything())
+        if document is None:
+            return None
+        return kind, document.status(self.today()) is DocumentStatus.ACTIVE
+
+    async def _product_id(self, uow: UnitOfWork, product: str | None) -> str | None:
+        if product is None:
+            return None
+        found = await uow.products.get(product) or await uow.products.get_by_code(product)
+        if found is None:
+            raise BadRequest("No product has this id or code.", field="product")
+        return found.id
+
+    @staticmethod
+    async def _views(uow: UnitOfWork, items: list[Document],
+                     today: date) -> list[DocumentView]:
+        products = {p.id: p for p in await uow.products.get_many(
+            sorted({d.product_id for d in items}))}
+        cabinets = {c.id: c for c in await uow.cabinets.get_many(
+            sorted({d.cabinet_id for d in items}), access.Scope.everything())}
+        return [DocumentView(d, products[d.product_id], cabinets[d.cabinet_id], today)
+                for d in items]
+

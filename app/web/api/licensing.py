@@ -1,0 +1,89 @@
+"""The brief's licenses and certificates: one set of handlers, registered for each kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from app.domain.licensing import DocumentKind, DocumentStatus
+from app.services.licensing import DocumentQuery, DocumentView
+from app.web.api.common import json_out, page_request, principal, services
+from app.web.openapi import ApiRoutes
+from app.web.schemas import (
+    CertificateDetail,
+    CertificateOut,
+    CertificatePage,
+    DocumentFormatQuery,
+    DocumentListQuery,
+    LicenseDetail,
+    LicenseOut,
+    LicensePage,
+    TransferIn,
+)
+
+api = ApiRoutes("licenses and certificates")
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """What differs between the two kinds of document on the wire."""
+
+    kind: DocumentKind
+    plural: str
+    item: type[LicenseOut] | type[CertificateOut]
+    detail: type[LicenseDetail] | type[CertificateDetail]
+    page: type[LicensePage] | type[CertificatePage]
+
+    def page_of(self, items: list[DocumentView], cursor: str | None) -> BaseModel:
+        return self.page(items=[self.item.of(view) for view in items],  # type: ignore[misc]
+                         next_cursor=cursor)
+
+
+def _register(shapes: Shapes) -> None:
+    kind, plural = shapes.kind, shapes.plural
+    base = f"/api/v1/{plural}"
+
+    async def list_documents(request: web.Request, query: DocumentListQuery) -> web.Response:
+        page = await services(request).licensing.list_visible(
+            principal(request), kind, DocumentQuery(
+                product=query.product, cabinet_id=query.cabinet_id,
+                status=DocumentStatus(query.status) if query.status else None,
+                expires_before=query.expires_before),
+            page_request(query))
+        return json_out(shapes.page_of(list(page.items), page.next_cursor))
+
+    async def get_document(request: web.Request, query: DocumentFormatQuery) -> web.Response:
+        view = await services(request).licensing.get(principal(request), kind,
+                                                     request.match_info["id"])
+        return json_out(shapes.detail.of(view))
+
+    async def transfer_document(request: web.Request, body: TransferIn) -> web.Response:
+        view = await services(request).licensing.transfer(
+            principal(request), kind, request.match_info["id"], body.cabinet_id)
+        return json_out(shapes.detail.of(view))
+
+    list_documents.__name__ = f"list_{plural}"
+    get_document.__name__ = f"get_{kind.value}"
+    transfer_document.__name__ = f"transfer_{kind.value}"
+    label = kind.label.lower()
+    api.operation(
+        "GET", base, summary=f"The {plural} of the caller's organisation", query=DocumentListQuery,
+        response=shapes.page,
+        description="What the caller's cabinet and the cabinets below it hold (staff: all); "
+                    "`cabinet_id` narrows to one visible cabinet and those below it.",
+    )(list_documents)
+    api.operation("GET", f"{base}/{{id}}", summary=f"One {label}", query=DocumentFormatQuery,
+                  response=shapes.detail)(get_document)
+    api.operation(
+        "POST", f"{base}/{{id}}/transfer", summary=f"Hand a {label} down to a child cabinet",
+        body=TransferIn, response=shapes.detail, errors=(403,),
+        description="A customer admin moves it from its owner to a cabinet below the owner, "
+                    "inside their own subtree; staff admins to any customer cabinet.",
+    )(transfer_document)
+
+
+_register(Shapes(DocumentKind.LICENSE, "licenses", LicenseOut, LicenseDetail, LicensePage))
+_register(Shapes(DocumentKind.CERTIFICATE, "certificates", CertificateOut, CertificateDetail,
+                 CertificatePage))

@@ -1,0 +1,22 @@
+"""Event bus port: domain events out of the core, to whoever listens."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from app.domain.events import DomainEvent
+
+Subscriber = Callable[[DomainEvent], Awaitable[None]]
+
+
+class EventPublisher(Protocol):
+    async def publish(self, event: DomainEvent) -> None:
+        """Hand the event to every subscriber. At most once: a subscriber that is down
+        misses it, so what must not be lost is stored before it is published."""
+
+
+class EventBus(EventPublisher, Protocol):
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Call `subscriber` with every event from now on; the returned function stops it.
+        A subscriber that raises is logged and does not stop the others."""
