@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from app.config import ConfigError, Settings, ignored_environment, load_settings
 from app.container import StartupError, open_services, write_new_signing_key
@@ -20,7 +20,8 @@ from app.domain.roles import Role
 from app.domain.users import SYSTEM
 from app.services import Services
 from app.services.demo import seed_demo
-from app.web.schemas import CabinetOut, UserOut
+from app.web.openapi import RequestInvalid, parse_json
+from app.web.schemas import CabinetOut, PurchaseEventIn, UserOut
 from ports.storage import StorageUnavailable
 
 log = logging.getLogger("portal")
@@ -60,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     create_user.add_argument("--cabinet", required=True, help="id or billing id of the cabinet")
     create_user.add_argument("--name", default="")
 
+    feed = commands.add_parser("feed", help="the purchases feed").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    feed_import = feed.add_parser(
+        "import", help="apply purchase events from a JSON-lines file, as the webhook would")
+    feed_import.add_argument("file", type=Path, help="one event (the webhook's body) per line")
+
     keys = commands.add_parser("keys", help="signing keys").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     generate = keys.add_parser("generate", help="write a new Ed25519 token signing key (JWK)")
@@ -88,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return _generate_key(args.out)
     commands: dict[str, Callable[[Services, argparse.Namespace], Awaitable[int]]] = {
         "migrate": _migrate, "demo": _demo, "cabinets": _create_cabinet,
-        "users": _create_user}
+        "users": _create_user, "feed": _feed_import}
     try:
         return asyncio.run(_with_services(settings, args, commands[args.command]))
     except (DomainError, StorageUnavailable, StartupError) as exc:
@@ -110,7 +117,7 @@ async def _migrate(services: Services, args: argparse.Namespace) -> int:
 
 
 async def _demo(services: Services, args: argparse.Namespace) -> int:
-    accounts = await seed_demo(services.cabinets, services.users)
+    accounts = await seed_demo(services)
     print("Demo data is in place. Sign in with any of these accounts:\n")
     width = max(len(a.email) for a in accounts)
     for account in accounts:
@@ -144,6 +151,63 @@ async def _create_user(services: Services, args: argparse.Namespace) -> int:
         SYSTEM, cabinet.id, args.email, args.name, Role(args.role), password)
     print(UserOut.of(user).model_dump_json(indent=2))
     return 0
+
+
+class ProgressBar:
+    """A bar on a terminal; nothing when the output goes to a file or a pipe."""
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr, width: int = 30) -> None:
+        self._total, self._stream, self._width = max(total, 1), stream, width
+        self._done = 0
+        self._live = stream.isatty()
+
+    def step(self) -> None:
+        self._done += 1
+        if self._live:
+            filled = self._width * self._done // self._total
+            self._stream.write(f"\r[{'#' * filled}{'.' * (self._width - filled)}] "
+                               f"{self._done}/{self._total}")
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._live:
+            self._stream.write("\n")
+
+
+async def _feed_import(services: Services, args: argparse.Namespace) -> int:
+    path: Path = args.file
+    try:
+        lines = (await asyncio.to_thread(path.read_text, encoding="utf-8")).splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"portal: cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+    events = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    applied = replayed = 0
+    failures: list[tuple[int, str]] = []
+    bar = ProgressBar(len(events))
+    for number, line in events:
+        try:
+            event = parse_json(PurchaseEventIn, line.encode()).to_domain()
+            _, repeat = await services.purchases.apply(event)
+        except RequestInvalid as exc:
+            if exc.status == 400:  # unreadable
+                reason = "not valid JSON: " + exc.errors[0]["message"].removeprefix(
+                    "Invalid JSON: ")
+            else:
+                reason = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
+            failures.append((number, reason))
+        except DomainError as exc:
+            failures.append((number, f"{exc.field}: {exc.detail}" if exc.field else exc.detail))
+        else:
+            replayed += repeat
+            applied += not repeat
+        bar.step()
+    bar.close()
+    for number, reason in failures:
+        print(f"{path}:{number}: {reason}", file=sys.stderr)
+    print(f"{len(events)} events: {applied} applied, {replayed} applied before, "
+          f"{len(failures)} refused")
+    return 1 if failures else 0
 
 
 def _prompt_password() -> str:

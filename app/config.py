@@ -77,6 +77,15 @@ class AuthSettings(_Section):
     throttle: ThrottleSettings
 
 
+class PurchaseFeedSettings(_Section):
+    secret: str
+    tolerance_seconds: int = Field(ge=1, le=3600)
+
+
+class FeedSettings(_Section):
+    purchases: PurchaseFeedSettings
+
+
 class WebSettings(_Section):
     secret_key: str
     secure_cookies: bool
@@ -92,6 +101,7 @@ class Settings(_Section):
     logging: LoggingSettings
     storage: StorageSettings
     auth: AuthSettings
+    feeds: FeedSettings
     web: WebSettings
 
     @property

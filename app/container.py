@@ -28,6 +28,7 @@ from app.services.auth import AuthPolicy, AuthService
 from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
 from app.services.licensing import LicensingService
+from app.services.purchases import FeedPolicy, PurchaseService
 from app.services.users import UserPolicy, UserService
 
 
@@ -99,9 +100,14 @@ class Container(containers.DeclarativeContainer):
     licensing = providers.Singleton(LicensingService, storage=storage, clock=clock, ids=ids,
                                     events=event_bus)
 
+    purchases = providers.Singleton(
+        PurchaseService, storage=storage, clock=clock, ids=ids, events=event_bus,
+        policy=providers.Singleton(FeedPolicy, secret=config.feeds.purchases.secret,
+                                   tolerance_seconds=config.feeds.purchases.tolerance_seconds))
+
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
                                    users=users, catalog=catalog, licensing=licensing,
-                                   events=event_bus, web_secret=web_secret)
+                                   purchases=purchases, events=event_bus, web_secret=web_secret)
 
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from app.domain.access import Scope
 from app.domain.audit import AuditEntry
@@ -122,6 +122,18 @@ class TransferRepository(Protocol):
         """Its history, oldest first."""
 
 
+class PurchaseEventRepository(Protocol):
+    async def claim(self, event_id: str, type_: str, occurred_at: datetime,
+                    received_at: datetime) -> bool:
+        """Record the event id; False if it was recorded before. A concurrent claim of the
+        same id waits until the first one's unit of work ends, then answers False if that
+        one committed, True if it rolled back."""
+
+    async def record_outcome(self, event_id: str, outcome: dict[str, Any]) -> None: ...
+
+    async def outcome(self, event_id: str) -> dict[str, Any] | None: ...
+
+
 class UserRepository(Protocol):
     async def add(self, user: User) -> None:
         """Insert; DuplicateKey("users.email_key") when the e-mail is taken."""
@@ -199,6 +211,7 @@ class UnitOfWork(Protocol):
     licenses: DocumentRepository[License]
     certificates: DocumentRepository[Certificate]
     transfers: TransferRepository
+    purchases: PurchaseEventRepository
     users: UserRepository
     sessions: SessionRepository
     audit: AuditRepository

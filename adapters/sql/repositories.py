@@ -295,6 +295,33 @@ class SqlTransfers:
         return [Transfer(**{**row, "kind": DocumentKind(row["kind"])}) for row in rows]
 
 
+class SqlPurchaseEvents:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def claim(self, event_id: str, type_: str, occurred_at: datetime,
+                    received_at: datetime) -> bool:
+        # The unique key makes a concurrent insert of the same id wait for the first one.
+        inserted = await self._db.execute(
+            "INSERT INTO purchase_events (event_id, type, occurred_at, received_at)"
+            " VALUES (:event_id, :type, :occurred_at, :received_at)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            {"event_id": event_id, "type": type_, "occurred_at": occurred_at,
+             "received_at": received_at})
+        return inserted == 1
+
+    async def record_outcome(self, event_id: str, outcome: dict[str, Any]) -> None:
+        await self._db.execute(
+            "UPDATE purchase_events SET outcome = :outcome WHERE event_id = :event_id",
+            {"event_id": event_id, "outcome": outcome})
+
+    async def outcome(self, event_id: str) -> dict[str, Any] | None:
+        row = await self._db.fetch_one(
+            "SELECT outcome FROM purchase_events WHERE event_id = :event_id",
+            {"event_id": event_id})
+        return row["outcome"] if row else None
+
+
 _USER_COLUMNS = ("u.id, u.email, u.email_key, u.name, u.role, u.cabinet_id, u.active,"
                  " u.password_hash, u.created_at, u.updated_at, u.deleted_at")
 
@@ -490,6 +517,7 @@ class SqlUnitOfWork:
         self.licenses = SqlLicenses(db)
         self.certificates = SqlCertificates(db)
         self.transfers = SqlTransfers(db)
+        self.purchases = SqlPurchaseEvents(db)
         self.users = SqlUsers(db)
         self.sessions = SqlSessions(db)
         self.audit = SqlAudit(db)

@@ -8,6 +8,7 @@ from app.services.auth import AuthService
 from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
 from app.services.licensing import LicensingService
+from app.services.purchases import PurchaseService
 from app.services.users import UserService
 from ports.events import EventBus
 from ports.storage import Storage
@@ -23,5 +24,6 @@ class Services:
     users: UserService
     catalog: CatalogService
     licensing: LicensingService
+    purchases: PurchaseService
     events: EventBus
     web_secret: bytes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from app.domain import access
 from app.domain.cabinets import Cabinet, CabinetKind, check_name, check_parent, path_under
@@ -28,6 +29,26 @@ class CabinetChanges:
     parent_id: str | Unset | None = UNSET
 
 
+async def add_cabinet(uow: UnitOfWork, audit: AuditTrail, actor: Principal, cabinet_id: str,
+                      now: datetime, name: str, kind: CabinetKind, parent: Cabinet | None,
+                      external_id: str | None) -> Cabinet:
+    """Insert a new cabinet below `parent` (already checked as the caller's to use) and
+    audit it, inside the caller's unit of work."""
+    check_parent(kind, parent)
+    cabinet = Cabinet(id=cabinet_id, name=check_name(name), kind=kind,
+                      parent_id=parent.id if parent else None,
+                      path=path_under(parent, cabinet_id), external_id=external_id,
+                      created_at=now, updated_at=now)
+    try:
+        await uow.cabinets.add(cabinet)
+    except DuplicateKey:
+        raise Conflict("Another cabinet has this billing id.", field="external_id") from None
+    await uow.audit.add(audit.entry(
+        "cabinet.created", actor, "cabinet", cabinet.id, cabinet.id,
+        name=cabinet.name, kind=kind.value, parent_id=cabinet.parent_id))
+    return cabinet
+
+
 class CabinetService:
     def __init__(self, storage: Storage, clock: Clock, ids: IdGenerator) -> None:
         self._storage = storage
@@ -49,17 +70,8 @@ class CabinetService:
                 access.require_may_create_child(actor, parent)
             if external_id is not None and not access.may_restructure(actor):
                 raise Forbidden("Only staff administrators set billing ids.", field="external_id")
-            check_parent(kind, parent)
-            now = self._clock.now()
-            cabinet_id = self._ids.new_id()
-            cabinet = Cabinet(id=cabinet_id, name=name, kind=kind,
-                              parent_id=parent.id if parent else None,
-                              path=path_under(parent, cabinet_id), external_id=external_id,
-                              created_at=now, updated_at=now)
-            await self._add(uow, cabinet)
-            await uow.audit.add(self._audit.entry(
-                "cabinet.created", actor, "cabinet", cabinet.id, cabinet.id,
-                name=name, kind=kind.value, parent_id=cabinet.parent_id))
+            cabinet = await add_cabinet(uow, self._audit, actor, self._ids.new_id(),
+                                        self._clock.now(), name, kind, parent, external_id)
             await uow.commit()
         return cabinet
 
@@ -129,13 +141,6 @@ class CabinetService:
             raise Invalid("A cabinet cannot move below itself.", field="parent_id")
         check_parent(cabinet.kind, parent)
         return await uow.cabinets.move(cabinet, parent, self._clock.now())
-
-    @staticmethod
-    async def _add(uow: UnitOfWork, cabinet: Cabinet) -> None:
-        try:
-            await uow.cabinets.add(cabinet)
-        except DuplicateKey:
-            raise Conflict("Another cabinet has this billing id.", field="external_id") from None
 
     @staticmethod
     async def _update(uow: UnitOfWork, cabinet: Cabinet) -> None:

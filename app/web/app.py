@@ -19,7 +19,7 @@ from app import __version__
 from app.config import PROJECT_ROOT, Settings
 from app.container import open_services
 from app.services import Services
-from app.web.api import auth, cabinets, licensing, products, system, users
+from app.web.api import auth, cabinets, feeds, licensing, products, system, users
 from app.web.keys import OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
 from app.web.middlewares import (
     authentication,
@@ -33,7 +33,7 @@ from app.web.pages import views
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
-API_MODULES = (auth, cabinets, users, products, licensing, system)
+API_MODULES = (auth, cabinets, users, products, licensing, feeds, system)
 ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
 
 API_DESCRIPTION = (

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -22,6 +22,7 @@ from app.web.problems import PROBLEM_JSON
 from app.web.schemas import Problem
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
+RawCheck = Callable[[web.Request, bytes], None]
 _PATH_PARAM = re.compile(r"{(\w+)}")
 # Errors any operation may answer; each operation adds its own.
 COMMON_ERRORS = (400, 404, 405, 413, 429, 503)
@@ -54,6 +55,10 @@ class Operation:
     description: str = ""
     # status -> (description, body model or None); overrides the error entry of that status
     extra_responses: dict[int, tuple[str, type[BaseModel] | None]] = field(default_factory=dict)
+    # Checks the raw body before it is parsed (a webhook's signature); raises to refuse it.
+    verify_raw: RawCheck | None = None
+    # A security scheme other than the bearer token, by its name in the document.
+    scheme: str | None = None
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
@@ -73,18 +78,24 @@ def _wrap(op: Operation) -> Handler:
                 raise RequestInvalid(400, "A query parameter is invalid.",
                                      field_errors(exc)) from None
         if op.body is not None:
-            kwargs["body"] = await _read_body(request, op.body)
+            raw = await request.read() if request.body_exists else b""
+            if op.verify_raw is not None:
+                op.verify_raw(request, raw)
+            if raw and request.content_type != "application/json" \
+                    and not request.content_type.endswith("+json"):
+                raise RequestInvalid(415, "Send the body as application/json.", [])
+            kwargs["body"] = parse_json(op.body, raw)
         return await op.handler(request, **kwargs)
 
     endpoint.__name__ = op.handler.__name__
     return endpoint
 
 
-async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
-    raw = await request.read() if request.body_exists else b""
-    if raw and request.content_type != "application/json" and not request.content_type.endswith(
-            "+json"):
-        raise RequestInvalid(415, "Send the body as application/json.", [])
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_json(model: type[M], raw: bytes) -> M:
+    """A JSON body as `model`; RequestInvalid (400 unreadable, 422 invalid) naming fields."""
     try:
         parsed = model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
@@ -129,10 +140,11 @@ class ApiRoutes:
                   response: type[BaseModel] | None = None, status: int = 200,
                   errors: Iterable[int] = (), description: str = "",
                   extra_responses: dict[int, tuple[str, type[BaseModel] | None]] | None = None,
+                  verify_raw: RawCheck | None = None, scheme: str | None = None,
                   ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             own_errors = set(errors) | set(COMMON_ERRORS)
-            if auth:
+            if auth or scheme:
                 own_errors.add(401)
             if body is not None:
                 own_errors |= {415, 422}
@@ -140,7 +152,7 @@ class ApiRoutes:
                 method=method, path=path, handler=handler, summary=summary, tag=self.tag,
                 auth=auth, body=body, query=query, response=response, status=status,
                 errors=tuple(sorted(own_errors)), description=description,
-                extra_responses=extra_responses or {}))
+                extra_responses=extra_responses or {}, verify_raw=verify_raw, scheme=scheme))
             return handler
         return register
 
@@ -171,8 +183,13 @@ def build_document(operations: list[Operation], *, title: str, version: str,
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                               "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "feedSignature": {
+                    "type": "apiKey", "in": "header", "name": "X-Portal-Signature",
+                    "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.\" + the raw "
+                                   "body, keyed with feeds.purchases.secret>"},
+            },
         },
     }
 
@@ -212,7 +229,7 @@ def _operation(op: Operation, refs: dict[Any, Any], schemas: dict[str, Any]) -> 
         "tags": [op.tag],
         "parameters": parameters,
         "responses": responses,
-        "security": [{"bearerAuth": []}] if op.auth else [],
+        "security": [{op.scheme: []}] if op.scheme else [{"bearerAuth": []}] if op.auth else [],
     }
     if op.description:
         entry["description"] = op.description

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from app.domain.cabinets import MAX_NAME_LENGTH, Cabinet
-from app.domain.licensing import Certificate, License
+from app.domain.licensing import Certificate, DocumentKind, License
 from app.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from app.domain.products import (
     BUCKET_PATTERN,
@@ -19,6 +19,7 @@ from app.domain.products import (
     MAX_PREFIX_LENGTH,
     Product,
 )
+from app.domain.purchases import PurchaseCustomer, PurchaseEvent, PurchaseItem, PurchaseType
 from app.domain.users import EMAIL_PATTERN, MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, User
 from app.services.licensing import DocumentView
 
@@ -362,6 +363,66 @@ class DocumentFormatQuery(BaseModel):
 class TransferIn(Body):
     cabinet_id: str = Field(min_length=1, max_length=100,
                             description="A cabinet below the current owner.")
+
+
+# ---- the purchases feed
+
+class PurchaseCustomerIn(Body):
+    external_id: str = Field(min_length=1, max_length=100, description="Customer's billing id.")
+    name: str = Name
+    parent_external_id: str | None = Field(None, min_length=1, max_length=100)
+    contact_email: str | None = Field(None, max_length=MAX_EMAIL_LENGTH)
+
+
+class PurchaseItemIn(Body):
+    external_id: str = Field(min_length=1, max_length=100, description="Item's billing id.")
+    kind: Literal["license", "certificate"]
+    product_code: str | None = Field(None, max_length=63, description="New items only.")
+    edition: str | None = Field(None, min_length=1, max_length=100, description="Licenses.")
+    seats: int | None = Field(None, ge=1, le=1_000_000, description="Licenses.")
+    level: str | None = Field(None, min_length=1, max_length=50, description="Certificates.")
+    valid_from: date | None = None
+    valid_to: date | None = Field(None, description="Null: a perpetual license.")
+    license_external_id: str | None = Field(
+        None, min_length=1, max_length=100,
+        description="The license (its item id) a support certificate is for.")
+
+
+class PurchaseEventIn(Body):
+    event_id: str = Field(min_length=1, max_length=200)
+    type: Literal["purchase.completed", "purchase.renewed", "purchase.refunded"]
+    occurred_at: datetime
+    customer: PurchaseCustomerIn
+    items: list[PurchaseItemIn] = Field(min_length=1, max_length=500)
+
+    def to_domain(self) -> PurchaseEvent:
+        return PurchaseEvent(
+            event_id=self.event_id, type=PurchaseType(self.type), occurred_at=self.occurred_at,
+            customer=PurchaseCustomer(**self.customer.model_dump()),
+            items=tuple(PurchaseItem(**{**item.model_dump(), "kind": DocumentKind(item.kind)})
+                        for item in self.items))
+
+
+class PurchaseCabinetOut(Out):
+    id: str
+    name: str
+    external_id: str | None
+    created: bool = Field(description="The event created this customer's cabinet.")
+
+
+class PurchaseDocumentOut(Out):
+    id: str
+    number: str
+    purchase_item: str
+    action: Literal["created", "renewed", "revoked"]
+
+
+class PurchaseOutcomeOut(Out):
+    event_id: str
+    type: str
+    cabinet: PurchaseCabinetOut
+    licenses: list[PurchaseDocumentOut]
+    certificates: list[PurchaseDocumentOut]
 
 
 # ---- me

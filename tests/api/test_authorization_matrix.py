@@ -18,6 +18,7 @@ import pytest
 from app.domain.licensing import DocumentKind
 from app.domain.roles import Role
 from app.web.keys import OPENAPI
+from tests.feed import purchase
 from tests.world import World, email, unique
 
 RELATIONS = ("own", "child", "parent", "sibling", "foreign")
@@ -100,6 +101,9 @@ def staff_admins_only(ok: int) -> dict[str, Expect]:
 
 ROWS = [
     Row("GET", "/api/v1/me", everyone(200)),
+    # Signed by the billing system, not by a user: no bearer token opens it.
+    Row("POST", "/api/v1/feed/purchases", everyone(401),
+        body=lambda world, relation, _: purchase(world.product.code)),
     Row("GET", "/api/v1/cabinets", everyone(200)),
     Row("GET", "/api/v1/products", everyone(200)),
     Row("GET", "/api/v1/products/{id}", everyone(200), placeholders=the_product),

@@ -107,3 +107,26 @@ def test_keys_generate_writes_a_private_key_once(tmp_path: Path) -> None:
     assert out.stat().st_mode & 0o077 == 0
     again = run(tmp_path, "keys", "generate", "--out", str(out))
     assert again.returncode == 1 and "refusing to overwrite" in again.stderr
+
+
+def test_feed_import_applies_each_line_once_and_reports_bad_lines(tmp_path: Path) -> None:
+    import json as json_module
+
+    from tests.feed import purchase
+
+    assert run(tmp_path, "demo").returncode == 0  # a catalogue with the product dbguard
+    good, other = purchase("dbguard"), purchase("dbguard")
+    unknown = purchase("no-such-product")
+    feed = tmp_path / "events.jsonl"
+    feed.write_text("\n".join([
+        json_module.dumps(good), "{not json", "", json_module.dumps(unknown),
+        json_module.dumps(other), json_module.dumps(good)]) + "\n")
+    first = run(tmp_path, "feed", "import", str(feed))
+    assert first.returncode == 1
+    assert first.stdout.strip() == "5 events: 2 applied, 1 applied before, 2 refused"
+    assert f"{feed}:2: " in first.stderr and "not valid JSON" in first.stderr
+    assert f"{feed}:4: items.0.product_code: No product has this code." in first.stderr
+    again = run(tmp_path, "feed", "import", str(feed))
+    assert again.stdout.strip() == "5 events: 0 applied, 3 applied before, 2 refused"
+    missing = run(tmp_path, "feed", "import", str(tmp_path / "nope.jsonl"))
+    assert missing.returncode == 1 and "cannot read" in missing.stderr

@@ -737,6 +737,45 @@ async def test_update_moves_and_revokes_and_transfers_are_kept_in_order(
         assert await uow.transfers.of_document(IDS.new_id()) == []
 
 
+# --- purchase events --------------------------------------------------------------------------
+
+async def test_an_event_is_claimed_once_and_keeps_its_outcome(storage: Adapter) -> None:
+    event_id = unique("evt")
+    async with storage.unit_of_work() as uow:
+        assert await uow.purchases.claim(event_id, "purchase.completed", T0, T0) is True
+        await uow.purchases.record_outcome(event_id, {"licenses": [{"number": "LIC-1"}]})
+        await uow.commit()
+    async with storage.unit_of_work() as uow:
+        assert await uow.purchases.claim(event_id, "purchase.completed", T0, T0) is False
+        assert await uow.purchases.outcome(event_id) == {"licenses": [{"number": "LIC-1"}]}
+        assert await uow.purchases.outcome(unique("evt")) is None
+
+
+async def test_a_rolled_back_claim_frees_the_event(storage: Adapter) -> None:
+    event_id = unique("evt")
+    async with storage.unit_of_work() as uow:
+        assert await uow.purchases.claim(event_id, "purchase.completed", T0, T0) is True
+    async with storage.unit_of_work() as uow:
+        assert await uow.purchases.claim(event_id, "purchase.completed", T0, T0) is True
+
+
+async def test_concurrent_claims_of_one_event_have_one_winner(storage: Adapter) -> None:
+    event_id = unique("evt")
+
+    async def claim() -> bool:
+        async with storage.unit_of_work() as uow:
+            won = await uow.purchases.claim(event_id, "purchase.completed", T0, T0)
+            if won:
+                await asyncio.sleep(0.05)  # hold the claim while the others arrive
+                await uow.purchases.record_outcome(event_id, {"by": "winner"})
+                await uow.commit()
+            else:
+                assert await uow.purchases.outcome(event_id) == {"by": "winner"}
+            return won
+
+    assert sorted(await asyncio.gather(*(claim() for _ in range(5)))) == [False] * 4 + [True]
+
+
 # --- users -----------------------------------------------------------------------------------
 
 async def test_user_round_trips_every_field(storage: Adapter) -> None:

@@ -1,0 +1,263 @@
+"""The purchases feed: events from the billing system turned into cabinets, licenses and
+support certificates. Each event is one transaction and is applied once."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import Any
+
+from app.domain.access import Scope
+from app.domain.cabinets import Cabinet, CabinetKind
+from app.domain.errors import Conflict, DomainError, Invalid, Unauthenticated
+from app.domain.events import DomainEvent
+from app.domain.licensing import (
+    Certificate,
+    DocumentKind,
+    License,
+    check_seats,
+    check_validity,
+    number_for,
+)
+from app.domain.purchases import PurchaseEvent, PurchaseItem, PurchaseOutcome, PurchaseType
+from app.domain.users import SYSTEM
+from app.services.audit import AuditTrail
+from app.services.cabinets import add_cabinet
+from app.services.licensing import documents, publish_all
+from ports.events import EventPublisher
+from ports.storage import Storage, UnitOfWork
+from ports.system import Clock, IdGenerator
+
+log = logging.getLogger(__name__)
+EVERYTHING = Scope.everything()
+BAD_SIGNATURE = "The request is not signed by the billing system."
+
+
+@contextmanager
+def about(prefix: str) -> Iterator[None]:
+    """Name the item a rule broke: "valid_to" becomes "items.2.valid_to"."""
+    try:
+        yield
+    except Invalid as exc:
+        raise Invalid(exc.detail, field=f"{prefix}.{exc.field}" if exc.field else prefix) from None
+
+
+class FeedDisabled(DomainError):
+    status = 503
+    slug = "service-unavailable"
+    title = "Feed not configured"
+
+
+@dataclass(frozen=True)
+class FeedPolicy:
+    secret: str
+    tolerance_seconds: int
+
+
+class PurchaseService:
+    def __init__(self, storage: Storage, clock: Clock, ids: IdGenerator,
+                 events: EventPublisher, policy: FeedPolicy) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._ids = ids
+        self._events = events
+        self._policy = policy
+        self._audit = AuditTrail(clock, ids)
+
+    def verify_signature(self, header: str | None, body: bytes) -> None:
+        """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`, keyed with the feed
+        secret, no further than the tolerance from now; Unauthenticated otherwise."""
+        if not self._policy.secret:
+            log.error("a purchase event arrived but feeds.purchases.secret is not set")
+            raise FeedDisabled("The purchases feed is not configured on this portal.")
+        parts = dict(part.split("=", 1) for part in (header or "").split(",") if "=" in part)
+        stamp, given = parts.get("t", ""), parts.get("v1", "")
+        if not stamp.isdigit() or not given:
+            raise Unauthenticated(BAD_SIGNATURE)
+        if abs(self._clock.now().timestamp() - int(stamp)) > self._policy.tolerance_seconds:
+            raise Unauthenticated("The signature's timestamp is too far from now.")
+        expected = hmac.new(self._policy.secret.encode(), stamp.encode() + b"." + body,
+                            hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), given.strip().lower().encode()):
+            raise Unauthenticated(BAD_SIGNATURE)
+
+    async def apply(self, event: PurchaseEvent) -> tuple[dict[str, Any], bool]:
+        """The event's outcome, and whether it was a repeat (then nothing changed)."""
+        now = self._clock.now()
+        async with self._storage.unit_of_work() as uow:
+            if not await uow.purchases.claim(event.event_id, event.type.value,
+                                             event.occurred_at, now):
+                stored = await uow.purchases.outcome(event.event_id)
+                if stored is None:
+                    raise Conflict("This event is being applied right now; try again.")
+                return stored, True
+            apply = {PurchaseType.COMPLETED: self._complete, PurchaseType.RENEWED: self._renew,
+                     PurchaseType.REFUNDED: self._refund}[event.type]
+            outcome = await apply(uow, event, now)
+            result = asdict(outcome)
+            await uow.purchases.record_outcome(event.event_id, result)
+            await uow.audit.add(self._audit.entry(
+                "purchase.applied", None, "purchase_event", event.event_id,
+                outcome.cabinet["id"], type=event.type.value,
+                licenses=len(outcome.licenses), certificates=len(outcome.certificates)))
+            await uow.commit()
+        await publish_all(self._events, uow)
+        return result, False
+
+    async def _customer(self, uow: UnitOfWork, event: PurchaseEvent, now: datetime,
+                        create: bool) -> tuple[Cabinet, bool]:
+        customer = event.customer
+        cabinet = await uow.cabinets.get_by_external_id(customer.external_id, EVERYTHING)
+        if cabinet is not None:
+            if cabinet.kind is not CabinetKind.CUSTOMER:
+                raise Invalid("This billing id belongs to a vendor cabinet.",
+                              field="customer.external_id")
+            if create and customer.name and cabinet.name != " ".join(customer.name.split()):
+                cabinet.name, cabinet.updated_at = " ".join(customer.name.split()), now
+                await uow.cabinets.update(cabinet)
+            return cabinet, False
+        if not create:
+            raise Invalid("No customer has this billing id.", field="customer.external_id")
+        parent = None
+        if customer.parent_external_id:
+            parent = await uow.cabinets.get_by_external_id(customer.parent_external_id,
+                                                           EVERYTHING)
+            if parent is None:
+                raise Invalid("No customer has the parent's billing id.",
+                              field="customer.parent_external_id")
+        cabinet = await add_cabinet(uow, self._audit, SYSTEM, self._ids.new_id(), now,
+                                    customer.name, CabinetKind.CUSTOMER, parent,
+                                    customer.external_id)
+        return cabinet, True
+
+    async def _complete(self, uow: UnitOfWork, event: PurchaseEvent,
+                        now: datetime) -> PurchaseOutcome:
+        cabinet, created = await self._customer(uow, event, now, create=True)
+        outcome = self._outcome(event, cabinet, created)
+        issued: dict[str, str] = {}  # purchase item -> license id, for certificates
+        seen: set[str] = set()
+        for index, item in enumerate(event.items):
+            field = f"items.{index}"
+            if item.external_id in seen:
+                raise Invalid("The event names this item twice.", field=f"{field}.external_id")
+            seen.add(item.external_id)
+            product = await uow.products.get_by_code(item.product_code or "")
+            if product is None:
+                raise Invalid("No product has this code.", field=f"{field}.product_code")
+            repository = documents(uow, item.kind)
+            if await repository.get_by_purchase_item(item.external_id, EVERYTHING):
+                raise Invalid("This item was issued before.", field=f"{field}.external_id")
+            valid_from = item.valid_from or event.occurred_at.date()
+            with about(field):
+                check_validity(valid_from, item.valid_to, item.kind)
+            common: dict[str, Any] = {
+                "id": self._ids.new_id(),
+                "number": await self._new_number(uow, item.kind, now.year),
+                "product_id": product.id, "cabinet_id": cabinet.id, "valid_from": valid_from,
+                "valid_to": item.valid_to, "revoked_at": None,
+                "purchase_item": item.external_id, "created_at": now, "updated_at": now}
+            document: License | Certificate
+            if item.kind is DocumentKind.LICENSE:
+                if not item.edition or item.seats is None:
+                    raise Invalid("A license needs an edition and seats.", field=field)
+                with about(field):
+                    seats = check_seats(item.seats)
+                document = License(**common, edition=item.edition, seats=seats)
+                issued[item.external_id] = document.id
+                await uow.licenses.add(document)
+            else:
+                if not item.level:
+                    raise Invalid("A support certificate needs a level.", field=f"{field}.level")
+                document = Certificate(**common, level=item.level,
+                                       license_id=await self._license_id(uow, item, issued,
+                                                                         field))
+                await uow.certificates.add(document)
+            outcome.add(item.kind, document.id, document.number, item.external_id, "created")
+            self._event(uow, f"{item.kind.value}.issued", now, cabinet, document, product.name)
+        return outcome
+
+    async def _renew(self, uow: UnitOfWork, event: PurchaseEvent,
+                     now: datetime) -> PurchaseOutcome:
+        cabinet, _ = await self._customer(uow, event, now, create=False)
+        outcome = self._outcome(event, cabinet, False)
+        for index, item in enumerate(event.items):
+            document = await self._held(uow, cabinet, item, f"items.{index}")
+            if item.valid_to is None:
+                raise Invalid("A renewal needs the new end date.", field=f"items.{index}.valid_to")
+            if document.revoked_at is not None:
+                raise Invalid("A revoked item cannot be renewed.", field=f"items.{index}")
+            with about(f"items.{index}"):
+                check_validity(document.valid_from, item.valid_to, item.kind)
+            document.valid_to, document.updated_at = item.valid_to, now
+            await documents(uow, item.kind).update(document)
+            outcome.add(item.kind, document.id, document.number, item.external_id, "renewed")
+            self._event(uow, f"{item.kind.value}.renewed", now, cabinet, document, None)
+        return outcome
+
+    async def _refund(self, uow: UnitOfWork, event: PurchaseEvent,
+                      now: datetime) -> PurchaseOutcome:
+        cabinet, _ = await self._customer(uow, event, now, create=False)
+        outcome = self._outcome(event, cabinet, False)
+        for index, item in enumerate(event.items):
+            document = await self._held(uow, cabinet, item, f"items.{index}")
+            if document.revoked_at is None:
+                document.revoked_at, document.updated_at = now, now
+                await documents(uow, item.kind).update(document)
+                self._event(uow, f"{item.kind.value}.revoked", now, cabinet, document, None)
+            outcome.add(item.kind, document.id, document.number, item.external_id, "revoked")
+        return outcome
+
+    async def _held(self, uow: UnitOfWork, cabinet: Cabinet, item: PurchaseItem,
+                    field: str) -> License | Certificate:
+        """An item the customer holds, itself or (after transfers) a cabinet below it."""
+        document: License | Certificate | None = await documents(uow, item.kind) \
+            .get_by_purchase_item(item.external_id, Scope.subtree(cabinet.path),
+                                  for_update=True)
+        if document is None:
+            raise Invalid("This customer holds no such item.", field=f"{field}.external_id")
+        return document
+
+    @staticmethod
+    async def _license_id(uow: UnitOfWork, item: PurchaseItem, issued: dict[str, str],
+                          field: str) -> str | None:
+        if item.license_external_id is None:
+            return None
+        if item.license_external_id in issued:
+            return issued[item.license_external_id]
+        license_ = await uow.licenses.get_by_purchase_item(item.license_external_id, EVERYTHING)
+        if license_ is None:
+            raise Invalid("No license has this purchase item.",
+                          field=f"{field}.license_external_id")
+        return license_.id
+
+    @staticmethod
+    async def _new_number(uow: UnitOfWork, kind: DocumentKind, year: int) -> str:
+        # Random, not sequential: numbers are public (the verification page) and must not
+        # tell how many documents exist.
+        repository = documents(uow, kind)
+        for _ in range(50):
+            number = number_for(kind, year, secrets.randbelow(1_000_000))
+            if not await repository.number_taken(number):
+                return number
+        raise Conflict("No free document number was found; try again.")
+
+    @staticmethod
+    def _outcome(event: PurchaseEvent, cabinet: Cabinet, created: bool) -> PurchaseOutcome:
+        return PurchaseOutcome(event.event_id, event.type.value, {
+            "id": cabinet.id, "name": cabinet.name, "external_id": cabinet.external_id,
+            "created": created})
+
+    @staticmethod
+    def _event(uow: UnitOfWork, name: str, now: datetime, cabinet: Cabinet,
+               document: License | Certificate, product_name: str | None) -> None:
+        valid_to: date | None = document.valid_to
+        concerned = tuple(dict.fromkeys((cabinet.id, document.cabinet_id)))
+        uow.events.append(DomainEvent(name, now, concerned, {
+            "id": document.id, "number": document.number, "product": product_name,
+            "valid_to": valid_to.isoformat() if valid_to else None}))

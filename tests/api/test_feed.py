@@ -1,0 +1,195 @@
+"""The purchases feed: signatures, the three event types, idempotency, nothing half-written."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from app.domain.access import Scope
+from app.domain.roles import Role
+from app.web.app import create_app
+from app.web.keys import SERVICES
+from tests.feed import purchase, signature, signed
+from tests.world import World
+
+FEED = "/api/v1/feed/purchases"
+
+
+async def send(client: TestClient, event: dict[str, Any], **sign: Any) -> tuple[int, Any]:
+    body, headers = signed(event, **sign)
+    response = await client.post(FEED, data=body, headers=headers)
+    return response.status, await response.json()
+
+
+async def cabinet_exists(client: TestClient, external_id: str) -> bool:
+    async with client.app[SERVICES].storage.unit_of_work() as uow:
+        return await uow.cabinets.get_by_external_id(external_id, Scope.everything()) is not None
+
+
+async def test_a_completed_purchase_creates_the_customer_and_its_documents(world: World) -> None:
+    event = purchase(world.product.code, parent=None)
+    status, outcome = await send(world.client, event)
+    assert status == 200, outcome
+    assert outcome["cabinet"]["created"] is True
+    assert outcome["cabinet"]["external_id"] == event["customer"]["external_id"]
+    [license_] = outcome["licenses"]
+    [certificate] = outcome["certificates"]
+    assert license_["action"] == certificate["action"] == "created"
+    assert license_["number"].startswith("LIC-") and certificate["number"].startswith("CRT-")
+    staff = world.actors[Role.STAFF].headers
+    shown = await (await world.client.get(f"/api/v1/certificates/{certificate['id']}",
+                                          headers=staff)).json()
+    assert shown["license_id"] == license_["id"] and shown["level"] == "premium"
+    assert shown["cabinet"]["id"] == outcome["cabinet"]["id"]
+    assert shown["valid_to"] == "2027-11-25" and shown["purchase_item"].endswith("-2")
+
+
+async def test_a_new_customer_goes_under_its_parent(world: World) -> None:
+    parent_event = purchase(world.product.code)
+    _, parent = await send(world.client, parent_event)
+    status, child = await send(world.client, purchase(
+        world.product.code, parent=parent_event["customer"]["external_id"]))
+    assert status == 200
+    cabinet = await (await world.client.get(
+        f"/api/v1/cabinets/{child['cabinet']['id']}",
+        headers=world.actors[Role.STAFF].headers)).json()
+    assert cabinet["parent_id"] == parent["cabinet"]["id"]
+
+
+async def test_unsigned_forged_and_stale_events_are_refused_and_write_nothing(
+        world: World) -> None:
+    event = purchase(world.product.code)
+    body = json.dumps(event).encode()
+    cases = {
+        "missing": {},
+        "wrong secret": {"X-Portal-Signature": signature(body, secret="guess")},
+        "stale": {"X-Portal-Signature": signature(body, at=time.time() - 301)},
+        "from the future": {"X-Portal-Signature": signature(body, at=time.time() + 301)},
+        "other body": {"X-Portal-Signature": signature(body + b" ")},
+        "garbage": {"X-Portal-Signature": "t=abc,v1=zz"},
+    }
+    for name, headers in cases.items():
+        response = await world.client.post(
+            FEED, data=body, headers={"Content-Type": "application/json", **headers})
+        assert response.status == 401, name
+        assert (await response.json())["type"] == "/problems/unauthenticated"
+    # A user's bearer token is no substitute for the signature.
+    response = await world.client.post(FEED, data=body, headers={
+        "Content-Type": "application/json", **world.actors[Role.STAFF_ADMIN].headers})
+    assert response.status == 401
+    assert not await cabinet_exists(world.client, event["customer"]["external_id"])
+
+
+async def test_the_same_event_again_answers_the_first_outcome_and_changes_nothing(
+        world: World) -> None:
+    event = purchase(world.product.code)
+    body, headers = signed(event)
+    first = await world.client.post(FEED, data=body, headers=headers)
+    again = await world.client.post(FEED, data=body, headers=signed(event)[1])
+    assert first.status == again.status == 200
+    assert await first.json() == await again.json()
+    assert "X-Portal-Replayed" not in first.headers
+    assert again.headers["X-Portal-Replayed"] == "true"
+    listed = await (await world.client.get(
+        "/api/v1/licenses", params={"cabinet_id": (await first.json())["cabinet"]["id"]},
+        headers=world.actors[Role.STAFF].headers)).json()
+    assert len(listed["items"]) == 1
+
+
+async def test_ten_copies_at_once_make_one_set_of_documents(world: World) -> None:
+    event = purchase(world.product.code)
+    answers = await asyncio.gather(*(send(world.client, event) for _ in range(10)))
+    assert {status for status, _ in answers} == {200}
+    assert len({json.dumps(outcome, sort_keys=True) for _, outcome in answers}) == 1
+    cabinet_id = answers[0][1]["cabinet"]["id"]
+    staff = world.actors[Role.STAFF].headers
+    for plural in ("licenses", "certificates"):
+        listed = await (await world.client.get(f"/api/v1/{plural}",
+                                               params={"cabinet_id": cabinet_id},
+                                               headers=staff)).json()
+        assert len(listed["items"]) == 1, plural
+
+
+async def test_an_unknown_product_is_422_and_nothing_is_written(world: World) -> None:
+    event = purchase(world.product.code)
+    event["items"][1]["product_code"] = "no-such-product"
+    status, problem = await send(world.client, event)
+    assert status == 422
+    assert problem["errors"][0]["field"] == "items.1.product_code"
+    # The first item and the new cabinet went with the rest: one transaction.
+    assert not await cabinet_exists(world.client, event["customer"]["external_id"])
+    # And the event id is free again: the corrected event goes through.
+    event["items"][1]["product_code"] = world.product.code
+    status, _ = await send(world.client, event)
+    assert status == 200
+
+
+async def test_renewal_and_refund_follow_items_even_after_a_transfer(world: World) -> None:
+    event = purchase(world.product.code)
+    customer = event["customer"]["external_id"]
+    _, created = await send(world.client, event)
+    license_id = created["licenses"][0]["id"]
+    item = created["licenses"][0]["purchase_item"]
+    staff_admin = world.actors[Role.STAFF_ADMIN].headers
+    child = await (await world.client.post("/api/v1/cabinets", headers=staff_admin, json={
+        "name": "Child", "parent_id": created["cabinet"]["id"]})).json()
+    moved = await world.client.post(f"/api/v1/licenses/{license_id}/transfer",
+                                    headers=staff_admin, json={"cabinet_id": child["id"]})
+    assert moved.status == 200
+
+    renew = purchase(world.product.code, customer, type_="purchase.renewed", items=[
+        {"external_id": item, "kind": "license", "valid_to": "2029-11-25"}])
+    status, renewed = await send(world.client, renew)
+    assert status == 200, renewed
+    assert renewed["licenses"][0]["action"] == "renewed"
+    shown = await (await world.client.get(f"/api/v1/licenses/{license_id}",
+                                          headers=staff_admin)).json()
+    assert shown["valid_to"] == "2029-11-25" and shown["cabinet"]["id"] == child["id"]
+
+    refund = purchase(world.product.code, customer, type_="purchase.refunded", items=[
+        {"external_id": item, "kind": "license"}])
+    status, refunded = await send(world.client, refund)
+    assert status == 200 and refunded["licenses"][0]["action"] == "revoked"
+    shown = await (await world.client.get(f"/api/v1/licenses/{license_id}",
+                                          headers=staff_admin)).json()
+    assert shown["status"] == "revoked"
+
+
+async def test_renewing_what_the_customer_does_not_hold_is_422(world: World) -> None:
+    _, first = await send(world.client, purchase(world.product.code))
+    other = purchase(world.product.code)
+    await send(world.client, other)
+    # Another customer's item: not this customer's to renew.
+    renew = purchase(world.product.code, other["customer"]["external_id"],
+                     type_="purchase.renewed", items=[
+                         {"external_id": first["licenses"][0]["purchase_item"],
+                          "kind": "license", "valid_to": "2030-01-01"}])
+    status, problem = await send(world.client, renew)
+    assert status == 422 and problem["errors"][0]["field"] == "items.0.external_id"
+    unknown_customer = purchase(world.product.code, "CRM-nobody", type_="purchase.refunded",
+                                items=[{"external_id": "x", "kind": "license"}])
+    status, problem = await send(world.client, unknown_customer)
+    assert status == 422 and problem["errors"][0]["field"] == "customer.external_id"
+
+
+async def test_invalid_events_name_the_field(world: World) -> None:
+    broken = purchase(world.product.code)
+    broken["items"][0]["seats"] = 0
+    status, problem = await send(world.client, broken)
+    assert status == 422 and problem["errors"][0]["field"] == "items.0.seats"
+    backwards = purchase(world.product.code)
+    backwards["items"][0]["valid_to"] = "2020-01-01"
+    status, problem = await send(world.client, backwards)
+    assert status == 422 and problem["errors"][0]["field"] == "items.0.valid_to"
+
+
+async def test_without_a_secret_the_feed_is_closed(aiohttp_client, settings_for) -> None:  # type: ignore[no-untyped-def]
+    client = await aiohttp_client(create_app(settings_for(
+        "sqlite", PORTAL_FEEDS__PURCHASES__SECRET="")))
+    status, problem = await send(client, purchase("anything"))
+    assert status == 503
+    assert problem["title"] == "Feed not configured"
