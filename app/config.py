@@ -77,6 +77,12 @@ class AuthSettings(_Section):
     throttle: ThrottleSettings
 
 
+class PdfSettings(_Section):
+    workers: int = Field(ge=1, le=32)
+    warm_on_start: bool
+    cache_mb: int = Field(ge=0, le=4096)
+
+
 class PurchaseFeedSettings(_Section):
     secret: str
     tolerance_seconds: int = Field(ge=1, le=3600)
@@ -101,6 +107,7 @@ class Settings(_Section):
     logging: LoggingSettings
     storage: StorageSettings
     auth: AuthSettings
+    pdf: PdfSettings
     feeds: FeedSettings
     web: WebSettings
 

@@ -18,26 +18,29 @@ from adapters.jwcrypto import (
     new_signing_key,
     write_key_file,
 )
-from adapters.memory import InProcessEventBus
+from adapters.memory import InProcessEventBus, LruBlobCache
 from adapters.postgres import PostgresStorage
 from adapters.sqlite import SqliteStorage
 from adapters.system import SystemClock, Uuid7Ids, load_secret
-from app.config import Settings
+from adapters.weasyprint import WeasyPrintRenderer
+from app.config import PROJECT_ROOT, Settings
 from app.services import Services
 from app.services.auth import AuthPolicy, AuthService
 from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
+from app.services.documents import DocumentService, PrintPolicy
 from app.services.licensing import LicensingService
 from app.services.purchases import FeedPolicy, PurchaseService
 from app.services.users import UserPolicy, UserService
 
 
-async def _opened(storage: SqliteStorage | PostgresStorage) -> AsyncIterator[Any]:
-    await storage.open()
+async def _opened(resource: SqliteStorage | PostgresStorage | WeasyPrintRenderer,
+                  ) -> AsyncIterator[Any]:
+    await resource.open()
     try:
-        yield storage
+        yield resource
     finally:
-        await storage.close()
+        await resource.close()
 
 
 def _token_codec(key_file: str, generated: Path, issuer: str,
@@ -100,6 +103,17 @@ class Container(containers.DeclarativeContainer):
     licensing = providers.Singleton(LicensingService, storage=storage, clock=clock, ids=ids,
                                     events=event_bus)
 
+    renderer = providers.Resource(_opened, providers.Singleton(
+        WeasyPrintRenderer, templates_dir=config.paths.templates, workers=config.pdf.workers,
+        warm=config.pdf.warm_on_start))
+    document_cache = providers.Singleton(
+        LruBlobCache, max_bytes=providers.Callable(lambda mb: mb * 1024 * 1024,
+                                                   config.pdf.cache_mb))
+    documents = providers.Singleton(
+        DocumentService, licensing=licensing, renderer=renderer, cache=document_cache,
+        policy=providers.Singleton(PrintPolicy, brand=config.web.brand_name,
+                                   base_url=config.base_url))
+
     purchases = providers.Singleton(
         PurchaseService, storage=storage, clock=clock, ids=ids, events=event_bus,
         policy=providers.Singleton(FeedPolicy, secret=config.feeds.purchases.secret,
@@ -107,7 +121,8 @@ class Container(containers.DeclarativeContainer):
 
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
                                    users=users, catalog=catalog, licensing=licensing,
-                                   purchases=purchases, events=event_bus, web_secret=web_secret)
+                                   purchases=purchases, documents=documents, events=event_bus,
+                                   web_secret=web_secret)
 
 
 T = TypeVar("T")
@@ -132,6 +147,7 @@ def build_container(settings: Settings) -> Container:
         **settings.model_dump(mode="python"),
         "paths": {
             "sqlite": settings.sqlite_path,
+            "templates": PROJECT_ROOT / "templates",
             "sqlite_busy_timeout_ms": int(settings.storage.timeout_seconds * 1000),
             "signing_key": settings.keys_dir / "token-signing.jwk",
             "web_secret": settings.keys_dir / "web-secret",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 
 from app.domain.events import DomainEvent
@@ -28,3 +29,29 @@ class InProcessEventBus:
                 await subscriber(event)
             except Exception:
                 log.exception("a subscriber failed on %s", event.name)
+
+
+class LruBlobCache:
+    """Results kept in this process's memory, least recently used out first."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max = max_bytes
+        self._size = 0
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+
+    async def get(self, key: str) -> bytes | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    async def put(self, key: str, value: bytes) -> None:
+        if len(value) > self._max:
+            return
+        if key in self._items:
+            self._size -= len(self._items.pop(key))
+        self._items[key] = value
+        self._size += len(value)
+        while self._size > self._max:
+            _, dropped = self._items.popitem(last=False)
+            self._size -= len(dropped)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from app.services.auth import AuthService
 from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
+from app.services.documents import DocumentService
 from app.services.licensing import LicensingService
 from app.services.purchases import PurchaseService
 from app.services.users import UserService
@@ -25,5 +26,6 @@ class Services:
     catalog: CatalogService
     licensing: LicensingService
     purchases: PurchaseService
+    documents: DocumentService
     events: EventBus
     web_secret: bytes

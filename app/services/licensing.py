@@ -39,6 +39,8 @@ class DocumentView:
     cabinet: Cabinet
     today: date
     transfers: list[Transfer] = field(default_factory=list)
+    # For a support certificate tied to a license: that license's number.
+    license_number: str | None = None
 
     @property
     def id(self) -> str:
@@ -113,7 +115,13 @@ class LicensingService:
                 raise NotFound(f"No such {kind.label.lower()}.")
             [view] = await self._views(uow, [document], today)
             transfers = await uow.transfers.of_document(document.id)
-        return DocumentView(view.document, view.product, view.cabinet, today, transfers)
+            license_number = None
+            if isinstance(document, Certificate) and document.license_id:
+                # Only its number is shown, wherever the license went since.
+                related = await uow.licenses.get(document.license_id, access.Scope.everything())
+                license_number = related.number if related else None
+        return DocumentView(view.document, view.product, view.cabinet, today, transfers,
+                            license_number)
 
     async def transfer(self, actor: Principal, kind: DocumentKind, document_id: str,
                        target_id: str) -> DocumentView:

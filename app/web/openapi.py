@@ -59,6 +59,8 @@ class Operation:
     verify_raw: RawCheck | None = None
     # A security scheme other than the bearer token, by its name in the document.
     scheme: str | None = None
+    # Other media types the success response may have (chosen by `format` or Accept).
+    media: tuple[str, ...] = ()
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
@@ -141,6 +143,7 @@ class ApiRoutes:
                   errors: Iterable[int] = (), description: str = "",
                   extra_responses: dict[int, tuple[str, type[BaseModel] | None]] | None = None,
                   verify_raw: RawCheck | None = None, scheme: str | None = None,
+                  media: tuple[str, ...] = (),
                   ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             own_errors = set(errors) | set(COMMON_ERRORS)
@@ -152,7 +155,8 @@ class ApiRoutes:
                 method=method, path=path, handler=handler, summary=summary, tag=self.tag,
                 auth=auth, body=body, query=query, response=response, status=status,
                 errors=tuple(sorted(own_errors)), description=description,
-                extra_responses=extra_responses or {}, verify_raw=verify_raw, scheme=scheme))
+                extra_responses=extra_responses or {}, verify_raw=verify_raw, scheme=scheme,
+                media=media))
             return handler
         return register
 
@@ -210,8 +214,9 @@ def _operation(op: Operation, refs: dict[Any, Any], schemas: dict[str, Any]) -> 
     if op.response is not None:
         responses[str(op.status)] = {
             "description": op.summary,
-            "content": {"application/json": {
-                "schema": refs[(op.response, "serialization")]}}}
+            "content": {"application/json": {"schema": refs[(op.response, "serialization")]},
+                        **{media: {"schema": {"type": "string", "format": "binary"}}
+                           for media in op.media}}}
     else:
         responses[str(op.status)] = {"description": op.summary}
     problem_ref = refs[(Problem, "serialization")]

@@ -357,7 +357,9 @@ class DocumentListQuery(ListQuery):
 
 class DocumentFormatQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    format: Literal["json"] | None = None
+    format: Literal["json", "pdf"] | None = Field(
+        None, description="json (default) or pdf; without it, `Accept: application/pdf` "
+                          "also asks for the PDF.")
 
 
 class TransferIn(Body):

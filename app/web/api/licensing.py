@@ -41,6 +41,29 @@ class Shapes:
                          next_cursor=cursor)
 
 
+def wanted_format(request: web.Request, given: str | None) -> str:
+    """`format` decides; without it, an Accept header that prefers PDF to JSON does."""
+    if given:
+        return given
+    accept = request.headers.get("Accept", "")
+    return "pdf" if "application/pdf" in accept and "application/json" not in accept else "json"
+
+
+def _etag_of(header: str | None) -> str | None:
+    return header.strip().removeprefix("W/").strip('"') if header else None
+
+
+async def pdf_response(request: web.Request, kind: DocumentKind) -> web.Response:
+    rendered = await services(request).documents.pdf(
+        principal(request), kind, request.match_info["id"],
+        known_etag=_etag_of(request.headers.get("If-None-Match")))
+    headers = {"ETag": f'"{rendered.etag}"', "Cache-Control": "private, no-cache"}
+    if rendered.content is None:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=rendered.content, content_type="application/pdf", headers={
+        **headers, "Content-Disposition": f'attachment; filename="{rendered.filename}"'})
+
+
 def _register(shapes: Shapes) -> None:
     kind, plural = shapes.kind, shapes.plural
     base = f"/api/v1/{plural}"
@@ -55,6 +78,8 @@ def _register(shapes: Shapes) -> None:
         return json_out(shapes.page_of(list(page.items), page.next_cursor))
 
     async def get_document(request: web.Request, query: DocumentFormatQuery) -> web.Response:
+        if wanted_format(request, query.format) == "pdf":
+            return await pdf_response(request, kind)
         view = await services(request).licensing.get(principal(request), kind,
                                                      request.match_info["id"])
         return json_out(shapes.detail.of(view))
@@ -74,8 +99,13 @@ def _register(shapes: Shapes) -> None:
         description="What the caller's cabinet and the cabinets below it hold (staff: all); "
                     "`cabinet_id` narrows to one visible cabinet and those below it.",
     )(list_documents)
-    api.operation("GET", f"{base}/{{id}}", summary=f"One {label}", query=DocumentFormatQuery,
-                  response=shapes.detail)(get_document)
+    api.operation(
+        "GET", f"{base}/{{id}}", summary=f"One {label}", query=DocumentFormatQuery,
+        response=shapes.detail, media=("application/pdf",),
+        extra_responses={304: ("The PDF is unchanged (If-None-Match).", None)},
+        description=f"The {label} as JSON, or as a printable PDF (`format=pdf` or "
+                    "`Accept: application/pdf`) with an ETag for conditional requests.",
+    )(get_document)
     api.operation(
         "POST", f"{base}/{{id}}/transfer", summary=f"Hand a {label} down to a child cabinet",
         body=TransferIn, response=shapes.detail, errors=(403,),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ from aiohttp import web
 from app.domain import access
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.errors import DomainError, Forbidden, Throttled, Unauthenticated
+from app.domain.licensing import NUMBER_PATTERN
 from app.domain.paging import PageRequest
 from app.domain.roles import Role
 from app.domain.users import Principal
@@ -255,6 +257,19 @@ async def set_password(request: web.Request) -> web.StreamResponse:
     # Whoever was signed in here is signed out, so the new password is used next.
     await _sign_out(request)
     return see_other("/login?notice=password-set")
+
+
+@routes.get("/verify/{number}")
+async def verify(request: web.Request) -> web.StreamResponse:
+    """Public: whether a document number is valid today, and nothing more."""
+    number = request.match_info["number"].upper()
+    found = None
+    if re.fullmatch(NUMBER_PATTERN, number):
+        found = await request.app[SERVICES].licensing.verify(number)
+    valid = found is not None and found[1]
+    return render(request, "verify.html", {
+        "number": number, "valid": valid,
+        "label": found[0].label.lower() if found else "document"})
 
 
 @routes.get("/docs/api")

@@ -1,0 +1,97 @@
+"""PDF documents: jinja2 templates rendered by WeasyPrint in a pool of worker processes.
+
+WeasyPrint is CPU-bound (about 135 ms of CPU for a one-page certificate) and holds the GIL,
+so it runs in other processes; the pool starts on first use, or at start-up with `warm`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import markupsafe
+import segno
+
+_environment: jinja2.Environment | None = None
+
+
+def qr_svg(text: str) -> str:
+    """An inline SVG QR code of `text`, for templates."""
+    return str(segno.make(text, error="m").svg_inline(scale=3, border=2, dark="#0b1f33"))
+
+
+def _environment_for(templates_dir: str) -> jinja2.Environment:
+    global _environment  # one per worker process, built on its first job
+    if _environment is None:
+        _environment = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(templates_dir),
+            autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined)
+        # segno writes the SVG itself and escapes the text it encodes.
+        _environment.globals["qr_svg"] = lambda text: markupsafe.Markup(qr_svg(text))  # noqa: S704
+    return _environment
+
+
+def _render(templates_dir: str, templates: list[str], context: dict[str, Any]) -> bytes:
+    """Runs in a worker process."""
+    import weasyprint  # imported in the worker only: it takes most of a second
+
+    html = _environment_for(templates_dir).select_template(templates).render(context)
+    return bytes(weasyprint.HTML(string=html, base_url=templates_dir).write_pdf())
+
+
+def _warm(templates_dir: str) -> int:
+    _render(templates_dir, ["pdf/warm-up.html"], {})
+    return os.getpid()
+
+
+class WeasyPrintRenderer:
+    def __init__(self, templates_dir: Path, workers: int, warm: bool) -> None:
+        self._dir = str(templates_dir)
+        self._workers = workers
+        self._warm = warm
+        self._pool: ProcessPoolExecutor | None = None
+        self._loader = jinja2.FileSystemLoader(self._dir)
+        # Only to read template sources for fingerprints; nothing is rendered with it.
+        self._bare = jinja2.Environment(autoescape=True)
+
+    async def open(self) -> None:
+        if self._warm:
+            pool = self._started()
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(pool, _warm, self._dir)
+                                   for _ in range(self._workers)))
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # Spawned, not forked: a fork would copy the event loop's threads and locks.
+            self._pool = ProcessPoolExecutor(self._workers,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def fingerprint(self, templates: list[str], context: dict[str, Any]) -> str:
+        source = ""
+        for name in templates:
+            try:
+                source = self._loader.get_source(self._bare, name)[0]
+                break
+            except jinja2.TemplateNotFound:
+                continue
+        digest = hashlib.sha256(source.encode())
+        digest.update(json.dumps(context, sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:32]
+
+    async def render_pdf(self, templates: list[str], context: dict[str, Any]) -> bytes:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._started(), _render, self._dir, templates, context)
