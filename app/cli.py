@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import logging
 import os
 import sys
@@ -13,7 +14,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from app.config import ConfigError, Settings, ignored_environment, load_settings
-from app.container import StartupError, open_services, write_new_signing_key
+from app.container import (
+    LicenseFileRefused,
+    StartupError,
+    check_license_file,
+    license_public_keys,
+    open_services,
+    write_new_signing_key,
+)
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.errors import DomainError
 from app.domain.roles import Role
@@ -67,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
         "import", help="apply purchase events from a JSON-lines file, as the webhook would")
     feed_import.add_argument("file", type=Path, help="one event (the webhook's body) per line")
 
+    license_ = commands.add_parser("license", help="license files").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    verify = license_.add_parser(
+        "verify", help="check a license file offline; print its claims or why it is invalid")
+    verify.add_argument("file", type=Path, help="a license file (format=lic)")
+    verify.add_argument("--keys", type=Path,
+                        help="public keys as a JWK set (the portal's "
+                             "/.well-known/license-keys.json); default: this portal's own")
+
     keys = commands.add_parser("keys", help="signing keys").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     generate = keys.add_parser("generate", help="write a new Ed25519 token signing key (JWK)")
@@ -93,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings, args.host, args.port)
     if args.command == "keys":
         return _generate_key(args.out)
+    if args.command == "license":
+        return _verify_license(settings, args.file, args.keys)
     commands: dict[str, Callable[[Services, argparse.Namespace], Awaitable[int]]] = {
         "migrate": _migrate, "demo": _demo, "cabinets": _create_cabinet,
         "users": _create_user, "feed": _feed_import}
@@ -217,6 +236,25 @@ def _prompt_password() -> str:
     if first != getpass.getpass("Once more: "):
         raise SystemExit("portal: the passwords differ")
     return first
+
+
+def _verify_license(settings: Settings, file: Path, keys_file: Path | None) -> int:
+    """Needs no database and no network: the file and a public key are enough."""
+    try:
+        token = file.read_text(encoding="utf-8")
+        keys = json.loads(keys_file.read_text(encoding="utf-8")) if keys_file else \
+            license_public_keys(settings)
+    except (OSError, ValueError) as exc:
+        print(f"portal: cannot read {exc.filename if isinstance(exc, OSError) else 'the keys'}"
+              f": {exc}", file=sys.stderr)
+        return 2
+    try:
+        claims = check_license_file(token, keys)
+    except LicenseFileRefused as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(claims, indent=2, sort_keys=True))
+    return 0
 
 
 def _generate_key(out: Path) -> int:

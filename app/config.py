@@ -77,6 +77,10 @@ class AuthSettings(_Section):
     throttle: ThrottleSettings
 
 
+class LicensingSettings(_Section):
+    signing_key_file: str
+
+
 class PdfSettings(_Section):
     workers: int = Field(ge=1, le=32)
     warm_on_start: bool
@@ -107,6 +111,7 @@ class Settings(_Section):
     logging: LoggingSettings
     storage: StorageSettings
     auth: AuthSettings
+    licensing: LicensingSettings
     pdf: PdfSettings
     feeds: FeedSettings
     web: WebSettings

@@ -12,10 +12,13 @@ from dependency_injector import containers, providers
 
 from adapters.argon2 import Argon2PasswordHasher
 from adapters.jwcrypto import (
+    InvalidLicenseFile,
+    JwcryptoLicenseSigner,
     JwcryptoTokenCodec,
     KeyFileError,
     load_signing_key,
     new_signing_key,
+    verify_license_file,
     write_key_file,
 )
 from adapters.memory import InProcessEventBus, LruBlobCache
@@ -47,6 +50,11 @@ def _token_codec(key_file: str, generated: Path, issuer: str,
                  audience: str) -> JwcryptoTokenCodec:
     key = load_signing_key(Path(key_file) if key_file else None, generated)
     return JwcryptoTokenCodec(key, issuer, audience)
+
+
+def _license_signer(key_file: str, generated: Path) -> JwcryptoLicenseSigner:
+    return JwcryptoLicenseSigner(load_signing_key(Path(key_file) if key_file else None,
+                                                  generated))
 
 
 def _web_secret(configured: str, generated: Path) -> bytes:
@@ -109,8 +117,12 @@ class Container(containers.DeclarativeContainer):
     document_cache = providers.Singleton(
         LruBlobCache, max_bytes=providers.Callable(lambda mb: mb * 1024 * 1024,
                                                    config.pdf.cache_mb))
+    license_signer = providers.Singleton(
+        _license_signer, key_file=config.licensing.signing_key_file,
+        generated=config.paths.license_key)
     documents = providers.Singleton(
         DocumentService, licensing=licensing, renderer=renderer, cache=document_cache,
+        signer=license_signer, clock=clock,
         policy=providers.Singleton(PrintPolicy, brand=config.web.brand_name,
                                    base_url=config.base_url))
 
@@ -150,6 +162,7 @@ def build_container(settings: Settings) -> Container:
             "templates": PROJECT_ROOT / "templates",
             "sqlite_busy_timeout_ms": int(settings.storage.timeout_seconds * 1000),
             "signing_key": settings.keys_dir / "token-signing.jwk",
+            "license_key": settings.keys_dir / "license-signing.jwk",
             "web_secret": settings.keys_dir / "web-secret",
         },
     })
@@ -170,7 +183,7 @@ async def open_services(settings: Settings, *, prepare_schema: bool = True
         try:
             services = await _resolved(container.services())
         except KeyFileError as exc:
-            raise StartupError(f"auth.signing_key_file: {exc}") from exc
+            raise StartupError(f"cannot load a signing key: {exc}") from exc
         except OSError as exc:
             # Generating a key or secret into data_dir failed.
             raise StartupError(f"cannot write {exc.filename or settings.keys_dir}: "
@@ -189,3 +202,21 @@ async def open_services(settings: Settings, *, prepare_schema: bool = True
 def write_new_signing_key(path: Path) -> None:
     """Create a token signing key file for production; FileExistsError if `path` exists."""
     write_key_file(path, new_signing_key())
+
+
+def license_public_keys(settings: Settings) -> dict[str, Any]:
+    """This portal's license-file public keys, read from its key file without opening it."""
+    return _license_signer(settings.licensing.signing_key_file,
+                           settings.keys_dir / "license-signing.jwk").public_jwks()
+
+
+def check_license_file(token: str, keys: dict[str, Any]) -> dict[str, Any]:
+    """The claims of a license file, or LicenseFileRefused saying why not."""
+    try:
+        return verify_license_file(token, keys)
+    except InvalidLicenseFile as exc:
+        raise LicenseFileRefused(str(exc)) from None
+
+
+class LicenseFileRefused(Exception):
+    """A license file that is not one, or whose signature does not verify."""

@@ -9,6 +9,14 @@ class InvalidToken(Exception):
     """Bad signature, wrong algorithm, expired, wrong issuer or audience, or malformed."""
 
 
+class LicenseSigner(Protocol):
+    def sign(self, claims: dict[str, Any]) -> str:
+        """A compact JWS of the claims, signed with the license key (not the token key)."""
+
+    def public_jwks(self) -> dict[str, Any]:
+        """The public keys that verify license files, as a JWK set."""
+
+
 class PasswordHasher(Protocol):
     async def hash(self, password: str) -> str:
         """A salted hash; computed off the event loop."""

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jwcrypto import jwk, jwt
+from jwcrypto import jwk, jws, jwt
 from jwcrypto.common import JWException
 
 from ports.security import InvalidToken
@@ -57,6 +57,61 @@ class JwcryptoTokenCodec:
         for key in keys["keys"]:
             key.update(use="sig", alg=ALGORITHM)
         return keys
+
+
+LICENSE_TYPE = "license+jws"
+
+
+class InvalidLicenseFile(Exception):
+    """The file is not a license file, or its signature does not verify."""
+
+
+class JwcryptoLicenseSigner:
+    """Signs license files for the boxed software to check offline."""
+
+    def __init__(self, key: jwk.JWK) -> None:
+        if key.get("kty") != "OKP" or key.get("crv") != "Ed25519" or not key.has_private:
+            raise KeyFileError("the license signing key must be an Ed25519 private key")
+        self._key = key
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        token = jws.JWS(json.dumps(claims, sort_keys=True, separators=(",", ":")).encode())
+        token.add_signature(self._key, alg=ALGORITHM, protected={
+            "alg": ALGORITHM, "kid": self._key["kid"], "typ": LICENSE_TYPE})
+        return str(token.serialize(compact=True))
+
+    def public_jwks(self) -> dict[str, Any]:
+        public = jwk.JWKSet()
+        public.add(jwk.JWK(**self._key.export_public(as_dict=True)))
+        keys: dict[str, Any] = json.loads(public.export(private_keys=False))
+        for key in keys["keys"]:
+            key.update(use="sig", alg=ALGORITHM)
+        return keys
+
+
+def verify_license_file(token: str, jwks: dict[str, Any]) -> dict[str, Any]:
+    """The claims of a license file whose signature a key of `jwks` verifies."""
+    try:
+        keys = jwk.JWKSet.from_json(json.dumps(jwks))
+        parsed = jws.JWS()
+        parsed.deserialize(token.strip())
+        header = parsed.jose_header
+        if header.get("typ") != LICENSE_TYPE:
+            raise InvalidLicenseFile("this is not a license file")
+        key = keys.get_key(header.get("kid", ""))
+        if key is None:
+            raise InvalidLicenseFile("no key in the key set has this file's key id")
+        parsed.allowed_algs = [ALGORITHM]
+        parsed.verify(key, alg=ALGORITHM)
+        claims = json.loads(parsed.payload)
+    except InvalidLicenseFile:
+        raise
+    except (JWException, ValueError, TypeError, KeyError) as exc:
+        raise InvalidLicenseFile(f"the signature does not verify ({type(exc).__name__})") \
+            from None
+    if not isinstance(claims, dict):
+        raise InvalidLicenseFile("the signed content is not a set of claims")
+    return claims
 
 
 def new_signing_key() -> jwk.JWK:

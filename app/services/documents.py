@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from app.domain.errors import Invalid
 from app.domain.licensing import Certificate, DocumentKind, License
 from app.domain.users import Principal
 from app.services.licensing import DocumentView, LicensingService
 from ports.documents import BlobCache, DocumentRenderer
+from ports.security import LicenseSigner
+from ports.system import Clock
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,13 @@ def _day(value: date | None) -> str:
 
 class DocumentService:
     def __init__(self, licensing: LicensingService, renderer: DocumentRenderer,
-                 cache: BlobCache, policy: PrintPolicy) -> None:
+                 cache: BlobCache, signer: LicenseSigner, clock: Clock,
+                 policy: PrintPolicy) -> None:
         self._licensing = licensing
         self._renderer = renderer
         self._cache = cache
+        self._signer = signer
+        self._clock = clock
         self._policy = policy
 
     def verify_url(self, number: str) -> str:
@@ -58,6 +64,29 @@ class DocumentService:
             content = await self._renderer.render_pdf(templates, context)
             await self._cache.put(etag, content)
         return RenderedDocument(etag, filename, content)
+
+    async def license_file(self, actor: Principal, license_id: str) -> tuple[str, str]:
+        """A signed license file (compact JWS) for the boxed software, and its file name."""
+        view = await self._licensing.get(actor, DocumentKind.LICENSE, license_id)
+        document = view.document
+        assert isinstance(document, License)
+        if document.revoked_at is not None:
+            raise Invalid("A revoked license has no license file.", field="format")
+        now = self._clock.now()
+        claims = {
+            "iss": self._policy.base_url, "number": document.number,
+            "product": view.product.code, "product_name": view.product.name,
+            "edition": document.edition, "seats": document.seats,
+            "valid_from": document.valid_from.isoformat(),
+            "valid_to": document.valid_to.isoformat() if document.valid_to else None,
+            "owner": {"id": view.cabinet.id, "name": view.cabinet.name,
+                      "external_id": view.cabinet.external_id},
+            "issued_at": now.isoformat(timespec="seconds"), "iat": int(now.timestamp()),
+        }
+        return f"{document.number}.lic", self._signer.sign(claims)
+
+    def license_keys(self) -> dict[str, Any]:
+        return self._signer.public_jwks()
 
     def _context(self, view: DocumentView) -> dict[str, Any]:
         """Everything the document shows, and nothing that changes by itself (such as

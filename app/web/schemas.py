@@ -355,11 +355,19 @@ class DocumentListQuery(ListQuery):
     check_day = field_validator("expires_before", mode="before")(iso_day)
 
 
-class DocumentFormatQuery(BaseModel):
+class CertificateFormatQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
     format: Literal["json", "pdf"] | None = Field(
         None, description="json (default) or pdf; without it, `Accept: application/pdf` "
                           "also asks for the PDF.")
+
+
+class LicenseFormatQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    format: Literal["json", "pdf", "lic"] | None = Field(
+        None, description="json (default), pdf, or lic: the signed license file (compact "
+                          "JWS) for the software to check offline against "
+                          "/.well-known/license-keys.json.")
 
 
 class TransferIn(Body):

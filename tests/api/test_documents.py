@@ -125,3 +125,44 @@ async def test_the_public_page_says_valid_or_not_and_nothing_more(world: World) 
     for number in (revoked.number, "LIC-2026-000000", "not-a-number"):
         html = await (await world.client.get(f"/verify/{number}")).text()
         assert "No valid document has this number today." in html, number
+
+
+async def test_a_license_file_verifies_with_the_public_key_and_a_changed_byte_fails(
+        world: World) -> None:
+    from adapters.jwcrypto import InvalidLicenseFile, verify_license_file
+
+    license_ = await world.add_document(DocumentKind.LICENSE, world.own)
+    response = await world.client.get(f"/api/v1/licenses/{license_.id}",
+                                      params={"format": "lic"},
+                                      headers=world.actors[Role.CUSTOMER_USER].headers)
+    assert response.status == 200 and response.content_type == "application/jose"
+    assert response.headers["Content-Disposition"].endswith(f'"{license_.number}.lic"')
+    token = await response.text()
+    keys = await (await world.client.get("/.well-known/license-keys.json")).json()
+    claims = verify_license_file(token, keys)
+    assert claims["number"] == license_.number and claims["seats"] == 50
+    assert claims["product"] == world.product.code and claims["edition"] == "Enterprise"
+    assert claims["owner"]["name"] == world.own.name and claims["valid_to"] == "2099-12-31"
+    # The license key is not the token key.
+    token_keys = await (await world.client.get("/.well-known/jwks.json")).json()
+    assert {k["kid"] for k in keys["keys"]}.isdisjoint(k["kid"] for k in token_keys["keys"])
+    head, payload, signature = token.split(".")
+    for forged in (f"{head}.{payload[:-1]}{'A' if payload[-1] != 'A' else 'B'}.{signature}",
+                   f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"):
+        try:
+            verify_license_file(forged, keys)
+        except InvalidLicenseFile:
+            continue
+        raise AssertionError("a changed byte still verified")
+
+
+async def test_no_license_file_for_revoked_licenses_or_certificates(world: World) -> None:
+    revoked = await world.add_document(DocumentKind.LICENSE, world.own, revoked=True)
+    certificate = await world.add_document(DocumentKind.CERTIFICATE, world.own)
+    headers = world.actors[Role.CUSTOMER_USER].headers
+    refused = await world.client.get(f"/api/v1/licenses/{revoked.id}", params={"format": "lic"},
+                                     headers=headers)
+    assert refused.status == 422
+    not_a_format = await world.client.get(f"/api/v1/certificates/{certificate.id}",
+                                          params={"format": "lic"}, headers=headers)
+    assert not_a_format.status == 400

@@ -177,7 +177,7 @@ async def test_an_unreadable_signing_key_stops_start_up(settings_for, tmp_path) 
 
     bad = tmp_path / "bad.jwk"
     bad.write_text("not a key")
-    with pytest.raises(StartupError, match=r"signing_key_file: .* holds no readable key"):
+    with pytest.raises(StartupError, match=r"signing key: .* holds no readable key"):
         async with open_services(settings_for("sqlite", PORTAL_AUTH__SIGNING_KEY_FILE=str(bad))):
             pass
 

@@ -130,3 +130,29 @@ def test_feed_import_applies_each_line_once_and_reports_bad_lines(tmp_path: Path
     assert again.stdout.strip() == "5 events: 0 applied, 3 applied before, 2 refused"
     missing = run(tmp_path, "feed", "import", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+def test_license_verify_checks_a_file_offline(tmp_path: Path) -> None:
+    from adapters.jwcrypto import JwcryptoLicenseSigner, load_signing_key, new_signing_key
+
+    assert run(tmp_path, "migrate").returncode == 0  # creates this portal's license key
+    signer = JwcryptoLicenseSigner(load_signing_key(None, tmp_path / "keys" /
+                                                    "license-signing.jwk"))
+    good = tmp_path / "good.lic"
+    good.write_text(signer.sign({"number": "LIC-2026-123456", "seats": 5}))
+    shown = run(tmp_path, "license", "verify", str(good))
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == {"number": "LIC-2026-123456", "seats": 5}
+
+    foreign = tmp_path / "foreign.lic"
+    foreign.write_text(JwcryptoLicenseSigner(new_signing_key()).sign({"number": "x"}))
+    refused = run(tmp_path, "license", "verify", str(foreign))
+    assert refused.returncode == 1 and refused.stderr.startswith("invalid: ")
+
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps(signer.public_jwks()))
+    tampered = tmp_path / "tampered.lic"
+    head, payload, signature = good.read_text().split(".")
+    tampered.write_text(f"{head}.{payload[:-2]}xx.{signature}")
+    assert run(tmp_path, "license", "verify", str(tampered), "--keys", str(keys)).returncode == 1
+    assert run(tmp_path, "license", "verify", str(good), "--keys", str(keys)).returncode == 0

@@ -13,11 +13,12 @@ from app.web.api.common import json_out, page_request, principal, services
 from app.web.openapi import ApiRoutes
 from app.web.schemas import (
     CertificateDetail,
+    CertificateFormatQuery,
     CertificateOut,
     CertificatePage,
-    DocumentFormatQuery,
     DocumentListQuery,
     LicenseDetail,
+    LicenseFormatQuery,
     LicenseOut,
     LicensePage,
     TransferIn,
@@ -35,6 +36,8 @@ class Shapes:
     item: type[LicenseOut] | type[CertificateOut]
     detail: type[LicenseDetail] | type[CertificateDetail]
     page: type[LicensePage] | type[CertificatePage]
+    formats: type[LicenseFormatQuery] | type[CertificateFormatQuery]
+    media: tuple[str, ...]
 
     def page_of(self, items: list[DocumentView], cursor: str | None) -> BaseModel:
         return self.page(items=[self.item.of(view) for view in items],  # type: ignore[misc]
@@ -64,6 +67,13 @@ async def pdf_response(request: web.Request, kind: DocumentKind) -> web.Response
         **headers, "Content-Disposition": f'attachment; filename="{rendered.filename}"'})
 
 
+async def license_file_response(request: web.Request) -> web.Response:
+    filename, token = await services(request).documents.license_file(
+        principal(request), request.match_info["id"])
+    return web.Response(text=token, content_type="application/jose", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
 def _register(shapes: Shapes) -> None:
     kind, plural = shapes.kind, shapes.plural
     base = f"/api/v1/{plural}"
@@ -77,9 +87,13 @@ def _register(shapes: Shapes) -> None:
             page_request(query))
         return json_out(shapes.page_of(list(page.items), page.next_cursor))
 
-    async def get_document(request: web.Request, query: DocumentFormatQuery) -> web.Response:
-        if wanted_format(request, query.format) == "pdf":
+    async def get_document(request: web.Request,
+                           query: LicenseFormatQuery | CertificateFormatQuery) -> web.Response:
+        wanted = wanted_format(request, query.format)
+        if wanted == "pdf":
             return await pdf_response(request, kind)
+        if wanted == "lic":
+            return await license_file_response(request)
         view = await services(request).licensing.get(principal(request), kind,
                                                      request.match_info["id"])
         return json_out(shapes.detail.of(view))
@@ -100,8 +114,8 @@ def _register(shapes: Shapes) -> None:
                     "`cabinet_id` narrows to one visible cabinet and those below it.",
     )(list_documents)
     api.operation(
-        "GET", f"{base}/{{id}}", summary=f"One {label}", query=DocumentFormatQuery,
-        response=shapes.detail, media=("application/pdf",),
+        "GET", f"{base}/{{id}}", summary=f"One {label}", query=shapes.formats,
+        response=shapes.detail, media=shapes.media,
         extra_responses={304: ("The PDF is unchanged (If-None-Match).", None)},
         description=f"The {label} as JSON, or as a printable PDF (`format=pdf` or "
                     "`Accept: application/pdf`) with an ETag for conditional requests.",
@@ -114,6 +128,7 @@ def _register(shapes: Shapes) -> None:
     )(transfer_document)
 
 
-_register(Shapes(DocumentKind.LICENSE, "licenses", LicenseOut, LicenseDetail, LicensePage))
+_register(Shapes(DocumentKind.LICENSE, "licenses", LicenseOut, LicenseDetail, LicensePage,
+                 LicenseFormatQuery, ("application/pdf", "application/jose")))
 _register(Shapes(DocumentKind.CERTIFICATE, "certificates", CertificateOut, CertificateDetail,
-                 CertificatePage))
+                 CertificatePage, CertificateFormatQuery, ("application/pdf",)))

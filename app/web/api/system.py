@@ -37,6 +37,13 @@ async def jwks(request: web.Request) -> web.Response:
                              headers={"Cache-Control": "public, max-age=300"})
 
 
+@api.operation("GET", "/.well-known/license-keys.json",
+               summary="Public keys that verify license files", auth=False, response=Jwks)
+async def license_keys(request: web.Request) -> web.Response:
+    return web.json_response(services(request).documents.license_keys(),
+                             headers={"Cache-Control": "public, max-age=300"})
+
+
 @api.operation("GET", "/api/v1/openapi.json", summary="This document", auth=False,
                response=OpenApiDocument)
 async def openapi_document(request: web.Request) -> web.Response:
