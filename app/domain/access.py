@@ -89,11 +89,15 @@ def require_may_assign(principal: Principal, role: Role) -> None:
         raise Forbidden(f"You may not give the role {role.value}.", field="role")
 
 
+def may_transfer(principal: Principal) -> bool:
+    return principal.role in (Role.CUSTOMER_ADMIN, Role.STAFF_ADMIN)
+
+
 def require_may_transfer(principal: Principal, owner: Cabinet, target: Cabinet) -> None:
     """A customer admin hands a license or certificate down, from its owner to a cabinet
     below it, inside their own subtree; a staff admin moves it to any customer cabinet.
     Both cabinets must be visible already (else 404 before this)."""
-    if principal.role not in (Role.CUSTOMER_ADMIN, Role.STAFF_ADMIN):
+    if not may_transfer(principal):
         raise Forbidden("You may not transfer licenses or certificates.")
     if target.id == owner.id:
         raise Invalid("The document belongs to this cabinet already.", field="cabinet_id")
@@ -105,8 +109,12 @@ def require_may_transfer(principal: Principal, owner: Cabinet, target: Cabinet) 
                       field="cabinet_id")
 
 
+def may_manage_products(principal: Principal) -> bool:
+    return principal.role is Role.STAFF_ADMIN
+
+
 def require_may_manage_products(principal: Principal) -> None:
-    if principal.role is not Role.STAFF_ADMIN:
+    if not may_manage_products(principal):
         raise Forbidden("Only staff administrators add and change products.")
 
 

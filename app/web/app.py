@@ -29,7 +29,7 @@ from app.web.middlewares import (
     response_headers,
 )
 from app.web.openapi import build_document, route_table
-from app.web.pages import views
+from app.web.pages import documents, views
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -58,6 +58,7 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     app[OPENAPI] = document
     app.router.add_routes(route_table(operations))
     app.router.add_routes(views.routes)
+    app.router.add_routes(documents.routes)
     app.router.add_static("/static", STATIC_DIR)
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
                                autoescape=jinja2.select_autoescape(default=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -252,3 +253,65 @@ async def test_long_user_lists_are_paged_on_the_organisation_page(world: World) 
     rows = lambda html: html.count('<td class="nowrap">')  # noqa: E731
     assert rows(first) == 50 and rows(second) == 4  # 52 invited + the two world users
     assert "More users" not in second and "First page" in second
+
+
+async def test_license_pages_show_badges_and_offer_transfer_to_admins_only(world: World) -> None:
+    from datetime import date, timedelta
+
+    from app.domain.licensing import DocumentKind
+
+    soon = await world.add_document(DocumentKind.LICENSE, world.own,
+                                    valid_to=date.today() + timedelta(days=5))
+    foreign = await world.add_document(DocumentKind.LICENSE, world.foreign)
+    client = world.client
+    await sign_in(client, world.actors[Role.CUSTOMER_USER].email)
+    listing = await (await client.get("/licenses")).text()
+    assert soon.number in listing and "Expires in 5 days" in listing
+    assert foreign.number not in listing
+    page = await (await client.get(f"/licenses/{soon.id}")).text()
+    assert "Download PDF" in page and 'id="transfer"' not in page
+    assert (await client.get(f"/licenses/{foreign.id}")).status == 404
+
+    await client.post("/logout", data={"csrf_token": await csrf_of(client, "/organisation")})
+    await sign_in(client, world.actors[Role.CUSTOMER_ADMIN].email)
+    page = await (await client.get(f"/licenses/{soon.id}")).text()
+    assert 'id="transfer"' in page and world.child.name in page
+    token = await csrf_of(client, f"/licenses/{soon.id}")
+    moved = await client.post(f"/licenses/{soon.id}/transfer",
+                              data={"csrf_token": token, "cabinet_id": world.child.id})
+    assert moved.status == 200 and "Transferred to" in await moved.text()
+    refused = await client.post(f"/licenses/{soon.id}/transfer",
+                                data={"csrf_token": token, "cabinet_id": world.sibling.id})
+    assert refused.status == 404
+
+
+async def test_staff_admins_add_and_edit_products_through_forms(world: World) -> None:
+    client = world.client
+    await sign_in(client, world.actors[Role.STAFF_ADMIN].email)
+    token = await csrf_of(client, "/products/new")
+    code = f"form-{secrets.token_hex(3)}"
+    created = await client.post("/products/new", data={
+        "csrf_token": token, "code": code, "name": "Form Product", "bucket": "releases",
+        "parameters": '{"editions": ["Pro"]}', "active": "on"}, allow_redirects=False)
+    assert created.status == 303
+    location = created.headers["Location"]
+    page = await (await client.get(location)).text()
+    assert "Saved." in page and "Form Product" in page and "Pro" in page
+    bad = await client.post(location.split("?")[0], data={
+        "csrf_token": token, "name": "Form Product", "bucket": "releases",
+        "parameters": "[1, 2]"})
+    assert bad.status == 422 and "must be a JSON object" in await bad.text()
+
+
+async def test_customers_read_products_but_cannot_add_them(world: World) -> None:
+    client = world.client
+    await sign_in(client, world.actors[Role.CUSTOMER_ADMIN].email)
+    listing = await (await client.get("/products")).text()
+    assert world.product.name in listing and "Add a product" not in listing
+    page = await (await client.get(f"/products/{world.product.id}")).text()
+    assert 'name="name"' not in page
+    assert (await client.get("/products/new")).status == 403
+    token = await csrf_of(client, "/organisation")
+    refused = await client.post("/products/new", data={
+        "csrf_token": token, "code": "sneaky", "name": "x", "bucket": "releases"})
+    assert refused.status == 403

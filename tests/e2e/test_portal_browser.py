@@ -7,6 +7,7 @@ sign-out are checked. Screenshots go to tests/artifacts/ for a human to look at.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -244,3 +245,40 @@ async def test_admin_invites_a_user_who_sets_a_password_and_signs_in(
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
     for required in ("login.png", "organisation.png", "signed-out.png"):
         assert (artifacts / required).stat().st_size > 0, required
+
+
+async def test_customer_admin_downloads_a_license_pdf_and_hands_it_down(
+        page: Page, portal_url: str, artifacts: Path) -> None:
+    await page.goto("/login")
+    await sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
+    await page.wait_for_url("**/cabinets/*")
+    await page.get_by_role("link", name="Licenses", exact=True).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Licenses")
+    row = page.locator("table tbody tr").filter(has_text="DB Guard").filter(
+        has_text="Enterprise").filter(has_text="Acme LLC")
+    await expect(row.get_by_text("Valid", exact=True)).to_be_visible()
+    number = (await row.locator("code").inner_text()).strip()
+    shots = [await screenshot(page, artifacts / "licenses.png", full_page=True)]
+
+    await row.get_by_role("link", name=number).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(number)
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="Download PDF").click()
+    download = await download_info.value
+    assert download.suggested_filename == f"{number}.pdf"
+    pdf = Path(await download.path()).read_bytes()
+    assert pdf.startswith(b"%PDF") and len(pdf) > 5_000
+    async with page.expect_download() as license_file_info:
+        await page.get_by_role("link", name="License file").click()
+    assert (await license_file_info.value).suggested_filename == f"{number}.lic"
+
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    transfer = page.locator("#transfer")
+    await transfer.get_by_label("To organisation").select_option(label="Acme Labs")
+    await transfer.get_by_role("button", name="Transfer").click()
+    await expect(page.get_by_role("status")).to_have_text("Transferred to Acme Labs.")
+    await expect(page.locator(".details")).to_contain_text("Acme Labs")
+    await expect(page.get_by_text(f"Transferred by {ADMIN_EMAIL}")).to_be_visible()
+    shots.append(await screenshot(page, artifacts / "license.png", full_page=True))
+    for shot in shots:
+        assert shot.stat().st_size > 0

@@ -38,7 +38,7 @@ def signed_in(handler: PageHandler) -> Callable[[web.Request], Awaitable[web.Str
     return page
 
 
-async def _form(request: web.Request) -> dict[str, str]:
+async def form_of(request: web.Request) -> dict[str, str]:
     return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
 
 
@@ -57,7 +57,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/login")
 async def login(request: web.Request) -> web.StreamResponse:
-    form = await _form(request)
+    form = await form_of(request)
     target = safe_next(form.get("next"))
     try:
         pair = await request.app[SERVICES].auth.login(
@@ -161,7 +161,7 @@ async def cabinet_page(request: web.Request, me: Principal) -> web.StreamRespons
 @signed_in
 async def add_user(request: web.Request, me: Principal) -> web.StreamResponse:
     cabinet_id = request.match_info["id"]
-    form = await _form(request)
+    form = await form_of(request)
     role = form.get("role", Role.CUSTOMER_USER.value)
     action = request.app[SERVICES].users.invite(
         me, cabinet_id, form.get("email", ""), form.get("name", ""),
@@ -176,7 +176,7 @@ async def add_user(request: web.Request, me: Principal) -> web.StreamResponse:
 @signed_in
 async def add_child(request: web.Request, me: Principal) -> web.StreamResponse:
     cabinet_id = request.match_info["id"]
-    form = await _form(request)
+    form = await form_of(request)
     services = request.app[SERVICES]
     parent = await services.cabinets.get(me, cabinet_id)
     action = services.cabinets.create(me, form.get("child_name", ""), parent.kind, parent.id)
@@ -190,7 +190,7 @@ async def add_child(request: web.Request, me: Principal) -> web.StreamResponse:
 @signed_in
 async def rename_cabinet(request: web.Request, me: Principal) -> web.StreamResponse:
     cabinet_id = request.match_info["id"]
-    form = await _form(request)
+    form = await form_of(request)
     action = request.app[SERVICES].cabinets.update(
         me, cabinet_id, CabinetChanges(name=form.get("name", "")))
 
@@ -203,7 +203,7 @@ async def rename_cabinet(request: web.Request, me: Principal) -> web.StreamRespo
 @signed_in
 async def change_user(request: web.Request, me: Principal) -> web.StreamResponse:
     cabinet_id, user_id = request.match_info["id"], request.match_info["user_id"]
-    form = await _form(request)
+    form = await form_of(request)
     users = request.app[SERVICES].users
     operation = form.get("operation")
     if operation == "delete":
@@ -242,7 +242,7 @@ async def set_password_page(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/password/set")
 async def set_password(request: web.Request) -> web.StreamResponse:
-    form = await _form(request)
+    form = await form_of(request)
     token = form.get("token", "")
     email = form.get("username")
     if form.get("password", "") != form.get("password_again", ""):
