@@ -124,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _with_services(settings: Settings, args: argparse.Namespace,
                          command: Callable[[Services, argparse.Namespace], Awaitable[int]]) -> int:
-    # `migrate` is the one command that must run against an old schema.
-    async with open_services(settings, prepare_schema=args.command != "migrate") as services:
+    # Only `serve` waits for PDF workers; `migrate` alone runs against an old schema.
+    quiet = settings.model_copy(update={
+        "pdf": settings.pdf.model_copy(update={"warm_on_start": False})})
+    async with open_services(quiet, prepare_schema=args.command != "migrate") as services:
         return await command(services, args)
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 
+class RenderingFailed(Exception):
+    """The renderer cannot work (its worker processes died, a system library is missing)."""
+
+
 class DocumentRenderer(Protocol):
     def fingerprint(self, templates: list[str], context: dict[str, Any]) -> str:
         """A hash of everything a rendering depends on: the source of the first of
@@ -12,7 +16,8 @@ class DocumentRenderer(Protocol):
 
     async def render_pdf(self, templates: list[str], context: dict[str, Any]) -> bytes:
         """Render the first of `templates` that exists with `context`, as PDF. Runs off the
-        event loop (another process); templates may call qr_svg(text) for a QR code."""
+        event loop (another process); templates may call qr_svg(text) for a QR code.
+        RenderingFailed when the renderer cannot work at all."""
 
 
 class BlobCache(Protocol):

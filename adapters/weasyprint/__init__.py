@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,9 @@ import jinja2
 import markupsafe
 import segno
 
+from ports.documents import RenderingFailed
+
+log = logging.getLogger(__name__)
 _environment: jinja2.Environment | None = None
 
 
@@ -62,11 +67,17 @@ class WeasyPrintRenderer:
         self._bare = jinja2.Environment(autoescape=True)
 
     async def open(self) -> None:
-        if self._warm:
-            pool = self._started()
-            loop = asyncio.get_running_loop()
+        if not self._warm:
+            return
+        pool = self._started()
+        loop = asyncio.get_running_loop()
+        try:
             await asyncio.gather(*(loop.run_in_executor(pool, _warm, self._dir)
                                    for _ in range(self._workers)))
+        except Exception as exc:
+            # The portal serves everything else; PDF requests answer 503 until this is fixed.
+            log.error("PDF rendering does not work here (is Pango installed?): %s", exc)
+            await self.close()
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -93,5 +104,10 @@ class WeasyPrintRenderer:
         return digest.hexdigest()[:32]
 
     async def render_pdf(self, templates: list[str], context: dict[str, Any]) -> bytes:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._started(), _render, self._dir, templates, context)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._started(), _render, self._dir, templates, context)
+        except (BrokenProcessPool, OSError) as exc:
+            # A dead pool stays dead: drop it, so that the next request starts a new one.
+            self._pool = None
+            raise RenderingFailed(f"PDF rendering failed: {exc}") from exc

@@ -16,6 +16,7 @@ from app.web.openapi import RequestInvalid
 from app.web.pages import session
 from app.web.pages.render import error_page
 from app.web.problems import problem, slug_for_status
+from ports.documents import RenderingFailed
 from ports.storage import ConcurrentUpdate, StorageUnavailable
 
 log = logging.getLogger("portal.web")
@@ -75,6 +76,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except ConcurrentUpdate:
         return _error(request, 409, "conflict",
                       "Someone changed this at the same moment. Nothing was saved; try again.")
+    except RenderingFailed as exc:
+        log.error("%s [request %s]", exc, request.get(REQUEST_ID))
+        return _error(request, 503, "service-unavailable",
+                      "Documents cannot be rendered right now. Try again shortly.",
+                      headers={"Retry-After": "30"})
     except StorageUnavailable as exc:
         log.error("storage unavailable during %s %s: %s [request %s]", request.method,
                   request.path, exc, request.get(REQUEST_ID))

@@ -166,3 +166,22 @@ async def test_no_license_file_for_revoked_licenses_or_certificates(world: World
     not_a_format = await world.client.get(f"/api/v1/certificates/{certificate.id}",
                                           params={"format": "lic"}, headers=headers)
     assert not_a_format.status == 400
+
+
+async def test_a_broken_renderer_answers_503_and_the_rest_goes_on(world: World) -> None:
+    from ports.documents import RenderingFailed
+
+    license_ = await world.add_document(DocumentKind.LICENSE, world.own)
+    renderer = world.client.app[SERVICES].documents._renderer
+
+    async def broken(templates, context):  # type: ignore[no-untyped-def]
+        raise RenderingFailed("workers died")
+
+    renderer.render_pdf = broken  # type: ignore[method-assign]
+    headers = world.actors[Role.CUSTOMER_USER].headers
+    response = await world.client.get(f"/api/v1/licenses/{license_.id}?format=pdf",
+                                      headers=headers)
+    assert response.status == 503
+    assert (await response.json())["type"] == "/problems/service-unavailable"
+    assert (await world.client.get(f"/api/v1/licenses/{license_.id}",
+                                   headers=headers)).status == 200

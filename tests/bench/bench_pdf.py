@@ -13,7 +13,6 @@ import statistics
 import tempfile
 import time
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 from adapters.system import Uuid7Ids
 from app.config import load_settings
