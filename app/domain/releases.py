@@ -92,7 +92,7 @@ def entitlement(release: Release, licenses: list[License], certificates: list[Ce
     if release.yanked_at is not None:
         return Entitlement(False, "This release was withdrawn.")
     published = release.published_at.date()
-    if not any(_valid_on(l, published) or _valid_on(l, today) for l in licenses):
+    if not any(_valid_on(held, published) or _valid_on(held, today) for held in licenses):
         return Entitlement(False, "No license of yours for this product was valid when it was "
                                   "published, or is valid now.")
     if release.kind not in (ReleaseKind.UPDATE, ReleaseKind.FIX):
