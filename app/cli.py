@@ -244,11 +244,16 @@ def _verify_license(settings: Settings, file: Path, keys_file: Path | None) -> i
     """Needs no database and no network: the file and a public key are enough."""
     try:
         token = file.read_text(encoding="utf-8")
-        keys = json.loads(keys_file.read_text(encoding="utf-8")) if keys_file else \
-            license_public_keys(settings)
+        keys = json.loads(keys_file.read_text(encoding="utf-8")) if keys_file else None
     except (OSError, ValueError) as exc:
         print(f"portal: cannot read {exc.filename if isinstance(exc, OSError) else 'the keys'}"
               f": {exc}", file=sys.stderr)
+        return 2
+    try:
+        if keys is None:
+            keys = license_public_keys(settings)
+    except LicenseFileRefused as exc:
+        print(f"portal: {exc}", file=sys.stderr)
         return 2
     try:
         claims = check_license_file(token, keys)

@@ -18,6 +18,7 @@ from adapters.jwcrypto import (
     KeyFileError,
     load_signing_key,
     new_signing_key,
+    read_key_file,
     verify_license_file,
     write_key_file,
 )
@@ -205,9 +206,17 @@ def write_new_signing_key(path: Path) -> None:
 
 
 def license_public_keys(settings: Settings) -> dict[str, Any]:
-    """This portal's license-file public keys, read from its key file without opening it."""
-    return _license_signer(settings.licensing.signing_key_file,
-                           settings.keys_dir / "license-signing.jwk").public_jwks()
+    """This portal's license-file public keys, read (never created) from its key file;
+    LicenseFileRefused when there is none to read."""
+    configured = settings.licensing.signing_key_file
+    path = Path(configured) if configured else settings.keys_dir / "license-signing.jwk"
+    if not path.exists():
+        raise LicenseFileRefused(f"this portal has no license key at {path}; "
+                                 "pass the portal's public keys with --keys")
+    try:
+        return JwcryptoLicenseSigner(read_key_file(path)).public_jwks()
+    except KeyFileError as exc:
+        raise LicenseFileRefused(f"{exc}; pass the portal's public keys with --keys") from None
 
 
 def check_license_file(token: str, keys: dict[str, Any]) -> dict[str, Any]:

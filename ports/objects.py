@@ -27,7 +27,7 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 def check_key(bucket: str, key: str | None = None) -> None:
     """What every store accepts: S3's bucket names, and keys of non-empty path parts that
     are neither "." nor "..", with no backslash or NUL. InvalidKey otherwise."""
-    if not _BUCKET.match(bucket) or ".." in bucket:
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
         raise InvalidKey(f"not a bucket name: {bucket!r}")
     if key is None:
         return

@@ -38,6 +38,8 @@ class LocalObjectStore:
 
     def _list(self, bucket: str, prefix: str, after: str | None, limit: int) -> list[ObjectInfo]:
         check_key(bucket)
+        if "\\" in prefix or any(part in (".", "..") for part in prefix.split("/")):
+            raise InvalidKey(f"not a key prefix: {prefix!r}")
         folder = self._root / bucket
         # Walk only below the prefix's folder part.
         start = folder / prefix.rsplit("/", 1)[0] if "/" in prefix else folder

@@ -189,7 +189,10 @@ class SqlProducts:
 _DOCUMENT_COLUMNS = ("id", "number", "product_id", "cabinet_id", "valid_from", "valid_to",
                      "revoked_at", "purchase_item", "created_at", "updated_at")
 _STATUS = {
-    DocumentStatus.ACTIVE: "d.revoked_at IS NULL AND (d.valid_to IS NULL OR d.valid_to >= :today)",
+    DocumentStatus.PENDING: "d.revoked_at IS NULL AND d.valid_from > :today"
+                            " AND (d.valid_to IS NULL OR d.valid_to >= :today)",
+    DocumentStatus.ACTIVE: "d.revoked_at IS NULL AND d.valid_from <= :today"
+                           " AND (d.valid_to IS NULL OR d.valid_to >= :today)",
     DocumentStatus.EXPIRED: "d.revoked_at IS NULL AND d.valid_to < :today",
     DocumentStatus.REVOKED: "d.revoked_at IS NOT NULL",
 }

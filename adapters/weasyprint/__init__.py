@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.metadata
 import json
 import logging
 import multiprocessing
@@ -24,6 +25,10 @@ import segno
 from ports.documents import RenderingFailed
 
 log = logging.getLogger(__name__)
+try:
+    _WEASYPRINT_VERSION = importlib.metadata.version("weasyprint")
+except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+    _WEASYPRINT_VERSION = "?"
 _environment: jinja2.Environment | None = None
 
 
@@ -62,9 +67,8 @@ class WeasyPrintRenderer:
         self._workers = workers
         self._warm = warm
         self._pool: ProcessPoolExecutor | None = None
-        self._loader = jinja2.FileSystemLoader(self._dir)
-        # Only to read template sources for fingerprints; nothing is rendered with it.
-        self._bare = jinja2.Environment(autoescape=True)
+        self._stamp: tuple[tuple[str, int, int], ...] | None = None
+        self._digest = ""
 
     async def open(self) -> None:
         if not self._warm:
@@ -92,22 +96,35 @@ class WeasyPrintRenderer:
         return self._pool
 
     def fingerprint(self, templates: list[str], context: dict[str, Any]) -> str:
-        source = ""
-        for name in templates:
-            try:
-                source = self._loader.get_source(self._bare, name)[0]
-                break
-            except jinja2.TemplateNotFound:
-                continue
-        digest = hashlib.sha256(source.encode())
+        # Templates extend and include each other, so every PDF template counts: a change
+        # to any of them (or to WeasyPrint) makes every document a new version.
+        digest = hashlib.sha256(self._sources_digest().encode())
+        digest.update("\0".join(templates).encode())
         digest.update(json.dumps(context, sort_keys=True, default=str).encode())
         return digest.hexdigest()[:32]
 
+    def _sources_digest(self) -> str:
+        folder = Path(self._dir) / "pdf"
+        files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+        stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        if stamp != self._stamp:
+            digest = hashlib.sha256(_WEASYPRINT_VERSION.encode())
+            for path in files:
+                digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+            self._stamp, self._digest = stamp, digest.hexdigest()
+        return self._digest
+
     async def render_pdf(self, templates: list[str], context: dict[str, Any]) -> bytes:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._started(), _render, self._dir, templates, context)
-        except (BrokenProcessPool, OSError) as exc:
-            # A dead pool stays dead: drop it, so that the next request starts a new one.
-            self._pool = None
-            raise RenderingFailed(f"PDF rendering failed: {exc}") from exc
+        for attempt in (1, 2):
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._started(), _render, self._dir, templates, context)
+            except BrokenProcessPool as exc:
+                # A dead pool stays dead: drop it; one more try starts a fresh one.
+                self._pool = None
+                if attempt == 2:
+                    raise RenderingFailed(f"PDF rendering failed: {exc}") from exc
+            except (OSError, jinja2.TemplateError) as exc:
+                raise RenderingFailed(f"PDF rendering failed: {type(exc).__name__}: {exc}") \
+                    from exc
+        raise AssertionError("unreachable")

@@ -25,6 +25,7 @@ class DocumentKind(StrEnum):
 
 
 class DocumentStatus(StrEnum):
+    PENDING = "pending"
     ACTIVE = "active"
     EXPIRED = "expired"
     REVOKED = "revoked"
@@ -52,6 +53,8 @@ class IssuedDocument:
             return DocumentStatus.REVOKED
         if self.valid_to is not None and self.valid_to < today:
             return DocumentStatus.EXPIRED
+        if self.valid_from > today:
+            return DocumentStatus.PENDING
         return DocumentStatus.ACTIVE
 
     def days_left(self, today: date) -> int | None:

@@ -33,14 +33,14 @@ class Product:
 
 
 def check_code(code: str) -> str:
-    if not re.match(CODE_PATTERN, code):
+    if not re.fullmatch(CODE_PATTERN, code):
         raise Invalid("A product code is 2-63 lower-case letters, digits and hyphens, "
                       "starting with a letter or digit.", field="code")
     return code
 
 
 def check_bucket(bucket: str) -> str:
-    if not re.match(BUCKET_PATTERN, bucket) or ".." in bucket:
+    if not re.fullmatch(BUCKET_PATTERN, bucket) or ".." in bucket:
         raise Invalid("A bucket name is 3-63 lower-case letters, digits, dots and hyphens.",
                       field="bucket")
     return bucket

@@ -41,6 +41,8 @@ class DocumentView:
     transfers: list[Transfer] = field(default_factory=list)
     # For a support certificate tied to a license: that license's number.
     license_number: str | None = None
+    # Names of the cabinets in the transfer history that the reader may see.
+    cabinet_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -115,13 +117,17 @@ class LicensingService:
                 raise NotFound(f"No such {kind.label.lower()}.")
             [view] = await self._views(uow, [document], today)
             transfers = await uow.transfers.of_document(document.id)
+            named = {c.id: c.name for c in await uow.cabinets.get_many(
+                sorted({t.from_cabinet_id for t in transfers} | {t.to_cabinet_id
+                                                               for t in transfers}),
+                access.visible_scope(actor))}
             license_number = None
             if isinstance(document, Certificate) and document.license_id:
                 # Only its number is shown, wherever the license went since.
                 related = await uow.licenses.get(document.license_id, access.Scope.everything())
                 license_number = related.number if related else None
         return DocumentView(view.document, view.product, view.cabinet, today, transfers,
-                            license_number)
+                            license_number, named)
 
     async def transfer(self, actor: Principal, kind: DocumentKind, document_id: str,
                        target_id: str) -> DocumentView:

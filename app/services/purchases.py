@@ -31,7 +31,7 @@ from app.services.audit import AuditTrail
 from app.services.cabinets import add_cabinet
 from app.services.licensing import documents, publish_all
 from ports.events import EventPublisher
-from ports.storage import Storage, UnitOfWork
+from ports.storage import DuplicateKey, Storage, UnitOfWork
 from ports.system import Clock, IdGenerator
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,12 @@ class PurchaseService:
                 return stored, True
             apply = {PurchaseType.COMPLETED: self._complete, PurchaseType.RENEWED: self._renew,
                      PurchaseType.REFUNDED: self._refund}[event.type]
-            outcome = await apply(uow, event, now)
+            try:
+                outcome = await apply(uow, event, now)
+            except DuplicateKey:
+                # A concurrent event took the same item id or document number first.
+                raise Conflict("Another event changed the same items at the same moment; "
+                               "nothing was written. Send it again.") from None
             result = asdict(outcome)
             await uow.purchases.record_outcome(event.event_id, result)
             await uow.audit.add(self._audit.entry(
@@ -192,6 +197,10 @@ class PurchaseService:
                 raise Invalid("A renewal needs the new end date.", field=f"items.{index}.valid_to")
             if document.revoked_at is not None:
                 raise Invalid("A revoked item cannot be renewed.", field=f"items.{index}")
+            if document.valid_to is None or item.valid_to < document.valid_to:
+                raise Invalid("A renewal extends: the new end date must not come before the "
+                              "current one, and a perpetual license has none.",
+                              field=f"items.{index}.valid_to")
             with about(f"items.{index}"):
                 check_validity(document.valid_from, item.valid_to, item.kind)
             document.valid_to, document.updated_at = item.valid_to, now

@@ -235,7 +235,7 @@ class ProductPatch(Body):
 
 # ---- licenses and certificates
 
-StatusName = Literal["active", "expired", "revoked"]
+StatusName = Literal["pending", "active", "expired", "revoked"]
 
 
 class ProductRef(Out):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import re
 
@@ -87,26 +86,9 @@ async def test_an_unchanged_pdf_comes_from_the_cache_and_answers_304(world: Worl
     assert world.child.name in text_of(await moved.read())
 
 
-async def test_rendering_leaves_the_event_loop_free(world: World) -> None:
-    """The render runs elsewhere: a task scheduled meanwhile runs before it finishes."""
-    license_ = await world.add_document(DocumentKind.LICENSE, world.own)
-    order: list[str] = []
-
-    async def meanwhile() -> None:
-        order.append("loop ran")
-
-    services = world.client.app[SERVICES]
-    reader = await services.auth.authenticate(world.actors[Role.CUSTOMER_USER].access_token)
-    task = asyncio.create_task(meanwhile())
-    await services.documents.pdf(reader, DocumentKind.LICENSE, license_.id)
-    order.append("rendered")
-    await task
-    assert order == ["loop ran", "rendered"]
-
-
 async def test_foreign_documents_are_404_in_every_format(world: World) -> None:
     foreign = await world.add_document(DocumentKind.LICENSE, world.foreign)
-    for params in ({}, {"format": "pdf"}):
+    for params in ({}, {"format": "pdf"}, {"format": "lic"}):
         response = await world.client.get(f"/api/v1/licenses/{foreign.id}", params=params,
                                           headers=world.actors[Role.CUSTOMER_ADMIN].headers)
         assert response.status == 404
@@ -185,3 +167,34 @@ async def test_a_broken_renderer_answers_503_and_the_rest_goes_on(world: World) 
     assert (await response.json())["type"] == "/problems/service-unavailable"
     assert (await world.client.get(f"/api/v1/licenses/{license_.id}",
                                    headers=headers)).status == 200
+
+
+async def test_a_changed_base_template_makes_a_new_version(world: World) -> None:
+    """Templates extend a shared base: editing it must not leave old PDFs in the cache."""
+    from pathlib import Path
+
+    license_ = await world.add_document(DocumentKind.LICENSE, world.own)
+    headers = world.actors[Role.CUSTOMER_USER].headers
+    path = f"/api/v1/licenses/{license_.id}?format=pdf"
+    before = (await world.client.get(path, headers=headers)).headers["ETag"]
+    base = Path(world.client.app[SERVICES].documents._renderer._dir) / "pdf/default/base.html"
+    original = base.read_text()
+    try:
+        base.write_text(original + "\n<!-- changed -->\n")
+        after = await world.client.get(path, headers={**headers, "If-None-Match": before})
+        assert after.status == 200 and after.headers["ETag"] != before
+        assert after.headers["Vary"] == "Accept"
+    finally:
+        base.write_text(original)
+
+
+async def test_a_future_license_is_pending_not_valid(world: World) -> None:
+    from datetime import date, timedelta
+
+    later = await world.add_document(DocumentKind.LICENSE, world.own,
+                                     valid_from=date.today() + timedelta(days=10))
+    shown = await (await world.client.get(f"/api/v1/licenses/{later.id}",
+                                          headers=world.actors[Role.CUSTOMER_USER].headers)).json()
+    assert shown["status"] == "pending"
+    html = await (await world.client.get(f"/verify/{later.number}")).text()
+    assert "No valid document has this number today." in html

@@ -156,3 +156,11 @@ def test_license_verify_checks_a_file_offline(tmp_path: Path) -> None:
     tampered.write_text(f"{head}.{payload[:-2]}xx.{signature}")
     assert run(tmp_path, "license", "verify", str(tampered), "--keys", str(keys)).returncode == 1
     assert run(tmp_path, "license", "verify", str(good), "--keys", str(keys)).returncode == 0
+
+
+def test_license_verify_without_a_key_says_so_and_creates_none(tmp_path: Path) -> None:
+    token = tmp_path / "some.lic"
+    token.write_text("a.b.c")
+    answer = run(tmp_path, "license", "verify", str(token))
+    assert answer.returncode == 2 and "--keys" in answer.stderr
+    assert not (tmp_path / "keys" / "license-signing.jwk").exists()

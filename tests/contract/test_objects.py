@@ -137,3 +137,10 @@ async def test_the_local_store_keeps_objects_as_files(tmp_path: Path) -> None:
     await store.put("releases", "dbguard/1.0/a.iso", chunks(b"abc"))
     assert (tmp_path / "releases" / "dbguard" / "1.0" / "a.iso").read_bytes() == b"abc"
     assert not list((tmp_path / "releases" / "dbguard" / "1.0").glob(".upload-*"))
+
+
+async def test_listing_prefixes_cannot_leave_the_bucket(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    await store.put("secrets", "key.txt", chunks(b"x"))
+    with pytest.raises(InvalidKey):
+        await store.list_objects("releases", "../secrets/")

@@ -113,3 +113,13 @@ def test_safe_next_keeps_only_local_paths(target: str | None, kept: bool) -> Non
     from app.web.pages.render import safe_next
 
     assert safe_next(target) == (target if kept else "/")
+
+
+def test_codes_and_buckets_take_no_trailing_newline() -> None:
+    from app.domain.products import check_bucket, check_code
+
+    for bad in ("dbguard\n", "db guard"):
+        with pytest.raises(Invalid):
+            check_code(bad)
+    with pytest.raises(Invalid):
+        check_bucket("releases\n")

@@ -91,12 +91,15 @@ def _register(shapes: Shapes) -> None:
                            query: LicenseFormatQuery | CertificateFormatQuery) -> web.Response:
         wanted = wanted_format(request, query.format)
         if wanted == "pdf":
-            return await pdf_response(request, kind)
-        if wanted == "lic":
-            return await license_file_response(request)
-        view = await services(request).licensing.get(principal(request), kind,
-                                                     request.match_info["id"])
-        return json_out(shapes.detail.of(view))
+            response = await pdf_response(request, kind)
+        elif wanted == "lic":
+            response = await license_file_response(request)
+        else:
+            view = await services(request).licensing.get(principal(request), kind,
+                                                         request.match_info["id"])
+            response = json_out(shapes.detail.of(view))
+        response.headers["Vary"] = "Accept"  # one URL, JSON or PDF by the Accept header
+        return response
 
     async def transfer_document(request: web.Request, body: TransferIn) -> web.Response:
         view = await services(request).licensing.transfer(

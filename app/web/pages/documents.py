@@ -30,6 +30,8 @@ def badge(view: DocumentView) -> tuple[str, str]:
         return "off", "Revoked"
     if view.status is DocumentStatus.EXPIRED:
         return "off", "Expired"
+    if view.status is DocumentStatus.PENDING:
+        return "pending", f"Valid from {view.document.valid_from.isoformat()}"
     days = view.days_left
     if days is None:
         return "on", "Valid, perpetual"
