@@ -77,6 +77,22 @@ class AuthSettings(_Section):
     throttle: ThrottleSettings
 
 
+class ObjectStoreSettings(_Section):
+    adapter: Literal["localfs", "s3"]
+    endpoint_url: str
+    region: str
+    access_key_id: str
+    secret_access_key: str
+
+
+class CatalogSettings(_Section):
+    scan_interval: int = Field(ge=0)
+
+
+class DownloadSettings(_Section):
+    presign_ttl: int = Field(ge=10, le=7 * 24 * 3600)
+
+
 class LicensingSettings(_Section):
     signing_key_file: str
 
@@ -111,6 +127,9 @@ class Settings(_Section):
     logging: LoggingSettings
     storage: StorageSettings
     auth: AuthSettings
+    object_store: ObjectStoreSettings
+    catalog: CatalogSettings
+    downloads: DownloadSettings
     licensing: LicensingSettings
     pdf: PdfSettings
     feeds: FeedSettings

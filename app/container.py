@@ -22,8 +22,10 @@ from adapters.jwcrypto import (
     verify_license_file,
     write_key_file,
 )
+from adapters.localfs import LocalObjectStore
 from adapters.memory import InProcessEventBus, LruBlobCache
 from adapters.postgres import PostgresStorage
+from adapters.s3 import S3ObjectStore
 from adapters.sqlite import SqliteStorage
 from adapters.system import SystemClock, Uuid7Ids, load_secret
 from adapters.weasyprint import WeasyPrintRenderer
@@ -35,11 +37,12 @@ from app.services.catalog import CatalogService
 from app.services.documents import DocumentService, PrintPolicy
 from app.services.licensing import LicensingService
 from app.services.purchases import FeedPolicy, PurchaseService
+from app.services.releases import ReleaseService
 from app.services.users import UserPolicy, UserService
 
 
-async def _opened(resource: SqliteStorage | PostgresStorage | WeasyPrintRenderer,
-                  ) -> AsyncIterator[Any]:
+async def _opened(resource: SqliteStorage | PostgresStorage | WeasyPrintRenderer
+                  | LocalObjectStore | S3ObjectStore) -> AsyncIterator[Any]:
     await resource.open()
     try:
         yield resource
@@ -127,6 +130,17 @@ class Container(containers.DeclarativeContainer):
         policy=providers.Singleton(PrintPolicy, brand=config.web.brand_name,
                                    base_url=config.base_url))
 
+    object_store = providers.Resource(_opened, providers.Selector(
+        config.object_store.adapter,
+        localfs=providers.Singleton(LocalObjectStore, root=config.paths.objects),
+        s3=providers.Singleton(
+            S3ObjectStore, endpoint_url=config.object_store.endpoint_url,
+            region=config.object_store.region,
+            access_key_id=config.object_store.access_key_id,
+            secret_access_key=config.object_store.secret_access_key)))
+    releases = providers.Singleton(ReleaseService, storage=storage, objects=object_store,
+                                   clock=clock, ids=ids, events=event_bus)
+
     purchases = providers.Singleton(
         PurchaseService, storage=storage, clock=clock, ids=ids, events=event_bus,
         policy=providers.Singleton(FeedPolicy, secret=config.feeds.purchases.secret,
@@ -134,7 +148,8 @@ class Container(containers.DeclarativeContainer):
 
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
                                    users=users, catalog=catalog, licensing=licensing,
-                                   purchases=purchases, documents=documents, events=event_bus,
+                                   purchases=purchases, documents=documents, releases=releases,
+                                   objects=object_store, events=event_bus,
                                    web_secret=web_secret)
 
 
@@ -161,6 +176,7 @@ def build_container(settings: Settings) -> Container:
         "paths": {
             "sqlite": settings.sqlite_path,
             "templates": PROJECT_ROOT / "templates",
+            "objects": settings.data_dir / "objects",
             "sqlite_busy_timeout_ms": int(settings.storage.timeout_seconds * 1000),
             "signing_key": settings.keys_dir / "token-signing.jwk",
             "license_key": settings.keys_dir / "license-signing.jwk",

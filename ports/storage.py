@@ -17,6 +17,7 @@ from app.domain.events import DomainEvent
 from app.domain.licensing import Certificate, DocumentFilter, License, Transfer
 from app.domain.paging import PageRequest
 from app.domain.products import Product
+from app.domain.releases import Artifact, Release
 from app.domain.sessions import LoginSession
 from app.domain.users import User
 
@@ -122,6 +123,29 @@ class TransferRepository(Protocol):
         """Its history, oldest first."""
 
 
+class ReleaseRepository(Protocol):
+    """Releases with their artifacts. The catalogue is the vendor's: no Scope here; who may
+    download what is the entitlement rule's question."""
+
+    async def add(self, release: Release) -> bool:
+        """Insert the release and its artifacts; False (and nothing written) when the
+        product has this version already, also when another writer adds it concurrently."""
+
+    async def get(self, release_id: str) -> Release | None: ...
+
+    async def get_by_version(self, product_id: str, version: str) -> Release | None: ...
+
+    async def versions(self, product_id: str) -> set[str]: ...
+
+    async def list_for_product(self, product_id: str, page: PageRequest,
+                               include_yanked: bool = True) -> list[Release]:
+        """Newest published first (ties by id), paged by the last id seen."""
+
+    async def get_artifact(self, artifact_id: str) -> tuple[Release, Artifact] | None: ...
+
+    async def set_yanked(self, release_id: str, at: datetime | None) -> None: ...
+
+
 class PurchaseEventRepository(Protocol):
     async def claim(self, event_id: str, type_: str, occurred_at: datetime,
                     received_at: datetime) -> bool:
@@ -212,6 +236,7 @@ class UnitOfWork(Protocol):
     certificates: DocumentRepository[Certificate]
     transfers: TransferRepository
     purchases: PurchaseEventRepository
+    releases: ReleaseRepository
     users: UserRepository
     sessions: SessionRepository
     audit: AuditRepository

@@ -18,6 +18,12 @@ class LocalObjectStore:
     def __init__(self, root: Path) -> None:
         self._root = root
 
+    async def open(self) -> None:
+        await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        return None
+
     def path_of(self, bucket: str, key: str) -> Path:
         """The file of a key; InvalidKey for anything that would leave the bucket's folder."""
         check_key(bucket, key)

@@ -21,6 +21,7 @@ from app.domain.licensing import (
 )
 from app.domain.paging import PageRequest
 from app.domain.products import Product
+from app.domain.releases import Artifact, ArtifactKind, Release, ReleaseKind
 from app.domain.roles import Role
 from app.domain.sessions import LoginSession
 from app.domain.users import User
@@ -298,6 +299,100 @@ class SqlTransfers:
         return [Transfer(**{**row, "kind": DocumentKind(row["kind"])}) for row in rows]
 
 
+_RELEASE_COLUMNS = ("id, product_id, version, kind, title, notes, advisories, published_at,"
+                    " created_at, yanked_at")
+_ARTIFACT_COLUMNS = "id, release_id, key, name, kind, size, etag, sha256, crc32"
+
+
+def _artifact(row: Row) -> Artifact:
+    return Artifact(**{**row, "kind": ArtifactKind(row["kind"]), "size": int(row["size"]),
+                       "crc32": None if row["crc32"] is None else int(row["crc32"])})
+
+
+class SqlReleases:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def add(self, release: Release) -> bool:
+        inserted = await self._db.execute(
+            f"INSERT INTO releases ({_RELEASE_COLUMNS}) VALUES (:id, :product_id, :version,"
+            " :kind, :title, :notes, :advisories, :published_at, :created_at, :yanked_at)"
+            " ON CONFLICT (product_id, version) DO NOTHING",
+            {**{k: v for k, v in vars(release).items() if k != "artifacts"},
+             "kind": release.kind.value})
+        if inserted != 1:
+            return False
+        for artifact in release.artifacts:
+            await self._db.execute(
+                f"INSERT INTO artifacts ({_ARTIFACT_COLUMNS}) VALUES (:id, :release_id, :key,"
+                " :name, :kind, :size, :etag, :sha256, :crc32)",
+                {**vars(artifact), "kind": artifact.kind.value})
+        return True
+
+    async def _with_artifacts(self, rows: list[Row]) -> list[Release]:
+        releases = [Release(**{**row, "kind": ReleaseKind(row["kind"])}) for row in rows]
+        if not releases:
+            return releases
+        names = {f"r{i}": release.id for i, release in enumerate(releases)}
+        artifacts = await self._db.fetch_all(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts"
+            f" WHERE release_id IN ({', '.join(':' + name for name in names)})"
+            " ORDER BY key", names)
+        by_id = {release.id: release for release in releases}
+        for row in artifacts:
+            by_id[row["release_id"]].artifacts.append(_artifact(row))
+        return releases
+
+    async def get(self, release_id: str) -> Release | None:
+        rows = await self._db.fetch_all(
+            f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE id = :id", {"id": release_id})
+        found = await self._with_artifacts(rows)
+        return found[0] if found else None
+
+    async def get_by_version(self, product_id: str, version: str) -> Release | None:
+        rows = await self._db.fetch_all(
+            f"SELECT {_RELEASE_COLUMNS} FROM releases"
+            " WHERE product_id = :product_id AND version = :version",
+            {"product_id": product_id, "version": version})
+        found = await self._with_artifacts(rows)
+        return found[0] if found else None
+
+    async def versions(self, product_id: str) -> set[str]:
+        rows = await self._db.fetch_all(
+            "SELECT version FROM releases WHERE product_id = :product_id",
+            {"product_id": product_id})
+        return {str(row["version"]) for row in rows}
+
+    async def list_for_product(self, product_id: str, page: PageRequest,
+                               include_yanked: bool = True) -> list[Release]:
+        where = ["product_id = :product_id"]
+        if not include_yanked:
+            where.append("yanked_at IS NULL")
+        if page.after is not None:
+            # Keyset on (published_at, id), newest first, from the last release seen.
+            where.append(
+                "(published_at < (SELECT published_at FROM releases WHERE id = :after)"
+                " OR (published_at = (SELECT published_at FROM releases WHERE id = :after)"
+                " AND id < :after))")
+        rows = await self._db.fetch_all(
+            f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE {' AND '.join(where)}"
+            " ORDER BY published_at DESC, id DESC LIMIT :page_limit",
+            {"product_id": product_id, "after": page.after, "page_limit": page.limit + 1})
+        return await self._with_artifacts(rows)
+
+    async def get_artifact(self, artifact_id: str) -> tuple[Release, Artifact] | None:
+        row = await self._db.fetch_one(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE id = :id", {"id": artifact_id})
+        if row is None:
+            return None
+        release = await self.get(str(row["release_id"]))
+        return (release, _artifact(row)) if release else None
+
+    async def set_yanked(self, release_id: str, at: datetime | None) -> None:
+        await self._db.execute("UPDATE releases SET yanked_at = :at WHERE id = :id",
+                               {"id": release_id, "at": at})
+
+
 class SqlPurchaseEvents:
     def __init__(self, db: SqlSession) -> None:
         self._db = db
@@ -521,6 +616,7 @@ class SqlUnitOfWork:
         self.certificates = SqlCertificates(db)
         self.transfers = SqlTransfers(db)
         self.purchases = SqlPurchaseEvents(db)
+        self.releases = SqlReleases(db)
         self.users = SqlUsers(db)
         self.sessions = SqlSessions(db)
         self.audit = SqlAudit(db)

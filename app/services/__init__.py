@@ -10,8 +10,10 @@ from app.services.catalog import CatalogService
 from app.services.documents import DocumentService
 from app.services.licensing import LicensingService
 from app.services.purchases import PurchaseService
+from app.services.releases import ReleaseService
 from app.services.users import UserService
 from ports.events import EventBus
+from ports.objects import ObjectStore
 from ports.storage import Storage
 
 
@@ -27,5 +29,7 @@ class Services:
     licensing: LicensingService
     purchases: PurchaseService
     documents: DocumentService
+    releases: ReleaseService
+    objects: ObjectStore
     events: EventBus
     web_secret: bytes
