@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
 
     commands.add_parser("migrate", help="apply pending database migrations")
+    commands.add_parser("scan", help="register new releases found in the object store")
     demo = commands.add_parser(
         "demo", help="load demo data and print the demo accounts (idempotent)")
     demo.add_argument("--force", action="store_true",
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return _verify_license(settings, args.file, args.keys)
     commands: dict[str, Callable[[Services, argparse.Namespace], Awaitable[int]]] = {
         "migrate": _migrate, "demo": _demo, "cabinets": _create_cabinet,
-        "users": _create_user, "feed": _feed_import}
+        "users": _create_user, "feed": _feed_import, "scan": _scan}
     try:
         return asyncio.run(_with_services(settings, args, commands[args.command]))
     except (DomainError, StorageUnavailable, StartupError) as exc:
@@ -134,6 +135,15 @@ async def _with_services(settings: Settings, args: argparse.Namespace,
 async def _migrate(services: Services, args: argparse.Namespace) -> int:
     applied = await services.storage.migrate()
     print("applied: " + ", ".join(applied) if applied else "the schema is up to date")
+    return 0
+
+
+async def _scan(services: Services, args: argparse.Namespace) -> int:
+    added = await services.releases.scan_all()
+    for release in added:
+        print(f"registered {release.version} ({release.kind.value}, "
+              f"{len(release.artifacts)} files) of product {release.product_id}")
+    print(f"{len(added)} new releases")
     return 0
 
 

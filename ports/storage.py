@@ -208,7 +208,8 @@ class AuditRepository(Protocol):
     async def add(self, entry: AuditEntry) -> None: ...
 
     async def list_visible(self, scope: Scope, page: PageRequest,
-                           object_id: str | None = None) -> list[AuditEntry]:
+                           object_id: str | None = None,
+                           action: str | None = None) -> list[AuditEntry]:
         """Entries about cabinets in scope (staff: also entries with no cabinet), newest last."""
 
 

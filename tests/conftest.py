@@ -26,6 +26,7 @@ TEST_ENV = {
     # A test that renders starts the worker processes on first use.
     "PORTAL_PDF__WARM_ON_START": "false",
     "PORTAL_PDF__WORKERS": "1",
+    "PORTAL_CATALOG__SCAN_INTERVAL": "0",
 }
 
 
@@ -86,3 +87,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if unproven:
         reporter.write_line("not run to a verdict: " + ", ".join(unproven), red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free loopback port, with the bucket "releases"."""
+    import boto3
+
+    from tests.s3 import CREDENTIALS, moto_server
+
+    with moto_server() as endpoint:
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                     aws_access_key_id=CREDENTIALS["access_key_id"],
+                     aws_secret_access_key=CREDENTIALS["secret_access_key"]
+                     ).create_bucket(Bucket="releases")
+        yield endpoint

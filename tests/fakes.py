@@ -331,14 +331,16 @@ class _Audit:
         self.s.audit.append(entry)
 
     async def list_visible(self, scope: Scope, page: PageRequest,
-                           object_id: str | None = None) -> list[AuditEntry]:
+                           object_id: str | None = None,
+                           action: str | None = None) -> list[AuditEntry]:
         def visible(entry: AuditEntry) -> bool:
             cabinet = self.s.cabinets.get(entry.cabinet_id or "")
             if cabinet is None:
                 return scope.path_prefix is None
             return scope.contains(cabinet.path)
         return _page([e for e in self.s.audit if visible(e)
-                      and (object_id is None or e.object_id == object_id)], page)
+                      and (object_id is None or e.object_id == object_id)
+                      and (action is None or e.action == action)], page)
 
 
 class _Throttle:

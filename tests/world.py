@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -20,9 +21,11 @@ from adapters.system import Uuid7Ids
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.licensing import Certificate, DocumentKind, License
 from app.domain.products import Product
+from app.domain.releases import Release
 from app.domain.roles import Role
 from app.domain.users import SYSTEM
 from app.services.catalog import ProductDraft
+from app.services.releases import ReleaseDraft
 from app.web.keys import SERVICES
 
 PASSWORD = "correct horse battery"
@@ -94,6 +97,23 @@ class World:
                 await uow.certificates.add(document)
             await uow.commit()
         return document
+
+    async def publish(self, version: str, files: dict[str, bytes],
+                      manifest: str | None = None, product: Product | None = None) -> Release:
+        """Put files into the object store under the product's prefix and register them."""
+        product = product or self.product
+        services = self.client.app[SERVICES]
+
+        async def once(data: bytes) -> AsyncIterator[bytes]:
+            yield data
+
+        folder = f"{product.prefix}{version}/"
+        for name, data in files.items():
+            await services.objects.put(product.bucket, folder + name, once(data))
+        if manifest is not None:
+            await services.objects.put(product.bucket, folder + "release.yaml",
+                                       once(manifest.encode()))
+        return await services.releases.register(SYSTEM, product.id, ReleaseDraft(version))
 
     async def add_user(self, cabinet: Cabinet, role: Role = Role.CUSTOMER_USER) -> str:
         """A user without a password in `cabinet`; its id."""

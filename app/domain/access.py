@@ -109,6 +109,12 @@ def require_may_transfer(principal: Principal, owner: Cabinet, target: Cabinet) 
                       field="cabinet_id")
 
 
+def require_may_see_downloads(principal: Principal) -> None:
+    """Customer admins see their subtree's download history; staff see everyone's."""
+    if principal.role is Role.CUSTOMER_USER:
+        raise Forbidden("Only administrators see the download history.")
+
+
 def may_manage_products(principal: Principal) -> bool:
     return principal.role is Role.STAFF_ADMIN
 

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from app.domain import access
+from app.domain.audit import AuditEntry
 from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from app.domain.events import DomainEvent
 from app.domain.licensing import Certificate, DocumentFilter, License
@@ -314,6 +315,13 @@ class ReleaseService:
                     product=target.product.code, version=target.release.version,
                     file=target.artifact.name, size=target.artifact.size, archive=archive))
             await uow.commit()
+
+    async def downloads(self, actor: Principal, page: PageRequest) -> Page[AuditEntry]:
+        access.require_may_see_downloads(actor)
+        async with self._storage.unit_of_work() as uow:
+            rows = await uow.audit.list_visible(access.visible_scope(actor), page,
+                                                action="download")
+        return Page.from_rows(rows, page)
 
     async def _license(self, uow: UnitOfWork, actor: Principal, license_id: str,
                        today: date) -> tuple[License, Product, list[Certificate]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +21,16 @@ from app import __version__
 from app.config import PROJECT_ROOT, Settings
 from app.container import open_services
 from app.services import Services
-from app.web.api import auth, cabinets, feeds, licensing, products, system, users
+from app.web.api import (
+    auth,
+    cabinets,
+    downloads,
+    feeds,
+    licensing,
+    products,
+    system,
+    users,
+)
 from app.web.keys import OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
 from app.web.middlewares import (
     authentication,
@@ -31,9 +42,10 @@ from app.web.middlewares import (
 from app.web.openapi import build_document, route_table
 from app.web.pages import documents, views
 
+log = logging.getLogger(__name__)
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
-API_MODULES = (auth, cabinets, users, products, licensing, feeds, system)
+API_MODULES = (auth, cabinets, users, products, licensing, downloads, feeds, system)
 ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
 
 API_DESCRIPTION = (
@@ -67,7 +79,13 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     async def services_context(app: web.Application) -> AsyncIterator[None]:
         async with services_factory(settings) as services:
             app[SERVICES] = services
-            yield
+            scanner = asyncio.create_task(_scan_forever(services, settings.catalog.scan_interval))
+            try:
+                yield
+            finally:
+                scanner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scanner
 
     app.cleanup_ctx.append(services_context)
     app.on_response_prepare.append(response_headers)
@@ -78,6 +96,20 @@ def code_spans(text: str) -> markupsafe.Markup:
     """Escape text and show its `backticked` parts as code (OpenAPI descriptions)."""
     escaped = str(markupsafe.escape(text))
     return markupsafe.Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped))  # noqa: S704
+
+
+async def _scan_forever(services: Services, interval: int) -> None:
+    """Look for new releases now and then; several processes may: a version registers once."""
+    if interval <= 0:
+        return
+    while True:
+        try:
+            added = await services.releases.scan_all()
+            if added:
+                log.info("release scan: %d new", len(added))
+        except Exception:
+            log.exception("release scan failed; next try in %d s", interval)
+        await asyncio.sleep(interval)
 
 
 class MalformedRequestFilter(logging.Filter):

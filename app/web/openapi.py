@@ -75,7 +75,7 @@ def _wrap(op: Operation) -> Handler:
         kwargs: dict[str, Any] = {}
         if op.query is not None:
             try:
-                kwargs["query"] = op.query.model_validate(dict(request.query))
+                kwargs["query"] = op.query.model_validate(_query_values(request, op.query))
             except ValidationError as exc:
                 raise RequestInvalid(400, "A query parameter is invalid.",
                                      field_errors(exc)) from None
@@ -91,6 +91,16 @@ def _wrap(op: Operation) -> Handler:
 
     endpoint.__name__ = op.handler.__name__
     return endpoint
+
+
+def _query_values(request: web.Request, model: type[BaseModel]) -> dict[str, Any]:
+    """The query as the model wants it: a list where the field is one, else one value."""
+    values: dict[str, Any] = {}
+    for name in request.query:
+        field_info = model.model_fields.get(name)
+        wants_list = field_info is not None and "list" in str(field_info.annotation)
+        values[name] = request.query.getall(name) if wants_list else request.query[name]
+    return values
 
 
 M = TypeVar("M", bound=BaseModel)

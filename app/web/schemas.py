@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -20,6 +20,7 @@ from app.domain.products import (
     Product,
 )
 from app.domain.purchases import PurchaseCustomer, PurchaseEvent, PurchaseItem, PurchaseType
+from app.domain.releases import VERSION_PATTERN, Release
 from app.domain.users import EMAIL_PATTERN, MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, User
 from app.services.licensing import DocumentView
 
@@ -433,6 +434,128 @@ class PurchaseOutcomeOut(Out):
     cabinet: PurchaseCabinetOut
     licenses: list[PurchaseDocumentOut]
     certificates: list[PurchaseDocumentOut]
+
+
+# ---- releases and downloads
+
+ReleaseKindName = Literal["release", "update", "fix", "security"]
+ArtifactKindName = Literal["image", "update", "doc"]
+
+
+class Advisory(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(max_length=100)
+    severity: str = Field(max_length=30)
+    summary: str = Field(max_length=2000)
+
+
+class ArtifactOut(Out):
+    id: str
+    name: str
+    kind: ArtifactKindName
+    size: int
+    sha256: str | None
+
+
+class ReleaseOut(Out):
+    id: str
+    product_id: str
+    version: str
+    kind: ReleaseKindName
+    title: str
+    notes: str = Field(description="Markdown.")
+    advisories: list[Advisory]
+    published_at: datetime
+    yanked_at: datetime | None
+    files: list[ArtifactOut]
+
+    @classmethod
+    def of(cls, release: Release) -> ReleaseOut:
+        return cls(id=release.id, product_id=release.product_id, version=release.version,
+                   kind=release.kind.value, title=release.title, notes=release.notes,
+                   advisories=[Advisory(**a) for a in release.advisories],
+                   published_at=release.published_at, yanked_at=release.yanked_at,
+                   files=[ArtifactOut(id=a.id, name=a.name, kind=a.kind.value, size=a.size,
+                                      sha256=a.sha256) for a in release.artifacts])
+
+
+class ReleasePage(Out):
+    items: list[ReleaseOut]
+    next_cursor: str | None
+
+
+class ReleaseCreate(Body):
+    version: str = Field(pattern=VERSION_PATTERN,
+                         description="Its files are those under <prefix><version>/.")
+    kind: ReleaseKindName | None = None
+    title: str | None = Field(None, min_length=1, max_length=200)
+    notes: str | None = Field(None, max_length=100_000, description="Markdown.")
+    published_at: datetime | None = None
+    advisories: list[Advisory] | None = Field(None, max_length=100)
+
+
+class ReleasePatch(Body):
+    yanked: bool = Field(description="Withdraw the release (true) or restore it.")
+
+
+class FileAccess(Out):
+    id: str
+    name: str
+    kind: ArtifactKindName
+    size: int
+    sha256: str | None
+    available: bool
+    locked_reason: str | None
+    download_url: str | None
+
+
+class ReleaseAccess(Out):
+    id: str
+    version: str
+    kind: ReleaseKindName
+    title: str
+    published_at: datetime
+    available: bool
+    locked_reason: str | None
+    files: list[FileAccess]
+
+
+class LicenseImages(Out):
+    license_id: str
+    number: str
+    product: ProductRef
+    archive_url: str = Field(description="Add file=<id> (repeatable) or release=<id>.")
+    releases: list[ReleaseAccess]
+
+
+MAX_ARCHIVE_FILES = 100
+FileId = Annotated[str, Field(pattern=r"^[0-9A-Za-z-]{1,40}$")]
+
+
+class ArchiveQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    # Bounded so that a full query stays under the 8 KiB request line aiohttp accepts.
+    file: list[FileId] | None = Field(None, max_length=MAX_ARCHIVE_FILES,
+                                      description="File ids; repeat it.")
+    release: FileId | None = Field(None, description="Every file of a release.")
+
+
+class DownloadOut(Out):
+    id: str
+    at: datetime
+    by: str | None
+    cabinet_id: str | None
+    license: str
+    product: str
+    version: str
+    file: str
+    size: int
+    archive: bool
+
+
+class DownloadPage(Out):
+    items: list[DownloadOut]
+    next_cursor: str | None
 
 
 # ---- me

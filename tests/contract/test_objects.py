@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from adapters.localfs import LocalObjectStore
 from adapters.s3 import S3ObjectStore
 from ports.objects import InvalidKey, ObjectNotFound, ObjectStore
-from tests.s3 import CREDENTIALS, moto_server
+from tests.s3 import CREDENTIALS
 
 BUCKET = "releases"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_server() as endpoint:
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                     aws_access_key_id=CREDENTIALS["access_key_id"],
-                     aws_secret_access_key=CREDENTIALS["secret_access_key"]
-                     ).create_bucket(Bucket=BUCKET)
-        yield endpoint
 
 
 @pytest.fixture(params=["localfs", "s3"])

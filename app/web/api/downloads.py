@@ -1,0 +1,233 @@
+"""Releases of products, and the files a license gives access to: one, or many as a zip."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from app.domain import access
+from app.domain.errors import BadRequest
+from app.domain.releases import ReleaseKind
+from app.services.archives import Member, ZipLayout
+from app.services.releases import DownloadTarget, ReleaseDraft
+from app.web.api.common import json_out, page_request, principal, services
+from app.web.keys import SETTINGS
+from app.web.openapi import ApiRoutes
+from app.web.schemas import (
+    ArchiveQuery,
+    DownloadOut,
+    DownloadPage,
+    FileAccess,
+    LicenseImages,
+    ListQuery,
+    ProductRef,
+    ReleaseAccess,
+    ReleaseCreate,
+    ReleaseOut,
+    ReleasePage,
+    ReleasePatch,
+)
+
+api = ApiRoutes("downloads")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+Stream = Callable[[int, int], AsyncIterator[bytes]]
+
+
+# ---- releases
+
+
+@api.operation("GET", "/api/v1/products/{id}/releases", summary="A product's releases",
+               query=ListQuery, response=ReleasePage,
+               description="Newest first. Customers see them for products they hold a "
+                           "license for.")
+async def list_releases(request: web.Request, query: ListQuery) -> web.Response:
+    page = await services(request).releases.list_for_product(
+        principal(request), request.match_info["id"], page_request(query))
+    return json_out(ReleasePage(items=[ReleaseOut.of(r) for r in page.items],
+                                next_cursor=page.next_cursor))
+
+
+@api.operation("POST", "/api/v1/products/{id}/releases", summary="Register a release",
+               body=ReleaseCreate, response=ReleaseOut, status=201, errors=(403, 409),
+               description="Staff admins. The files are those under <prefix><version>/ in the "
+                           "product's bucket; the body's fields win over release.yaml.")
+async def create_release(request: web.Request, body: ReleaseCreate) -> web.Response:
+    release = await services(request).releases.register(
+        principal(request), request.match_info["id"], ReleaseDraft(
+            version=body.version, kind=ReleaseKind(body.kind) if body.kind else None,
+            title=body.title, notes=body.notes, published_at=body.published_at,
+            advisories=[a.model_dump() for a in body.advisories] if body.advisories else None))
+    return json_out(ReleaseOut.of(release), status=201)
+
+
+@api.operation("PATCH", "/api/v1/products/{id}/releases/{release_id}",
+               summary="Withdraw (yank) or restore a release", body=ReleasePatch,
+               response=ReleaseOut, errors=(403,))
+async def update_release(request: web.Request, body: ReleasePatch) -> web.Response:
+    release = await services(request).releases.set_yanked(
+        principal(request), request.match_info["id"], request.match_info["release_id"],
+        body.yanked)
+    return json_out(ReleaseOut.of(release))
+
+
+@api.operation("POST", "/api/v1/products/{id}/scan", summary="Look for new releases now",
+               response=ReleasePage, errors=(403,),
+               description="Staff admins. Registers the versions found in the product's prefix "
+                           "that are not registered yet; answers those.")
+async def scan_product(request: web.Request) -> web.Response:
+    service = services(request)
+    access.require_may_manage_products(principal(request))
+    product = await service.catalog.get(principal(request), request.match_info["id"])
+    added = await service.releases.scan(product)
+    return json_out(ReleasePage(items=[ReleaseOut.of(r) for r in added], next_cursor=None))
+
+
+# ---- what a license gives access to
+
+
+@api.operation("GET", "/api/v1/licenses/{id}/images",
+               summary="Releases and files the license gives access to", response=LicenseImages,
+               description="Newest first; every file is available or locked with the reason.")
+async def license_images(request: web.Request) -> web.Response:
+    license_, product, views = await services(request).releases.for_license(
+        principal(request), request.match_info["id"])
+    base = f"/api/v1/licenses/{license_.id}/images"
+    return json_out(LicenseImages(
+        license_id=license_.id, number=license_.number,
+        product=ProductRef(id=product.id, code=product.code, name=product.name),
+        archive_url=f"{base}/archive",
+        releases=[ReleaseAccess(
+            id=v.release.id, version=v.release.version, kind=v.release.kind.value,
+            title=v.release.title, published_at=v.release.published_at,
+            available=v.entitlement.available, locked_reason=v.entitlement.reason,
+            files=[FileAccess(
+                id=f.artifact.id, name=f.artifact.name, kind=f.artifact.kind.value,
+                size=f.artifact.size, sha256=f.artifact.sha256,
+                available=f.entitlement.available, locked_reason=f.entitlement.reason,
+                download_url=f"{base}/{f.artifact.id}" if f.entitlement.available else None)
+                for f in v.files]) for v in views]))
+
+
+@api.operation("GET", "/api/v1/licenses/{id}/images/archive",
+               summary="Several files as one zip", query=ArchiveQuery, errors=(403, 416),
+               media=("application/zip",),
+               extra_responses={200: ("The zip (stored, ZIP64 where needed), with SHA256SUMS.",
+                                      None),
+                                206: ("Part of the zip (Range).", None)},
+               description="`file=<id>` (repeatable) or `release=<id>`. Every file is checked "
+                           "before the first byte; the length is known up front and `Range` "
+                           "works, so a broken download resumes.")
+async def license_archive(request: web.Request, query: ArchiveQuery) -> web.StreamResponse:
+    service = services(request)
+    actor = principal(request)
+    license_id = request.match_info["id"]
+    wanted = list(query.file or [])
+    if query.release:
+        wanted += await service.releases.release_files(actor, license_id, query.release)
+    if not wanted:
+        raise BadRequest("Name files (file=<id>) or a release (release=<id>).", field="file")
+    targets = await service.releases.download_targets(actor, license_id,
+                                                      list(dict.fromkeys(wanted)))
+    layout = _layout(targets)
+    await service.releases.record_download(actor, targets, archive=True)
+    etag = hashlib.sha256("|".join(f"{t.artifact.id}:{t.artifact.etag}"
+                                   for t in targets).encode()).hexdigest()[:32]
+    number = targets[0].license.number
+    return await ranged(request, layout.size, etag, f"{number}-files.zip", "application/zip",
+                        lambda start, end: layout.stream(service.objects, start, end))
+
+
+def _layout(targets: list[DownloadTarget]) -> ZipLayout:
+    members = []
+    sums = []
+    for target in targets:
+        product, release, artifact = target.product, target.release, target.artifact
+        name = f"{product.code}-{release.version}/{artifact.name}"
+        members.append(Member(name, artifact.size, artifact.crc32 or 0, release.published_at,
+                              bucket=product.bucket, key=artifact.key))
+        sums.append(f"{artifact.sha256}  {name}\n")
+    members.append(Member.of_bytes("SHA256SUMS", "".join(sums).encode(), datetime.now(UTC)))
+    return ZipLayout(members)
+
+
+@api.operation("GET", "/api/v1/licenses/{id}/images/{file_id}", summary="Download one file",
+               errors=(403, 416), media=("application/octet-stream",),
+               extra_responses={200: ("The file.", None), 206: ("Part of it (Range).", None),
+                                302: ("A short-lived link to the object store.", None)},
+               description="From S3: a redirect to a presigned URL. From the local store: "
+                           "streamed, with Range and If-Range.")
+async def download_file(request: web.Request) -> web.StreamResponse:
+    service = services(request)
+    actor = principal(request)
+    target = await service.releases.download_target(actor, request.match_info["id"],
+                                                    request.match_info["file_id"])
+    await service.releases.record_download(actor, [target], archive=False)
+    bucket, artifact = target.product.bucket, target.artifact
+    url = await service.objects.presigned_url(
+        bucket, artifact.key, request.app[SETTINGS].downloads.presign_ttl, artifact.name)
+    if url is not None:
+        return web.Response(status=302, headers={"Location": url})
+    return await ranged(request, artifact.size, artifact.etag, artifact.name,
+                        "application/octet-stream",
+                        lambda start, end: service.objects.get(bucket, artifact.key,
+                                                               start=start, end=end))
+
+
+async def ranged(request: web.Request, size: int, etag: str, filename: str,
+                 content_type: str, stream: Stream) -> web.StreamResponse:
+    """The whole body, or the one byte range asked for (416 if it lies outside); several
+    ranges, or an If-Range that no longer matches, get the whole body."""
+    headers = {"ETag": f'"{etag}"', "Accept-Ranges": "bytes",
+               "Content-Disposition": f'attachment; filename="{filename}"',
+               "Cache-Control": "private, no-cache"}
+    start, end, status = 0, size, 200
+    asked = request.headers.get("Range", "").replace(" ", "")
+    if_range = request.headers.get("If-Range")
+    match = _RANGE.match(asked)
+    if match and (if_range is None or if_range.strip('"') == etag):
+        first, last = match.groups()
+        if first:
+            start = int(first)
+            end = min(int(last) + 1, size) if last else size
+        elif last:
+            start = max(0, size - int(last))
+        if start >= size or (first and last and int(last) < start) or (not first and not last):
+            return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_type = content_type
+    response.content_length = end - start
+    await response.prepare(request)
+    # A client that goes away raises here; closing the stream stops the reads at once.
+    chunks = stream(start, end)
+    try:
+        async for chunk in chunks:
+            await response.write(chunk)
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+    await response.write_eof()
+    return response
+
+
+# ---- the download history
+
+
+@api.operation("GET", "/api/v1/downloads", summary="Download history", query=ListQuery,
+               response=DownloadPage, errors=(403,),
+               description="Customer admins: their organisation and those below it; staff: "
+                           "everyone's.")
+async def list_downloads(request: web.Request, query: ListQuery) -> web.Response:
+    page = await services(request).releases.downloads(principal(request), page_request(query))
+    return json_out(DownloadPage(items=[DownloadOut(
+        id=e.id, at=e.at, by=e.actor_email, cabinet_id=e.cabinet_id,
+        license=str(e.details.get("license", "")), product=str(e.details.get("product", "")),
+        version=str(e.details.get("version", "")), file=str(e.details.get("file", "")),
+        size=int(e.details.get("size", 0)), archive=bool(e.details.get("archive")))
+        for e in page.items], next_cursor=page.next_cursor))
