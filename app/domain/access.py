@@ -109,9 +109,13 @@ def require_may_transfer(principal: Principal, owner: Cabinet, target: Cabinet) 
                       field="cabinet_id")
 
 
-def require_may_see_downloads(principal: Principal) -> None:
+def may_see_downloads(principal: Principal) -> bool:
     """Customer admins see their subtree's download history; staff see everyone's."""
-    if principal.role is Role.CUSTOMER_USER:
+    return principal.role is not Role.CUSTOMER_USER
+
+
+def require_may_see_downloads(principal: Principal) -> None:
+    if not may_see_downloads(principal):
         raise Forbidden("Only administrators see the download history.")
 
 

@@ -62,6 +62,11 @@ class CatalogService:
         async with self._storage.unit_of_work() as uow:
             return await self._visible(uow, actor, product_id)
 
+    async def get_by_code(self, actor: Principal, code: str) -> Product:
+        async with self._storage.unit_of_work() as uow:
+            found = await uow.products.get_by_code(code)
+            return await self._visible(uow, actor, found.id if found else "")
+
     async def create(self, actor: Principal, draft: ProductDraft) -> Product:
         access.require_may_manage_products(actor)
         now = self._clock.now()

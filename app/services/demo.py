@@ -1,5 +1,6 @@
 """Demo data for a first look: a vendor, two customers with a child each, a user per role,
-two products, and licenses and certificates bought through the purchases feed.
+two products, licenses and certificates bought through the purchases feed, and a few
+releases of each product put into the object store and registered by a scan.
 
 Running it again changes nothing but the demo users' passwords, which it sets back to the
 printed ones.
@@ -7,17 +8,24 @@ printed ones.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.errors import Conflict
 from app.domain.licensing import DocumentKind
+from app.domain.products import Product
 from app.domain.purchases import PurchaseCustomer, PurchaseEvent, PurchaseItem, PurchaseType
 from app.domain.roles import Role
 from app.domain.users import SYSTEM
 from app.services import Services
 from app.services.catalog import ProductDraft
+from ports.objects import ObjectNotFound, ObjectStore, ObjectStoreError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,4 +126,73 @@ async def seed_demo(services: Services) -> list[DemoAccount]:
             pass  # there from an earlier run
     for purchase in _purchases(services.licensing.today()):
         await services.purchases.apply(purchase)  # a repeat changes nothing
+    await _releases(services, services.licensing.today())
     return accounts
+
+
+# (product code, version, days before today, release.yaml without published_at,
+#  {file name: size in bytes})
+RELEASES = [
+    ("dbguard", "5.0", 150, "kind: release\ntitle: DB Guard 5.0\nnotes: |\n"
+     "  A new **policy editor** and faster audit search.\n\n"
+     "  - Policies are versioned and can be rolled back.\n"
+     "  - Audit search answers in under a second on 1 billion events.\n",
+     {"dbguard-5.0-x86_64.iso": 3 << 20, "dbguard-5.0-install-guide.txt": 24 << 10}),
+    ("dbguard", "5.0.1", 60, "kind: update\ntitle: DB Guard 5.0.1\nnotes: |\n"
+     "  Fixes a crash of the collector when a monitored server restarts.\n",
+     {"dbguard-5.0.1-update.tar.gz": 512 << 10}),
+    ("dbguard", "5.1.1", 3, "kind: security\ntitle: DB Guard 5.1.1 security update\n"
+     "notes: |\n  Upgrade **now** if the management console is reachable from untrusted "
+     "networks.\nadvisories:\n  - {id: CVE-2026-31337, severity: high, summary: "
+     "Authentication bypass in the management console}\n",
+     {"dbguard-5.1.1-security-update.tar.gz": 384 << 10}),
+    ("vaultkeeper", "2.4", 200, "kind: release\ntitle: VaultKeeper 2.4\nnotes: |\n"
+     "  Secrets can now be **rotated on a schedule**.\n",
+     {"vaultkeeper-2.4.qcow2": 2 << 20, "vaultkeeper-2.4-admin-guide.txt": 16 << 10}),
+    ("vaultkeeper", "2.4.1", 14, "kind: fix\ntitle: VaultKeeper 2.4.1\nnotes: |\n"
+     "  Fixes the replication lag alarm firing on idle clusters.\n",
+     {"vaultkeeper-2.4.1-fix.tar.gz": 256 << 10}),
+]
+
+
+async def _releases(services: Services, today: date) -> None:
+    """Demo files in the object store (made once; their bytes follow from their names), then
+    a scan registers what is not registered yet."""
+    products: dict[str, Product] = {}
+    for code, version, days_ago, manifest, files in RELEASES:
+        product = products.get(code) or await services.catalog.get_by_code(SYSTEM, code)
+        products[code] = product
+        folder = f"{product.prefix}{version}/"
+        published = (today - timedelta(days=days_ago)).isoformat()
+        members = {**{name: _filler(name, size) for name, size in files.items()},
+                   "release.yaml": _once(f"{manifest}published_at: {published}\n".encode())}
+        try:
+            for name, chunks in members.items():
+                if not await _exists(services.objects, product.bucket, folder + name):
+                    await services.objects.put(product.bucket, folder + name, chunks)
+        except ObjectStoreError as exc:
+            log.warning("demo releases left out: the object store refused them (%s)", exc)
+            return
+    for product in products.values():
+        await services.releases.scan(product)
+
+
+async def _exists(objects: ObjectStore, bucket: str, key: str) -> bool:
+    try:
+        await objects.head(bucket, key)
+    except ObjectNotFound:
+        return False
+    return True
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _filler(name: str, size: int) -> AsyncIterator[bytes]:
+    """`size` bytes that look like a binary, the same on every run."""
+    seed = hashlib.sha256(name.encode()).digest()
+    block = b"".join(hashlib.sha256(seed + n.to_bytes(4, "big")).digest() for n in range(2048))
+    for start in range(0, size, len(block)):
+        yield block[:size - start]
+

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import aiohttp_jinja2
 import jinja2
-import markupsafe
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
@@ -41,6 +40,7 @@ from app.web.middlewares import (
 )
 from app.web.openapi import build_document, route_table
 from app.web.pages import documents, views
+from app.web.pages.markup import code_spans, markdown
 
 log = logging.getLogger(__name__)
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -75,6 +75,7 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
                                autoescape=jinja2.select_autoescape(default=True))
     env.filters["code_spans"] = code_spans
+    env.filters["markdown"] = markdown
 
     async def services_context(app: web.Application) -> AsyncIterator[None]:
         async with services_factory(settings) as services:
@@ -90,12 +91,6 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     app.cleanup_ctx.append(services_context)
     app.on_response_prepare.append(response_headers)
     return app
-
-
-def code_spans(text: str) -> markupsafe.Markup:
-    """Escape text and show its `backticked` parts as code (OpenAPI descriptions)."""
-    escaped = str(markupsafe.escape(text))
-    return markupsafe.Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped))  # noqa: S704
 
 
 async def _scan_forever(services: Services, interval: int) -> None:

@@ -315,3 +315,104 @@ async def test_customers_read_products_but_cannot_add_them(world: World) -> None
     refused = await client.post("/products/new", data={
         "csrf_token": token, "code": "sneaky", "name": "x", "bucket": "releases"})
     assert refused.status == 403
+
+
+async def test_a_license_page_lists_its_files_with_locked_ones_greyed(world: World) -> None:
+    from datetime import date
+
+    from app.domain.licensing import DocumentKind
+
+    license_ = await world.add_document(DocumentKind.LICENSE, world.own,
+                                        valid_from=date(2026, 1, 1), valid_to=date(2099, 1, 1))
+    open_release = await world.publish("3.0", {"image.iso": b"iso", "guide.pdf": b"%PDF"})
+    locked = await world.publish("3.1", {"patch.bin": b"p"}, manifest=(
+        "kind: update\npublished_at: 2026-06-01\n"))
+    security = await world.publish("3.2", {"sec.bin": b"s"}, manifest=(
+        "kind: security\npublished_at: 2026-06-02\n"
+        "notes: 'Fixes **CVE-2026-7**. <script>alert(1)</script>'\n"
+        "advisories: [{id: CVE-2026-7, severity: critical, summary: Remote code execution}]\n"))
+    client = world.client
+    await sign_in(client, world.actors[Role.CUSTOMER_USER].email)
+    page = await (await client.get(f"/licenses/{license_.id}")).text()
+    base = f"/api/v1/licenses/{license_.id}/images"
+    for artifact in open_release.artifacts + security.artifacts:
+        assert f'href="{base}/{artifact.id}"' in page
+        assert f'name="file" value="{artifact.id}" aria-label' in page
+    [patch] = locked.artifacts
+    assert f'href="{base}/{patch.id}"' not in page
+    assert re.search(rf'value="{patch.id}"[^>]*disabled title="[^"]*support certificate', page)
+    assert f'action="{base}/archive"' in page and "Download selected as zip" in page
+    assert f'href="{base}/archive?release={open_release.id}"' in page
+    section = page[page.index(f'id="release-{security.id}"'):]
+    assert "badge-security" in section[:600] and "CVE-2026-7" in section
+    assert "<strong>CVE-2026-7</strong>" in section and "<script>alert" not in page
+
+
+async def test_product_pages_show_releases_and_staff_scan_and_withdraw(world: World) -> None:
+    from datetime import date
+
+    from app.domain.licensing import DocumentKind
+    from app.web.keys import SERVICES
+
+    await world.add_document(DocumentKind.LICENSE, world.own, valid_from=date(2026, 1, 1))
+    first = await world.publish("4.0", {"image.iso": b"iso"},
+                                manifest="notes: 'New *dashboard*.'\n")
+    client = world.client
+    await sign_in(client, world.actors[Role.CUSTOMER_USER].email)
+    page = await (await client.get(f"/products/{world.product.id}")).text()
+    assert f'id="release-{first.id}"' in page and "<em>dashboard</em>" in page
+    assert "Scan now" not in page and "Withdraw" not in page
+    await client.post("/logout", data={"csrf_token": await csrf_of(client, "/organisation")})
+
+    await sign_in(client, world.actors[Role.STAFF_ADMIN].email)
+    services = client.app[SERVICES]
+
+    async def once():  # type: ignore[no-untyped-def]
+        yield b"new"
+    await services.objects.put(world.product.bucket, f"{world.product.prefix}4.1/update.bin",
+                               once())
+    token = await csrf_of(client, f"/products/{world.product.id}")
+    scanned = await client.post(f"/products/{world.product.id}/scan",
+                                data={"csrf_token": token})
+    text = await scanned.text()
+    assert scanned.status == 200 and "Found 1 new version." in text and "update.bin" in text
+    again = await client.post(f"/products/{world.product.id}/scan", data={"csrf_token": token})
+    assert "No new versions found." in await again.text()
+    withdrawn = await client.post(f"/products/{world.product.id}/releases/{first.id}",
+                                  data={"csrf_token": token, "yanked": "1"})
+    section = (await withdrawn.text()).split(f'id="release-{first.id}"')[1][:1500]
+    assert "Withdrawn" in section and ">Restore<" in section
+    listed = await (await client.get(f"/api/v1/products/{world.product.id}/releases")).json()
+    assert {r["version"]: bool(r["yanked_at"]) for r in listed["items"]} == {
+        "4.0": True, "4.1": False}
+
+
+async def test_products_without_a_license_show_no_releases(world: World) -> None:
+    await world.publish("5.0", {"image.iso": b"iso"})
+    client = world.client
+    await sign_in(client, world.actors[Role.CUSTOMER_USER].email)
+    page = await (await client.get(f"/products/{world.product.id}")).text()
+    assert "Releases are listed for the products your organisation holds a license for" in page
+    assert "5.0" not in page
+
+
+async def test_the_download_history_page_is_for_admins(world: World) -> None:
+    from app.domain.licensing import DocumentKind
+
+    license_ = await world.add_document(DocumentKind.LICENSE, world.own)
+    release = await world.publish("6.0", {"image.iso": b"iso"})
+    client = world.client
+    await sign_in(client, world.actors[Role.CUSTOMER_USER].email)
+    page = await (await client.get(f"/licenses/{license_.id}")).text()
+    assert 'href="/downloads"' not in page
+    fetched = await client.get(f"/api/v1/licenses/{license_.id}/images/{release.artifacts[0].id}")
+    assert await fetched.read() == b"iso"
+    assert (await client.get("/downloads")).status == 403
+    await client.post("/logout", data={"csrf_token": await csrf_of(client, "/organisation")})
+    await sign_in(client, world.actors[Role.CUSTOMER_ADMIN].email)
+    history = await client.get("/downloads")
+    text = await history.text()
+    assert history.status == 200 and 'href="/downloads"' in text
+    row = text[text.index(license_.number) - 400:text.index(license_.number) + 400]
+    assert world.actors[Role.CUSTOMER_USER].email in row and "image.iso" in row
+    assert "single file" in row

@@ -8,7 +8,9 @@ sign-out are checked. Screenshots go to tests/artifacts/ for a human to look at.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -284,3 +286,70 @@ async def test_customer_admin_downloads_a_license_pdf_and_hands_it_down(
     shots.append(await screenshot(page, artifacts / "license.png", full_page=True))
     for shot in shots:
         assert shot.stat().st_size > 0
+
+
+async def test_customer_downloads_a_file_and_a_zip_of_several(
+        page: Page, portal_url: str, artifacts: Path) -> None:
+    await page.goto("/login")
+    await sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
+    await page.wait_for_url("**/cabinets/*")
+    await page.goto("/licenses?product=vaultkeeper")
+    row = page.locator("table tbody tr").filter(has_text="VaultKeeper").filter(has_text="Team")
+    await row.locator("a").first.click()
+    downloads = page.locator("#downloads")
+    await expect(downloads.get_by_role("heading", name="Downloads")).to_be_visible()
+
+    # 2.4.1 is a fix published after Acme's (missing) support certificate: listed, locked.
+    fix = downloads.locator("article.release").filter(has_text="2.4.1")
+    await expect(fix.locator(".locked-reason")).to_contain_text("support certificate")
+    await expect(fix.get_by_role("checkbox")).to_be_disabled()
+    await expect(fix.get_by_role("link", name="Download")).to_have_count(0)
+
+    release = downloads.locator("article.release").filter(has_text="VaultKeeper 2.4").filter(
+        has_not_text="2.4.1")
+    guide = release.locator("tr").filter(has_text="vaultkeeper-2.4-admin-guide.txt")
+    async with page.expect_download() as one_info:
+        await guide.get_by_role("link", name="Download").click()
+    one = await one_info.value
+    assert one.suggested_filename == "vaultkeeper-2.4-admin-guide.txt"
+    body = Path(await one.path()).read_bytes()
+    listed_sha = await guide.locator("code.sha").get_attribute("title")
+    assert len(body) == 16 << 10 and hashlib.sha256(body).hexdigest() == listed_sha
+
+    zip_button = downloads.get_by_role("button", name="Download selected as zip")
+    await expect(zip_button).to_be_disabled()  # nothing ticked yet
+    for checkbox in await release.get_by_role("checkbox").all():
+        await checkbox.check()
+    await expect(downloads.locator("[data-zip-count]")).to_have_text("2 files selected.")
+    await screenshot(page, artifacts / "downloads.png", full_page=True)
+    async with page.expect_download() as zip_info:
+        await zip_button.click()
+    bundle = await zip_info.value
+    assert bundle.suggested_filename.endswith("-files.zip")
+    with zipfile.ZipFile(await bundle.path()) as archive:
+        assert archive.testzip() is None
+        sums = dict(line.split("  ")[::-1]
+                    for line in archive.read("SHA256SUMS").decode().splitlines())
+        names = sorted(n for n in archive.namelist() if n != "SHA256SUMS")
+        assert names == ["vaultkeeper-2.4/vaultkeeper-2.4-admin-guide.txt",
+                         "vaultkeeper-2.4/vaultkeeper-2.4.qcow2"]
+        for name in names:
+            assert hashlib.sha256(archive.read(name)).hexdigest() == sums[name]
+        assert archive.read(names[0]) == body
+
+    # The download history shows the single file and the zip's members.
+    await page.get_by_role("link", name="Downloads", exact=True).click()
+    history = page.locator("table tbody tr")
+    await expect(history.filter(has_text="vaultkeeper-2.4.qcow2").filter(
+        has_text="in a zip")).to_have_count(1)
+    await expect(history.filter(has_text="vaultkeeper-2.4-admin-guide.txt")).to_have_count(2)
+    await expect(history.first).to_contain_text(ADMIN_EMAIL)
+
+    # The product page: releases with their notes, the security release marked.
+    await page.goto("/products")
+    await page.get_by_role("link", name="DB Guard").click()
+    security = page.locator("article.release-security")
+    await expect(security).to_contain_text("CVE-2026-31337")
+    await expect(security.locator(".badge-security")).to_have_text("Security")
+    await expect(security.locator(".notes strong")).to_have_text("now")
+    await screenshot(page, artifacts / "product.png", full_page=True)

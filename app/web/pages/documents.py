@@ -9,15 +9,18 @@ from typing import Any
 from aiohttp import web
 
 from app.domain import access
-from app.domain.errors import DomainError, Invalid
+from app.domain.errors import DomainError, Invalid, NotFound
 from app.domain.licensing import DocumentKind, DocumentStatus
 from app.domain.paging import MAX_LIMIT, PageRequest
+from app.domain.products import Product
+from app.domain.releases import ReleaseKind
 from app.domain.users import Principal
 from app.services.catalog import ProductChanges, ProductDraft
 from app.services.licensing import DocumentQuery, DocumentView
 from app.web.keys import SERVICES
 from app.web.pages.render import render, see_other
 from app.web.pages.views import PAGE_SIZE, form_of, signed_in
+from app.web.schemas import MAX_ARCHIVE_FILES
 
 routes = web.RouteTableDef()
 KINDS = {"licenses": DocumentKind.LICENSE, "certificates": DocumentKind.CERTIFICATE}
@@ -86,9 +89,13 @@ async def _document_page(request: web.Request, me: Principal, plural: str,
     if may_transfer and view.status is not DocumentStatus.REVOKED:
         targets = list((await services.cabinets.below(me, view.cabinet.id,
                                                       PageRequest(MAX_LIMIT))).items)
+    releases: list[Any] = []
+    if kind is DocumentKind.LICENSE:
+        _, _, releases = await services.releases.for_license(me, view.document.id)
     return render(request, "document.html", {
         "plural": plural, "kind": kind, "view": view, "badge": badge(view),
-        "targets": targets, "may_transfer": may_transfer,
+        "targets": targets, "may_transfer": may_transfer, "releases": releases,
+        "security": ReleaseKind.SECURITY, "max_archive_files": MAX_ARCHIVE_FILES,
         "verify_url": services.documents.verify_url(view.document.number), **extra},
         status=status)
 
@@ -114,6 +121,15 @@ async def transfer(request: web.Request, me: Principal) -> web.StreamResponse:
         return await _document_page(request, me, plural, kind, status=exc.status,
                                     error=exc.detail)
     return see_other(f"/{plural}/{request.match_info['id']}?moved=1")
+
+
+@routes.get("/downloads")
+@signed_in
+async def download_history(request: web.Request, me: Principal) -> web.StreamResponse:
+    page = await request.app[SERVICES].releases.downloads(
+        me, PageRequest.from_cursor(PAGE_SIZE, request.query.get("cursor")))
+    return render(request, "downloads.html", {"entries": page.items,
+                                              "next_cursor": page.next_cursor})
 
 
 @routes.get("/products")
@@ -171,14 +187,48 @@ async def product_create(request: web.Request, me: Principal) -> web.StreamRespo
     return see_other(f"/products/{product.id}?saved=1")
 
 
+async def _product_page(request: web.Request, me: Principal, product: Product, *,
+                        status: int = 200, **extra: Any) -> web.Response:
+    """The product, its form for staff, and its releases, newest first. Customers see the
+    releases of the products they hold a license for."""
+    services = request.app[SERVICES]
+    try:
+        releases = await services.releases.list_for_product(
+            me, product.id, PageRequest.from_cursor(PAGE_SIZE, request.query.get("cursor")))
+    except NotFound:
+        releases = None
+    return render(request, "product_form.html", {
+        "product": product, "form": _form_values(product),
+        "may_manage": access.may_manage_products(me), "releases": releases,
+        "security": ReleaseKind.SECURITY, "saved": request.query.get("saved"),
+        "scanned": request.query.get("scanned"), **extra}, status=status)
+
+
 @routes.get("/products/{id}")
 @signed_in
 async def product_page(request: web.Request, me: Principal) -> web.StreamResponse:
     product = await request.app[SERVICES].catalog.get(me, request.match_info["id"])
-    form = _form_values(product)
-    return render(request, "product_form.html", {
-        "product": product, "form": form, "may_manage": access.may_manage_products(me),
-        "saved": request.query.get("saved")})
+    return await _product_page(request, me, product)
+
+
+@routes.post("/products/{id}/scan")
+@signed_in
+async def product_scan(request: web.Request, me: Principal) -> web.StreamResponse:
+    access.require_may_manage_products(me)
+    services = request.app[SERVICES]
+    product = await services.catalog.get(me, request.match_info["id"])
+    added = await services.releases.scan(product)
+    return see_other(f"/products/{product.id}?scanned={len(added)}#releases")
+
+
+@routes.post("/products/{id}/releases/{release_id}")
+@signed_in
+async def release_yank(request: web.Request, me: Principal) -> web.StreamResponse:
+    form = await form_of(request)
+    product_id = request.match_info["id"]
+    await request.app[SERVICES].releases.set_yanked(
+        me, product_id, request.match_info["release_id"], form.get("yanked") == "1")
+    return see_other(f"/products/{product_id}#release-{request.match_info['release_id']}")
 
 
 @routes.post("/products/{id}")
@@ -193,7 +243,6 @@ async def product_update(request: web.Request, me: Principal) -> web.StreamRespo
         if exc.status in (403, 404):
             raise
         product = await catalog.get(me, request.match_info["id"])
-        return render(request, "product_form.html", {
-            "product": product, "form": form | {"active": form.get("active") == "on"},
-            "may_manage": True, "error": exc.detail}, status=exc.status)
+        return await _product_page(request, me, product, status=exc.status, error=exc.detail,
+                                   form=form | {"active": form.get("active") == "on"})
     return see_other(f"/products/{product.id}?saved=1")
