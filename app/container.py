@@ -6,7 +6,7 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dependency_injector import containers, providers
 
@@ -24,8 +24,6 @@ from adapters.jwcrypto import (
 )
 from adapters.localfs import LocalObjectStore
 from adapters.memory import InProcessEventBus, LruBlobCache
-from adapters.postgres import PostgresStorage
-from adapters.s3 import S3ObjectStore
 from adapters.sqlite import SqliteStorage
 from adapters.system import SystemClock, Uuid7Ids, load_secret
 from adapters.weasyprint import WeasyPrintRenderer
@@ -40,6 +38,10 @@ from app.services.purchases import FeedPolicy, PurchaseService
 from app.services.releases import ReleaseService
 from app.services.users import UserPolicy, UserService
 
+if TYPE_CHECKING:
+    from adapters.postgres import PostgresStorage
+    from adapters.s3 import S3ObjectStore
+
 
 async def _opened(resource: SqliteStorage | PostgresStorage | WeasyPrintRenderer
                   | LocalObjectStore | S3ObjectStore) -> AsyncIterator[Any]:
@@ -48,6 +50,18 @@ async def _opened(resource: SqliteStorage | PostgresStorage | WeasyPrintRenderer
         yield resource
     finally:
         await resource.close()
+
+
+# PostgreSQL (aiopg, psycopg2) and S3 (aioboto3, botocore) are imported only when configured:
+# together they weigh some 20 MB of memory that the embedded defaults never use.
+def _postgres(**settings: Any) -> PostgresStorage:
+    from adapters.postgres import PostgresStorage
+    return PostgresStorage(**settings)
+
+
+def _s3(**settings: Any) -> S3ObjectStore:
+    from adapters.s3 import S3ObjectStore
+    return S3ObjectStore(**settings)
 
 
 def _token_codec(key_file: str, generated: Path, issuer: str,
@@ -77,7 +91,7 @@ class Container(containers.DeclarativeContainer):
         sqlite=providers.Singleton(SqliteStorage, path=config.paths.sqlite,
                                    busy_timeout_ms=config.paths.sqlite_busy_timeout_ms),
         postgres=providers.Singleton(
-            PostgresStorage, dsn=config.storage.dsn, pool_min=config.storage.pool_min,
+            _postgres, dsn=config.storage.dsn, pool_min=config.storage.pool_min,
             pool_max=config.storage.pool_max, timeout_seconds=config.storage.timeout_seconds),
     )
     storage = providers.Resource(_opened, storage_adapter)
@@ -134,7 +148,7 @@ class Container(containers.DeclarativeContainer):
         config.object_store.adapter,
         localfs=providers.Singleton(LocalObjectStore, root=config.paths.objects),
         s3=providers.Singleton(
-            S3ObjectStore, endpoint_url=config.object_store.endpoint_url,
+            _s3, endpoint_url=config.object_store.endpoint_url,
             region=config.object_store.region,
             access_key_id=config.object_store.access_key_id,
             secret_access_key=config.object_store.secret_access_key)))

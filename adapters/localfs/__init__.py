@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ports.objects import InvalidKey, ObjectInfo, ObjectNotFound, check_key
 
-CHUNK = 1024 * 1024
+CHUNK = 256 * 1024
 
 
 class LocalObjectStore:
