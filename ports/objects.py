@@ -6,6 +6,7 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 
@@ -69,6 +70,10 @@ class ObjectStore(Protocol):
 
     async def delete(self, bucket: str, key: str) -> None:
         """Remove the object; absent is fine."""
+
+    def local_path(self, bucket: str, key: str) -> Path | None:
+        """The file on this machine that holds the object, so that it can be sent with
+        sendfile (no copy through Python); None when the store is not a local folder."""
 
     async def presigned_url(self, bucket: str, key: str, ttl_seconds: int,
                             filename: str | None = None) -> str | None:

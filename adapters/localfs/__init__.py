@@ -33,6 +33,9 @@ class LocalObjectStore:
             raise InvalidKey(f"not an object key: {key!r}")
         return path
 
+    def local_path(self, bucket: str, key: str) -> Path | None:
+        return self.path_of(bucket, key)
+
     @staticmethod
     def _info(key: str, stat: os.stat_result) -> ObjectInfo:
         return ObjectInfo(key=key, size=stat.st_size, etag=f"{stat.st_size:x}-{stat.st_mtime_ns:x}",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import aioboto3
@@ -136,6 +137,9 @@ class S3ObjectStore:
             await self._client.delete_object(Bucket=bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, f"{bucket}/{key}") from exc
+
+    def local_path(self, bucket: str, key: str) -> Path | None:
+        return None
 
     async def presigned_url(self, bucket: str, key: str, ttl_seconds: int,
                             filename: str | None = None) -> str | None:

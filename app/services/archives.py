@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,6 +39,31 @@ class Member:
     @classmethod
     def of_bytes(cls, name: str, data: bytes, modified: datetime) -> Member:
         return cls(name, len(data), zlib.crc32(data), modified, data=data)
+
+
+@dataclass(frozen=True)
+class Span:
+    """The bytes [start, end) of an object in the store."""
+
+    bucket: str
+    key: str
+    start: int
+    end: int
+
+
+Piece = bytes | Span
+
+
+async def read_pieces(objects: ObjectStore,
+                      pieces: Iterable[Piece]) -> AsyncGenerator[bytes, None]:
+    """The pieces' bytes in order, objects read from the store as they are consumed."""
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            yield piece
+        else:
+            async for chunk in objects.get(piece.bucket, piece.key, start=piece.start,
+                                           end=piece.end):
+                yield chunk
 
 
 @dataclass(frozen=True)
@@ -104,10 +129,9 @@ class ZipLayout:
         self._segments.append(_Segment(self.size, member.size, member=member))
         self.size += member.size
 
-    async def stream(self, objects: ObjectStore, start: int = 0,
-                     end: int | None = None) -> AsyncIterator[bytes]:
-        """The archive's bytes [start, end), reading member bytes from the store as they are
-        sent; a consumer that stops early stops the reads."""
+    def pieces(self, start: int = 0, end: int | None = None) -> Iterator[Piece]:
+        """The archive's bytes [start, end): headers as bytes, member contents as spans of
+        their objects, so a sender can copy those straight from the store."""
         end = self.size if end is None else min(end, self.size)
         for segment in self._segments:
             first, last = max(start, segment.start), min(end, segment.start + segment.length)
@@ -120,6 +144,10 @@ class ZipLayout:
                 yield segment.member.data[a:b]
             elif segment.member is not None:
                 assert segment.member.bucket and segment.member.key
-                async for chunk in objects.get(segment.member.bucket, segment.member.key,
-                                               start=a, end=b):
-                    yield chunk
+                yield Span(segment.member.bucket, segment.member.key, a, b)
+
+    def stream(self, objects: ObjectStore, start: int = 0,
+               end: int | None = None) -> AsyncIterator[bytes]:
+        """The archive's bytes [start, end), reading member bytes from the store as they are
+        sent; a consumer that stops early stops the reads."""
+        return read_pieces(objects, self.pieces(start, end))

@@ -10,6 +10,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -230,7 +231,12 @@ class ReleaseService:
 
     async def _digest(self, bucket: str, key: str) -> tuple[str, int]:
         """SHA-256 and CRC-32 of an object, read once as a stream; hashing runs in a thread
-        (hashlib releases the GIL), so the event loop stays free."""
+        (hashlib releases the GIL), so the event loop stays free. A local file is read and
+        hashed in one thread call through one reused buffer, which leaves nothing behind in
+        the allocator after gigabytes."""
+        path = self._objects.local_path(bucket, key)
+        if path is not None:
+            return await asyncio.to_thread(_digest_file, path)
         sha = hashlib.sha256()
         crc = 0
 
@@ -343,6 +349,17 @@ async def _holds_license(uow: UnitOfWork, actor: Principal, product_id: str,
     return bool(await uow.licenses.list_visible(
         access.visible_scope(actor), DocumentFilter(today=today, product_id=product_id),
         PageRequest(1)))
+
+
+def _digest_file(path: Path) -> tuple[str, int]:
+    sha, crc = hashlib.sha256(), 0
+    buffer = bytearray(1024 * 1024)
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as handle:
+        while read := handle.readinto(buffer):
+            sha.update(view[:read])
+            crc = zlib.crc32(view[:read], crc)
+    return sha.hexdigest(), crc
 
 
 def _valid_version(version: str) -> bool:

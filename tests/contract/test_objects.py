@@ -133,3 +133,16 @@ async def test_listing_prefixes_cannot_leave_the_bucket(tmp_path: Path) -> None:
     await store.put("secrets", "key.txt", chunks(b"x"))
     with pytest.raises(InvalidKey):
         await store.list_objects("releases", "../secrets/")
+
+
+async def test_a_local_path_is_offered_only_by_a_store_on_this_machine(
+        store: ObjectStore) -> None:
+    key = prefix() + "local.bin"
+    await store.put(BUCKET, key, chunks(b"on disk"))
+    path = store.local_path(BUCKET, key)
+    if isinstance(store, LocalObjectStore):
+        assert path is not None and path.read_bytes() == b"on disk"
+        with pytest.raises(InvalidKey):
+            store.local_path(BUCKET, "../outside")
+    else:
+        assert path is None  # remote: sent by a presigned URL or streamed

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import web
 
 from app.domain import access
 from app.domain.errors import BadRequest
 from app.domain.releases import ReleaseKind
-from app.services.archives import Member, ZipLayout
+from app.services.archives import Member, Piece, Span, ZipLayout, read_pieces
 from app.services.releases import DownloadTarget, ReleaseDraft
 from app.web.api.common import json_out, page_request, principal, services
 from app.web.keys import SETTINGS
@@ -31,10 +33,11 @@ from app.web.schemas import (
     ReleasePage,
     ReleasePatch,
 )
+from ports.objects import ObjectStore
 
 api = ApiRoutes("downloads")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-Stream = Callable[[int, int], AsyncIterator[bytes]]
+Pieces = Callable[[int, int], Iterable[Piece]]
 
 
 # ---- releases
@@ -137,8 +140,8 @@ async def license_archive(request: web.Request, query: ArchiveQuery) -> web.Stre
     etag = hashlib.sha256("|".join(f"{t.artifact.id}:{t.artifact.etag}"
                                    for t in targets).encode()).hexdigest()[:32]
     number = targets[0].license.number
-    return await ranged(request, layout.size, etag, f"{number}-files.zip", "application/zip",
-                        lambda start, end: layout.stream(service.objects, start, end))
+    return await ranged(request, service.objects, layout.size, etag, f"{number}-files.zip",
+                        "application/zip", layout.pieces)
 
 
 def _layout(targets: list[DownloadTarget]) -> ZipLayout:
@@ -171,14 +174,13 @@ async def download_file(request: web.Request) -> web.StreamResponse:
         bucket, artifact.key, request.app[SETTINGS].downloads.presign_ttl, artifact.name)
     if url is not None:
         return web.Response(status=302, headers={"Location": url})
-    return await ranged(request, artifact.size, artifact.etag, artifact.name,
+    return await ranged(request, service.objects, artifact.size, artifact.etag, artifact.name,
                         "application/octet-stream",
-                        lambda start, end: service.objects.get(bucket, artifact.key,
-                                                               start=start, end=end))
+                        lambda start, end: [Span(bucket, artifact.key, start, end)])
 
 
-async def ranged(request: web.Request, size: int, etag: str, filename: str,
-                 content_type: str, stream: Stream) -> web.StreamResponse:
+async def ranged(request: web.Request, objects: ObjectStore, size: int, etag: str,
+                 filename: str, content_type: str, pieces: Pieces) -> web.StreamResponse:
     """The whole body, or the one byte range asked for (416 if it lies outside); several
     ranges, or an If-Range that no longer matches, get the whole body."""
     headers = {"ETag": f'"{etag}"', "Accept-Ranges": "bytes",
@@ -203,17 +205,36 @@ async def ranged(request: web.Request, size: int, etag: str, filename: str,
     response.content_type = content_type
     response.content_length = end - start
     await response.prepare(request)
-    # A client that goes away raises here; closing the stream stops the reads at once.
-    chunks = stream(start, end)
-    try:
-        async for chunk in chunks:
-            await response.write(chunk)
-    finally:
-        close = getattr(chunks, "aclose", None)
-        if close is not None:
-            await close()
+    # A client that goes away raises here, which stops the reads at once.
+    for piece in pieces(start, end):
+        path = None if isinstance(piece, bytes) else objects.local_path(piece.bucket,
+                                                                        piece.key)
+        if isinstance(piece, bytes):
+            await response.write(piece)
+        elif path is not None:
+            await _sendfile(request, path, piece.start, piece.end - piece.start)
+        else:
+            chunks = read_pieces(objects, [piece])
+            try:
+                async for chunk in chunks:
+                    await response.write(chunk)
+            finally:
+                await chunks.aclose()
     await response.write_eof()
     return response
+
+
+async def _sendfile(request: web.Request, path: Path, offset: int, count: int) -> None:
+    """Bytes of a local file straight from the page cache to the socket, as
+    web.FileResponse sends them: no copy through Python."""
+    transport = request.transport
+    if transport is None:
+        raise ConnectionResetError("the client went away")
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        await asyncio.get_running_loop().sendfile(transport, handle, offset, count)
+    finally:
+        await asyncio.to_thread(handle.close)
 
 
 # ---- the download history
