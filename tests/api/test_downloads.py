@@ -7,12 +7,15 @@ import asyncio
 import hashlib
 import io
 import zipfile
+from collections.abc import AsyncIterator
 from datetime import date
 
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 
 from app.domain.licensing import DocumentKind
 from app.domain.roles import Role
+from app.services.archives import Span
+from app.web.api.downloads import ranged
 from app.web.app import create_app
 from app.web.keys import SERVICES
 from tests.world import World, build_world
@@ -232,3 +235,36 @@ async def test_s3_downloads_redirect_to_a_presigned_url(aiohttp_client, settings
     with zipfile.ZipFile(io.BytesIO(await archive.read())) as opened:
         assert opened.read(f"{world.product.code}-8.0/image.iso") == IMAGE
 
+
+
+async def test_a_client_that_goes_away_stops_the_reads(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+    chunk, count = b"x" * 65536, 10_000  # 625 MiB, if anyone read it all
+    reads: list[int] = []
+    closed = asyncio.Event()
+
+    class RemoteStore:
+        def local_path(self, bucket: str, key: str) -> None:
+            return None
+
+        async def get(self, bucket: str, key: str, *, start: int = 0,
+                      end: int | None = None) -> AsyncIterator[bytes]:
+            try:
+                for n in range(count):
+                    reads.append(n)
+                    yield chunk
+            finally:
+                closed.set()
+
+    async def big(request: web.Request) -> web.StreamResponse:
+        return await ranged(request, RemoteStore(), len(chunk) * count, "e", "big.bin",  # type: ignore[arg-type]
+                            "application/octet-stream",
+                            lambda start, end: [Span("b", "k", start, end)])
+
+    app = web.Application()
+    app.router.add_get("/big", big)
+    client = await aiohttp_client(app)
+    response = await client.get("/big")
+    assert len(await response.content.readexactly(4 * len(chunk))) == 4 * len(chunk)
+    response.close()
+    await asyncio.wait_for(closed.wait(), timeout=10)
+    assert len(reads) < count // 10  # stopped within the socket buffers, not at the end
