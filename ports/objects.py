@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 
 class ObjectStoreError(Exception):
@@ -79,3 +80,23 @@ class ObjectStore(Protocol):
                             filename: str | None = None) -> str | None:
         """A URL that downloads the object for `ttl_seconds` without credentials, or None
         when this store cannot make one (the caller then streams the object itself)."""
+
+
+async def open_for_reading(path: Path) -> BinaryIO:
+    """A local file opened in a worker thread. If the caller is cancelled meanwhile, the
+    file that the thread still opens is closed, not left to the garbage collector."""
+    opening = asyncio.ensure_future(asyncio.to_thread(_open, path))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _open(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
+def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()

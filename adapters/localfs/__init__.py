@@ -9,7 +9,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ports.objects import InvalidKey, ObjectInfo, ObjectNotFound, check_key
+from ports.objects import InvalidKey, ObjectInfo, ObjectNotFound, check_key, open_for_reading
 
 CHUNK = 256 * 1024
 
@@ -79,7 +79,7 @@ class LocalObjectStore:
                   end: int | None = None) -> AsyncIterator[bytes]:
         path = self.path_of(bucket, key)
         try:
-            handle = await asyncio.to_thread(path.open, "rb")
+            handle = await open_for_reading(path)
         except (FileNotFoundError, IsADirectoryError):
             raise ObjectNotFound(f"{bucket}/{key}") from None
         try:

@@ -146,3 +146,24 @@ async def test_a_local_path_is_offered_only_by_a_store_on_this_machine(
             store.local_path(BUCKET, "../outside")
     else:
         assert path is None  # remote: sent by a presigned URL or streamed
+
+
+async def test_a_file_opened_for_a_cancelled_reader_is_closed(tmp_path: Path) -> None:
+    import asyncio
+    import gc
+    import warnings
+
+    from ports.objects import open_for_reading
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        for _ in range(50):
+            task = asyncio.ensure_future(open_for_reading(path))
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await asyncio.sleep(0.2)  # the threads finish opening
+        gc.collect()  # an unclosed file would warn here, and the warning is an error

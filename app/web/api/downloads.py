@@ -33,7 +33,7 @@ from app.web.schemas import (
     ReleasePage,
     ReleasePatch,
 )
-from ports.objects import ObjectStore
+from ports.objects import ObjectStore, open_for_reading
 
 api = ApiRoutes("downloads")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -230,7 +230,7 @@ async def _sendfile(request: web.Request, path: Path, offset: int, count: int) -
     transport = request.transport
     if transport is None:
         raise ConnectionResetError("the client went away")
-    handle = await asyncio.to_thread(path.open, "rb")
+    handle = await open_for_reading(path)
     try:
         await asyncio.get_running_loop().sendfile(transport, handle, offset, count)
     finally:
