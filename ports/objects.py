@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
+from urllib.parse import quote
 
 
 class ObjectStoreError(Exception):
@@ -100,3 +101,11 @@ def _open(path: Path) -> BinaryIO:
 def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
     if not opening.cancelled() and opening.exception() is None:
         opening.result().close()
+
+
+def attachment_header(filename: str) -> str:
+    """Content-Disposition of a download (RFC 6266): a plain ASCII name for old clients and
+    the exact name, percent-encoded, for the rest; quotes and control characters can never
+    break out of it."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

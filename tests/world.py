@@ -73,6 +73,10 @@ class World:
         return await self.client.app[SERVICES].cabinets.create(
             SYSTEM, unique("child"), cabinet.kind, cabinet.id)
 
+    async def add_product(self) -> Product:
+        return await self.client.app[SERVICES].catalog.create(SYSTEM, ProductDraft(
+            code=unique("product").lower(), name="Another Product", bucket="releases"))
+
     async def add_document(self, kind: DocumentKind, cabinet: Cabinet, *,
                            valid_to: date | None = date(2099, 12, 31),
                            valid_from: date = date(2026, 1, 1), product: Product | None = None,

@@ -20,6 +20,7 @@ from ports.objects import (
     ObjectInfo,
     ObjectNotFound,
     ObjectStoreUnavailable,
+    attachment_header,
     check_key,
 )
 
@@ -146,6 +147,6 @@ class S3ObjectStore:
         check_key(bucket, key)
         params: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if filename:
-            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+            params["ResponseContentDisposition"] = attachment_header(filename)
         return str(await self._client.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=ttl_seconds))

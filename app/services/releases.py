@@ -178,6 +178,10 @@ class ReleaseService:
             name = info.key[len(folder):]
             if name == MANIFEST:
                 continue
+            if not name.isprintable():
+                log.warning("skipping %s/%s: control characters in the name", product.bucket,
+                            info.key)
+                continue
             found = file_meta.get(name)
             meta: dict[str, Any] = found if isinstance(found, dict) else {}
             sha256, crc32 = await self._digest(product.bucket, info.key)
@@ -285,31 +289,32 @@ class ReleaseService:
         return target
 
     async def download_targets(self, actor: Principal, license_id: str,
-                               artifact_ids: list[str]) -> list[DownloadTarget]:
-        """Every file checked before any is sent: one outside the license is 404, one
+                               artifact_ids: list[str],
+                               release_id: str | None = None) -> list[DownloadTarget]:
+        """The files named, and every file of `release_id`, each checked before any is
+        sent: one outside the license is 404 (so is a release of another product), one
         locked is 403 with the reason."""
         today = self._clock.now().date()
         async with self._storage.unit_of_work() as uow:
             license_, product, certificates = await self._license(uow, actor, license_id, today)
-            targets = []
+            found: list[tuple[Release, Artifact]] = []
+            if release_id is not None:
+                release = await uow.releases.get(release_id)
+                if release is None or release.product_id != product.id:
+                    raise NotFound("No such release under this license.", field="release")
+                found += [(release, artifact) for artifact in release.artifacts]
             for artifact_id in artifact_ids:
-                found = await uow.releases.get_artifact(artifact_id)
-                if found is None or found[0].product_id != product.id:
+                pair = await uow.releases.get_artifact(artifact_id)
+                if pair is None or pair[0].product_id != product.id:
                     raise NotFound("No such file under this license.", field="file")
-                release, artifact = found
-                verdict = entitlement(release, [license_], certificates, today)
-                if not verdict.available:
-                    raise Forbidden(f"{artifact.name}: {verdict.reason}", field="file")
-                targets.append(DownloadTarget(product, release, artifact, license_))
-        return targets
-
-    async def release_files(self, actor: Principal, license_id: str,
-                            release_id: str) -> list[str]:
-        async with self._storage.unit_of_work() as uow:
-            release = await uow.releases.get(release_id)
-        if release is None:
-            raise NotFound("No such release.", field="release")
-        return [artifact.id for artifact in release.artifacts]
+                found.append(pair)
+        targets: dict[str, DownloadTarget] = {}
+        for release, artifact in found:
+            verdict = entitlement(release, [license_], certificates, today)
+            if not verdict.available:
+                raise Forbidden(f"{artifact.name}: {verdict.reason}", field="file")
+            targets.setdefault(artifact.id, DownloadTarget(product, release, artifact, license_))
+        return list(targets.values())
 
     async def record_download(self, actor: Principal, targets: list[DownloadTarget],
                               archive: bool) -> None:

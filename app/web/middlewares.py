@@ -17,6 +17,7 @@ from app.web.pages import session
 from app.web.pages.render import error_page
 from app.web.problems import problem, slug_for_status
 from ports.documents import RenderingFailed
+from ports.objects import ObjectNotFound, ObjectStoreUnavailable
 from ports.storage import ConcurrentUpdate, StorageUnavailable
 
 log = logging.getLogger("portal.web")
@@ -81,6 +82,18 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(request, 503, "service-unavailable",
                       "Documents cannot be rendered right now. Try again shortly.",
                       headers={"Retry-After": "30"})
+    except ObjectStoreUnavailable as exc:
+        log.error("object store unavailable during %s %s: %s [request %s]", request.method,
+                  request.path, exc, request.get(REQUEST_ID))
+        return _error(request, 503, "service-unavailable",
+                      "The file store is not answering. Try again shortly.",
+                      headers={"Retry-After": "5"})
+    except ObjectNotFound as exc:
+        log.warning("registered but missing from the object store: %s [request %s]", exc,
+                    request.get(REQUEST_ID))
+        return _error(request, 404, "not-found",
+                      "A file of this download is missing from the store. The vendor's staff "
+                      "can see this in the log.")
     except StorageUnavailable as exc:
         log.error("storage unavailable during %s %s: %s [request %s]", request.method,
                   request.path, exc, request.get(REQUEST_ID))

@@ -111,7 +111,8 @@ async def test_a_file_downloads_whole_and_in_ranges(world: World) -> None:
     whole = await world.client.get(url, headers=headers)
     assert whole.status == 200 and await whole.read() == IMAGE
     assert whole.headers["Content-Length"] == str(len(IMAGE))
-    assert whole.headers["Content-Disposition"] == 'attachment; filename="image.iso"'
+    assert whole.headers["Content-Disposition"] == (
+        "attachment; filename=\"image.iso\"; filename*=UTF-8''image.iso")
     assert whole.headers["Accept-Ranges"] == "bytes"
     etag = whole.headers["ETag"]
     cases = {"bytes=0-99": IMAGE[:100], "bytes=100-": IMAGE[100:], "bytes=-10": IMAGE[-10:],
@@ -129,6 +130,50 @@ async def test_a_file_downloads_whole_and_in_ranges(world: World) -> None:
     fresh = await world.client.get(url, headers={**headers, "Range": "bytes=0-9",
                                                  "If-Range": etag})
     assert fresh.status == 206 and await fresh.read() == IMAGE[:10]
+    # Invalid ranges are ignored (the whole file), as HTTP says; never a 500.
+    for invalid in ("bytes=5-2", "bytes=-", "bytes=0-" + "9" * 5000, "bytes=\u0661-\u0662"):
+        answer = await world.client.get(url, headers={**headers, "Range": invalid})
+        assert answer.status == 200 and len(await answer.read()) == len(IMAGE), invalid
+
+
+async def test_names_that_need_quoting_download_under_their_own_name(world: World) -> None:
+    license_ = await world.add_document(DocumentKind.LICENSE, world.own)
+    name = 'we"ird; nämé.bin'
+    release = await world.publish("3.5", {name: b"odd"})
+    response = await world.client.get(
+        f"/api/v1/licenses/{license_.id}/images/{release.artifacts[0].id}",
+        headers=world.actors[Role.CUSTOMER_USER].headers)
+    assert response.status == 200 and await response.read() == b"odd"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="we_ird; n_m_.bin"; ')
+    assert "filename*=UTF-8''we%22ird%3B%20n%C3%A4m%C3%A9.bin" in disposition
+
+
+async def test_only_whole_downloads_are_counted_in_the_history(world: World) -> None:
+    license_ = await world.add_document(DocumentKind.LICENSE, world.child)
+    release = await world.publish("3.6", {"image.iso": IMAGE})
+    url = f"/api/v1/licenses/{license_.id}/images/{release.artifacts[0].id}"
+    user = world.actors[Role.CUSTOMER_ADMIN]
+    for asked in ("bytes=0-99", "bytes=100-", "bytes=999999-", None):
+        await world.client.get(url, headers={**user.headers, **({"Range": asked} if asked
+                                                                else {})})
+    history = await (await world.client.get("/api/v1/downloads", headers=user.headers)).json()
+    assert len([e for e in history["items"] if e["version"] == "3.6"]) == 2  # 0-99 and whole
+
+
+async def test_a_file_gone_from_the_store_is_a_clear_404_before_any_byte(world: World) -> None:
+    license_ = await world.add_document(DocumentKind.LICENSE, world.own)
+    release = await world.publish("3.7", {"a.bin": b"a" * 1000, "b.bin": b"b" * 1000})
+    services = world.client.app[SERVICES]
+    [a, b] = sorted(release.artifacts, key=lambda artifact: artifact.name)
+    services.objects.local_path(world.product.bucket, b.key).write_bytes(b"short")
+    await services.objects.delete(world.product.bucket, a.key)
+    headers = world.actors[Role.CUSTOMER_USER].headers
+    base = f"/api/v1/licenses/{license_.id}/images"
+    for url in (f"{base}/{a.id}", f"{base}/{b.id}", f"{base}/archive?release={release.id}"):
+        response = await world.client.get(url, headers=headers)
+        assert response.status == 404 and response.content_type == "application/problem+json"
+        assert "missing from the store" in (await response.json())["detail"], url
 
 
 async def test_a_zip_of_several_files_opens_and_its_sums_match(world: World) -> None:
@@ -150,6 +195,10 @@ async def test_a_zip_of_several_files_opens_and_its_sums_match(world: World) -> 
                                        for n in ("image.iso", "guide.pdf", "tools/cli.tar"))
         for name in names:
             assert hashlib.sha256(archive.read(name)).hexdigest() == sums[name]
+        # Dated by the release, not the request: a resumed download gets the same bytes.
+        stamp = release.published_at
+        assert archive.getinfo("SHA256SUMS").date_time == (
+            stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second // 2 * 2)
     picked = [release.artifacts[0].id, release.artifacts[1].id]
     part = await world.client.get(base, params=[("file", i) for i in picked],
                                   headers={**headers, "Range": "bytes=10-2000"})
@@ -171,6 +220,12 @@ async def test_other_customers_files_are_404_also_through_the_archive(world: Wor
                                       params=[("file", file_id), ("file", "nope")],
                                       headers=headers)
     assert response.status == 404
+    elsewhere = await world.publish("5.0", {"image.iso": IMAGE}, product=await world.add_product())
+    for release_id in (elsewhere.id, "01a21b0a-0000-7000-8000-000000000000"):
+        refused = await world.client.get(f"/api/v1/licenses/{own.id}/images/archive",
+                                         params={"release": release_id}, headers=headers)
+        assert refused.status == 404
+        assert (await refused.json())["detail"] == "No such release under this license."
     too_many = await world.client.get(f"/api/v1/licenses/{own.id}/images/archive",
                                       params=[("file", file_id)] * 101, headers=headers)
     assert too_many.status == 400 and too_many.content_type == "application/problem+json"

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from aiohttp import web
 
 from app.domain import access
-from app.domain.errors import BadRequest
+from app.domain.errors import BadRequest, Conflict
 from app.domain.releases import ReleaseKind
 from app.services.archives import Member, Piece, Span, ZipLayout, read_pieces
 from app.services.releases import DownloadTarget, ReleaseDraft
@@ -33,10 +33,18 @@ from app.web.schemas import (
     ReleasePage,
     ReleasePatch,
 )
-from ports.objects import ObjectStore, open_for_reading
+from ports.objects import (
+    ObjectNotFound,
+    ObjectStore,
+    ObjectStoreError,
+    attachment_header,
+    open_for_reading,
+)
 
 api = ApiRoutes("downloads")
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+log = logging.getLogger(__name__)
+# At most 18 digits: any real offset, and never a number too long for int().
+_RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})$")
 Pieces = Callable[[int, int], Iterable[Piece]]
 
 
@@ -127,21 +135,22 @@ async def license_images(request: web.Request) -> web.Response:
 async def license_archive(request: web.Request, query: ArchiveQuery) -> web.StreamResponse:
     service = services(request)
     actor = principal(request)
-    license_id = request.match_info["id"]
-    wanted = list(query.file or [])
-    if query.release:
-        wanted += await service.releases.release_files(actor, license_id, query.release)
-    if not wanted:
+    if not query.file and not query.release:
         raise BadRequest("Name files (file=<id>) or a release (release=<id>).", field="file")
-    targets = await service.releases.download_targets(actor, license_id,
-                                                      list(dict.fromkeys(wanted)))
+    targets = await service.releases.download_targets(
+        actor, request.match_info["id"], list(dict.fromkeys(query.file or [])), query.release)
+    if not targets:
+        raise BadRequest("This release has no files.", field="release")
     layout = _layout(targets)
-    await service.releases.record_download(actor, targets, archive=True)
     etag = hashlib.sha256("|".join(f"{t.artifact.id}:{t.artifact.etag}"
                                    for t in targets).encode()).hexdigest()[:32]
-    number = targets[0].license.number
-    return await ranged(request, service.objects, layout.size, etag, f"{number}-files.zip",
-                        "application/zip", layout.pieces)
+
+    async def record() -> None:
+        await service.releases.record_download(actor, targets, archive=True)
+
+    return await ranged(request, service.objects, layout.size, etag,
+                        f"{targets[0].license.number}-files.zip", "application/zip",
+                        layout.pieces, record)
 
 
 def _layout(targets: list[DownloadTarget]) -> ZipLayout:
@@ -149,11 +158,17 @@ def _layout(targets: list[DownloadTarget]) -> ZipLayout:
     sums = []
     for target in targets:
         product, release, artifact = target.product, target.release, target.artifact
+        if artifact.crc32 is None:
+            raise Conflict(f"{artifact.name} was registered without a checksum; download it "
+                           "on its own.", field="file")
         name = f"{product.code}-{release.version}/{artifact.name}"
-        members.append(Member(name, artifact.size, artifact.crc32 or 0, release.published_at,
+        members.append(Member(name, artifact.size, artifact.crc32, release.published_at,
                               bucket=product.bucket, key=artifact.key))
         sums.append(f"{artifact.sha256}  {name}\n")
-    members.append(Member.of_bytes("SHA256SUMS", "".join(sums).encode(), datetime.now(UTC)))
+    # Dated by its newest release, not by now: the same files make the same bytes, so a
+    # download resumed with If-Range continues the very archive it began.
+    newest = max(target.release.published_at for target in targets)
+    members.append(Member.of_bytes("SHA256SUMS", "".join(sums).encode(), newest))
     return ZipLayout(members)
 
 
@@ -168,45 +183,88 @@ async def download_file(request: web.Request) -> web.StreamResponse:
     actor = principal(request)
     target = await service.releases.download_target(actor, request.match_info["id"],
                                                     request.match_info["file_id"])
-    await service.releases.record_download(actor, [target], archive=False)
     bucket, artifact = target.product.bucket, target.artifact
+
+    async def record() -> None:
+        await service.releases.record_download(actor, [target], archive=False)
+
     url = await service.objects.presigned_url(
         bucket, artifact.key, request.app[SETTINGS].downloads.presign_ttl, artifact.name)
     if url is not None:
+        await record()
         return web.Response(status=302, headers={"Location": url})
     return await ranged(request, service.objects, artifact.size, artifact.etag, artifact.name,
                         "application/octet-stream",
-                        lambda start, end: [Span(bucket, artifact.key, start, end)])
+                        lambda start, end: [Span(bucket, artifact.key, start, end)], record)
 
 
 async def ranged(request: web.Request, objects: ObjectStore, size: int, etag: str,
-                 filename: str, content_type: str, pieces: Pieces) -> web.StreamResponse:
-    """The whole body, or the one byte range asked for (416 if it lies outside); several
-    ranges, or an If-Range that no longer matches, get the whole body."""
+                 filename: str, content_type: str, pieces: Pieces,
+                 record: Callable[[], Awaitable[None]] | None = None) -> web.StreamResponse:
+    """The whole body, or the one byte range asked for (416 if it starts past the end).
+    Several ranges, an invalid one, or an If-Range that no longer matches get the whole
+    body. `record` runs once per download: for the whole body or a range from byte 0."""
     headers = {"ETag": f'"{etag}"', "Accept-Ranges": "bytes",
-               "Content-Disposition": f'attachment; filename="{filename}"',
+               "Content-Disposition": attachment_header(filename),
                "Cache-Control": "private, no-cache"}
     start, end, status = 0, size, 200
-    asked = request.headers.get("Range", "").replace(" ", "")
+    match = _RANGE.match(request.headers.get("Range", "").replace(" ", ""))
     if_range = request.headers.get("If-Range")
-    match = _RANGE.match(asked)
     if match and (if_range is None or if_range.strip('"') == etag):
         first, last = match.groups()
-        if first:
-            start = int(first)
-            end = min(int(last) + 1, size) if last else size
-        elif last:
-            start = max(0, size - int(last))
-        if start >= size or (first and last and int(last) < start) or (not first and not last):
+        if first and (not last or int(last) >= int(first)):
+            start, end = int(first), min(int(last) + 1, size) if last else size
+            status = 206
+        elif not first and last:
+            start, status = max(0, size - int(last)), 206
+        if status == 206 and (start >= size or start >= end):
             return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
-        status = 206
+    if status == 206:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    chosen = list(pieces(start, end))
+    await _check_local_files(objects, chosen)
+    if record is not None and start == 0:
+        await record()
     response = web.StreamResponse(status=status, headers=headers)
     response.content_type = content_type
     response.content_length = end - start
     await response.prepare(request)
-    # A client that goes away raises here, which stops the reads at once.
-    for piece in pieces(start, end):
+    try:
+        await _send(request, response, objects, chosen)
+    except (ObjectStoreError, _ShortFile) as exc:
+        # The length is promised already: end the connection so that the client sees a
+        # broken download instead of waiting for bytes that will not come.
+        log.error("download of %s broke off: %s", request.path, exc)
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
+
+
+class _ShortFile(Exception):
+    pass
+
+
+async def _check_local_files(objects: ObjectStore, pieces: list[Piece]) -> None:
+    """Before the first byte: every local file there and long enough (ObjectNotFound)."""
+    for piece in pieces:
+        if isinstance(piece, bytes) or (path := objects.local_path(piece.bucket,
+                                                                   piece.key)) is None:
+            continue
+        try:
+            length = (await asyncio.to_thread(path.stat)).st_size
+        except OSError:
+            length = -1
+        if length < piece.end:
+            raise ObjectNotFound(f"{piece.bucket}/{piece.key} (needs {piece.end} bytes, "
+                                 f"{'absent' if length < 0 else f'has {length}'})")
+
+
+async def _send(request: web.Request, response: web.StreamResponse, objects: ObjectStore,
+                pieces: list[Piece]) -> None:
+    """A client that goes away raises here, which stops the reads at once."""
+    for piece in pieces:
         path = None if isinstance(piece, bytes) else objects.local_path(piece.bucket,
                                                                         piece.key)
         if isinstance(piece, bytes):
@@ -220,8 +278,6 @@ async def ranged(request: web.Request, objects: ObjectStore, size: int, etag: st
                     await response.write(chunk)
             finally:
                 await chunks.aclose()
-    await response.write_eof()
-    return response
 
 
 async def _sendfile(request: web.Request, path: Path, offset: int, count: int) -> None:
@@ -232,9 +288,11 @@ async def _sendfile(request: web.Request, path: Path, offset: int, count: int) -
         raise ConnectionResetError("the client went away")
     handle = await open_for_reading(path)
     try:
-        await asyncio.get_running_loop().sendfile(transport, handle, offset, count)
+        sent = await asyncio.get_running_loop().sendfile(transport, handle, offset, count)
     finally:
         await asyncio.to_thread(handle.close)
+    if sent < count:
+        raise _ShortFile(f"{path} ended {count - sent} bytes early")
 
 
 # ---- the download history
