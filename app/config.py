@@ -85,6 +85,12 @@ class ObjectStoreSettings(_Section):
     secret_access_key: str
 
 
+class EventBusSettings(_Section):
+    adapter: Literal["memory", "redis"]
+    url: str = Field(pattern=r"^rediss?://")
+    channel: str = Field(min_length=1)
+
+
 class CatalogSettings(_Section):
     scan_interval: int = Field(ge=0)
 
@@ -128,6 +134,7 @@ class Settings(_Section):
     storage: StorageSettings
     auth: AuthSettings
     object_store: ObjectStoreSettings
+    event_bus: EventBusSettings
     catalog: CatalogSettings
     downloads: DownloadSettings
     licensing: LicensingSettings

@@ -40,11 +40,13 @@ from app.services.users import UserPolicy, UserService
 
 if TYPE_CHECKING:
     from adapters.postgres import PostgresStorage
+    from adapters.redis import RedisEventBus
     from adapters.s3 import S3ObjectStore
 
 
 async def _opened(resource: SqliteStorage | PostgresStorage | WeasyPrintRenderer
-                  | LocalObjectStore | S3ObjectStore) -> AsyncIterator[Any]:
+                  | LocalObjectStore | S3ObjectStore | InProcessEventBus | RedisEventBus
+                  ) -> AsyncIterator[Any]:
     await resource.open()
     try:
         yield resource
@@ -57,6 +59,11 @@ async def _opened(resource: SqliteStorage | PostgresStorage | WeasyPrintRenderer
 def _postgres(**settings: Any) -> PostgresStorage:
     from adapters.postgres import PostgresStorage
     return PostgresStorage(**settings)
+
+
+def _redis_bus(**settings: Any) -> RedisEventBus:
+    from adapters.redis import RedisEventBus
+    return RedisEventBus(**settings)
 
 
 def _s3(**settings: Any) -> S3ObjectStore:
@@ -84,7 +91,11 @@ class Container(containers.DeclarativeContainer):
 
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(Uuid7Ids)
-    event_bus = providers.Singleton(InProcessEventBus)
+    event_bus = providers.Resource(_opened, providers.Selector(
+        config.event_bus.adapter,
+        memory=providers.Singleton(InProcessEventBus),
+        redis=providers.Singleton(_redis_bus, url=config.event_bus.url,
+                                  channel=config.event_bus.channel)))
 
     storage_adapter = providers.Selector(
         config.storage.adapter,

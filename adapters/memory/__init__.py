@@ -18,6 +18,12 @@ class InProcessEventBus:
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
 
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add a subscriber; the returned function removes it again."""
         self._subscribers.append(subscriber)

@@ -1,0 +1,127 @@
+"""Event bus over Redis pub/sub, for several portal processes.
+
+Pub/sub delivers at most once and only to those listening at that moment, so it only wakes
+subscribers: whatever must not be lost is stored before it is published, and a subscriber
+that missed something catches up from storage. Publishing never fails the caller: with
+Redis down the event is dropped with a log line, and the listener reconnects on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from app.domain.events import DomainEvent
+from ports.events import Subscriber
+
+log = logging.getLogger(__name__)
+RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+def encode(event: DomainEvent) -> str:
+    return json.dumps({"name": event.name, "at": event.at.isoformat(),
+                       "cabinet_ids": list(event.cabinet_ids), "data": event.data},
+                      separators=(",", ":"), default=str)
+
+
+def decode(raw: str | bytes) -> DomainEvent:
+    found: dict[str, Any] = json.loads(raw)
+    return DomainEvent(str(found["name"]), datetime.fromisoformat(found["at"]),
+                       tuple(str(c) for c in found["cabinet_ids"]), dict(found["data"]))
+
+
+class RedisEventBus:
+    def __init__(self, url: str, channel: str, timeout_seconds: float = 2.0) -> None:
+        self._url = url
+        self._channel = channel
+        self._timeout = timeout_seconds
+        self._subscribers: list[Subscriber] = []
+        self._client: redis.Redis | None = None
+        self._listen_client: redis.Redis | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    async def open(self) -> None:
+        self._client = redis.Redis.from_url(
+            self._url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout)
+        # The listener waits for messages as long as it takes: no read timeout on its
+        # connection; a Redis that dies closes the socket, which ends the wait.
+        self._listen_client = redis.Redis.from_url(
+            self._url, socket_connect_timeout=self._timeout, health_check_interval=15)
+        self._listener = asyncio.create_task(self._listen(), name="redis-event-bus")
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        for client in (self._client, self._listen_client):
+            if client is not None:
+                await client.aclose()
+
+    @property
+    def listening(self) -> bool:
+        return self._listening.is_set()
+
+    async def ready(self, seconds: float) -> bool:
+        """Whether the listener is subscribed (waiting up to `seconds` for it)."""
+        try:
+            await asyncio.wait_for(self._listening.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    async def publish(self, event: DomainEvent) -> None:
+        assert self._client is not None, "open() the bus first"
+        try:
+            await self._client.publish(self._channel, encode(event))
+        except (RedisError, OSError) as exc:
+            log.warning("event %s not published, Redis is unavailable: %s", event.name, exc)
+
+    async def _listen(self) -> None:
+        """Subscribe and hand every message to the subscribers; reconnect after a failure,
+        backing off, for as long as the bus is open."""
+        assert self._listen_client is not None
+        failures = 0
+        while True:
+            try:
+                async with self._listen_client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    self._listening.set()
+                    if failures:
+                        log.info("event bus: listening on Redis again")
+                    failures = 0
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            await self._deliver(message["data"])
+            except (RedisError, OSError) as exc:
+                self._listening.clear()
+                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+                if failures == 0:
+                    log.warning("event bus: lost Redis (%s); retrying", exc)
+                failures += 1
+                await asyncio.sleep(delay)
+
+    async def _deliver(self, raw: str | bytes) -> None:
+        try:
+            event = decode(raw)
+        except (ValueError, KeyError, TypeError):
+            log.warning("event bus: ignoring a message that is not an event: %.200r", raw)
+            return
+        for subscriber in list(self._subscribers):
+            try:
+                await subscriber(event)
+            except Exception:
+                log.exception("a subscriber failed on %s", event.name)
