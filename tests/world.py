@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +31,11 @@ from app.web.keys import SERVICES
 
 PASSWORD = "correct horse battery"
 ROLES = [Role.CUSTOMER_USER, Role.CUSTOMER_ADMIN, Role.STAFF, Role.STAFF_ADMIN]
+
+
+# Document numbers, unique in this test process: random ones met each other now and then
+# (a few hundred of a million, in one session's database).
+_NUMBERS = itertools.count(secrets.randbelow(400_000))
 
 
 def unique(label: str) -> str:
@@ -85,7 +91,7 @@ class World:
         its own)."""
         ids, now = Uuid7Ids(), datetime.now(UTC)
         common = {
-            "id": ids.new_id(), "number": f"{kind.prefix}-2026-{secrets.randbelow(10**6):06d}",
+            "id": ids.new_id(), "number": f"{kind.prefix}-2026-{next(_NUMBERS):06d}",
             "product_id": (product or self.product).id, "cabinet_id": cabinet.id,
             "valid_from": valid_from, "valid_to": valid_to,
             "revoked_at": now if revoked else None, "purchase_item": unique("ORD"),
