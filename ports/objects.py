@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,22 +86,30 @@ class ObjectStore(Protocol):
 
 async def open_for_reading(path: Path) -> BinaryIO:
     """A local file opened in a worker thread. If the caller is cancelled meanwhile, the
-    file that the thread still opens is closed, not left to the garbage collector."""
-    opening = asyncio.ensure_future(asyncio.to_thread(_open, path))
+    file is closed by whichever side comes second, the thread or the caller, so it is
+    never left to the garbage collector (not even when the loop closes before the thread
+    is done)."""
+    lock = threading.Lock()
+    opened: list[BinaryIO] = []
+    abandoned = False
+
+    def open_it() -> BinaryIO:
+        handle: BinaryIO = path.open("rb")
+        with lock:
+            if abandoned:
+                handle.close()
+            else:
+                opened.append(handle)
+        return handle
+
     try:
-        return await asyncio.shield(opening)
+        return await asyncio.to_thread(open_it)
     except asyncio.CancelledError:
-        opening.add_done_callback(_close_opened)
+        with lock:
+            abandoned = True
+            for handle in opened:
+                handle.close()
         raise
-
-
-def _open(path: Path) -> BinaryIO:
-    return path.open("rb")
-
-
-def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
-    if not opening.cancelled() and opening.exception() is None:
-        opening.result().close()
 
 
 def attachment_header(filename: str) -> str:

@@ -94,7 +94,9 @@ class LocalObjectStore:
                     left -= len(chunk)
                 yield chunk
         finally:
-            await asyncio.to_thread(handle.close)
+            # Closing a file we only read returns at once; in a thread, a cancellation that came
+            # before the thread started would skip it and leak the file.
+            handle.close()
 
     async def put(self, bucket: str, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
         path = self.path_of(bucket, key)

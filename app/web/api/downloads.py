@@ -290,7 +290,9 @@ async def _sendfile(request: web.Request, path: Path, offset: int, count: int) -
     try:
         sent = await asyncio.get_running_loop().sendfile(transport, handle, offset, count)
     finally:
-        await asyncio.to_thread(handle.close)
+        # Closing a file we only read returns at once; in a thread, a cancellation that came
+        # before the thread started would skip it and leak the file.
+        handle.close()
     if sent < count:
         raise _ShortFile(f"{path} ended {count - sent} bytes early")
 
