@@ -34,6 +34,7 @@ from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
 from app.services.documents import DocumentService, PrintPolicy
 from app.services.licensing import LicensingService
+from app.services.notifications import NotificationService, Notifier
 from app.services.purchases import FeedPolicy, PurchaseService
 from app.services.releases import ReleaseService
 from app.services.users import UserPolicy, UserService
@@ -137,8 +138,11 @@ class Container(containers.DeclarativeContainer):
                                 clock=clock, ids=ids, policy=user_policy)
 
     catalog = providers.Singleton(CatalogService, storage=storage, clock=clock, ids=ids)
+    notifier = providers.Singleton(Notifier, clock=clock, ids=ids)
+    notifications = providers.Singleton(NotificationService, storage=storage, clock=clock,
+                                        ids=ids, events=event_bus, notifier=notifier)
     licensing = providers.Singleton(LicensingService, storage=storage, clock=clock, ids=ids,
-                                    events=event_bus)
+                                    events=event_bus, notifier=notifier)
 
     renderer = providers.Resource(_opened, providers.Singleton(
         WeasyPrintRenderer, templates_dir=config.paths.templates, workers=config.pdf.workers,
@@ -164,16 +168,18 @@ class Container(containers.DeclarativeContainer):
             access_key_id=config.object_store.access_key_id,
             secret_access_key=config.object_store.secret_access_key)))
     releases = providers.Singleton(ReleaseService, storage=storage, objects=object_store,
-                                   clock=clock, ids=ids, events=event_bus)
+                                   clock=clock, ids=ids, events=event_bus, notifier=notifier)
 
     purchases = providers.Singleton(
         PurchaseService, storage=storage, clock=clock, ids=ids, events=event_bus,
+        notifier=notifier,
         policy=providers.Singleton(FeedPolicy, secret=config.feeds.purchases.secret,
                                    tolerance_seconds=config.feeds.purchases.tolerance_seconds))
 
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
                                    users=users, catalog=catalog, licensing=licensing,
                                    purchases=purchases, documents=documents, releases=releases,
+                                   notifications=notifications,
                                    objects=object_store, events=event_bus,
                                    web_secret=web_secret)
 

@@ -7,7 +7,7 @@ an object outside the scope is reported as absent.
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
 
 from app.domain.access import Scope
@@ -15,6 +15,7 @@ from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet
 from app.domain.events import DomainEvent
 from app.domain.licensing import Certificate, DocumentFilter, License, Transfer
+from app.domain.notifications import Message, Notification, NotificationKind, Preference
 from app.domain.paging import PageRequest
 from app.domain.products import Product
 from app.domain.releases import Artifact, Release
@@ -146,6 +147,55 @@ class ReleaseRepository(Protocol):
     async def set_yanked(self, release_id: str, at: datetime | None) -> None: ...
 
 
+class NotificationRepository(Protocol):
+    """A user's notifications. Every method takes the owner: nobody reaches another's."""
+
+    async def add(self, user_ids: list[str], message: Message, ids: list[str],
+                  at: datetime) -> list[Notification]:
+        """One notification per user (ids[i] for user_ids[i]), each numbered next for its
+        user under that user's row lock: two writers for one user number one after the
+        other, and each number is visible only once those below it are."""
+
+    async def list_for_user(self, user_id: str, page: PageRequest,
+                            unread_only: bool = False) -> list[Notification]:
+        """Newest first, paged by the last id seen."""
+
+    async def after(self, user_id: str, seq: int, limit: int) -> list[Notification]:
+        """Those numbered above `seq`, oldest first: what a reconnecting stream missed."""
+
+    async def unread_count(self, user_id: str) -> int: ...
+
+    async def last_seq(self, user_id: str) -> int:
+        """The user's newest number (0 before the first)."""
+
+    async def set_read(self, user_id: str, notification_id: str,
+                       at: datetime | None) -> Notification | None:
+        """Mark read (at) or unread (None); the notification, or None if not theirs."""
+
+    async def read_all(self, user_id: str, at: datetime) -> int: ...
+
+    async def delete(self, user_id: str, notification_id: str) -> bool: ...
+
+    async def preferences(self, user_id: str) -> dict[NotificationKind, Preference]:
+        """Only what the user chose; kinds left out keep their defaults."""
+
+    async def set_preferences(self, user_id: str,
+                              chosen: dict[NotificationKind, Preference]) -> None: ...
+
+    async def muted(self, kind: NotificationKind) -> set[str]:
+        """Users who turned this kind off in the portal."""
+
+    async def recipients_in(self, cabinet_ids: list[str]) -> list[str]:
+        """Active users of these cabinets."""
+
+    async def recipients_licensed(self, product_id: str, on: date, today: date) -> list[str]:
+        """Active users of the cabinets holding a non-revoked license of the product valid
+        on `on` or `today`: those entitled to a release published on `on`."""
+
+    async def recipients_all(self) -> list[str]:
+        """Every active user."""
+
+
 class PurchaseEventRepository(Protocol):
     async def claim(self, event_id: str, type_: str, occurred_at: datetime,
                     received_at: datetime) -> bool:
@@ -238,6 +288,7 @@ class UnitOfWork(Protocol):
     transfers: TransferRepository
     purchases: PurchaseEventRepository
     releases: ReleaseRepository
+    notifications: NotificationRepository
     users: UserRepository
     sessions: SessionRepository
     audit: AuditRepository

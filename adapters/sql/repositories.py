@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 from adapters.sql.session import Row, SqlSession
@@ -19,6 +19,7 @@ from app.domain.licensing import (
     License,
     Transfer,
 )
+from app.domain.notifications import Message, Notification, NotificationKind, Preference
 from app.domain.paging import PageRequest
 from app.domain.products import Product
 from app.domain.releases import Artifact, ArtifactKind, Release, ReleaseKind
@@ -578,6 +579,138 @@ class SqlAudit:
         return [AuditEntry(**row) for row in rows]
 
 
+_NOTIFICATION_COLUMNS = "id, user_id, seq, kind, title, body, link, created_at, read_at"
+
+
+def _notification(row: Row) -> Notification:
+    return Notification(id=row["id"], user_id=row["user_id"], seq=int(row["seq"]),
+                        kind=NotificationKind(row["kind"]), title=row["title"],
+                        body=row["body"], link=row["link"], created_at=row["created_at"],
+                        read_at=row["read_at"])
+
+
+class SqlNotifications:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def add(self, user_ids: list[str], message: Message, ids: list[str],
+                  at: datetime) -> list[Notification]:
+        made = []
+        # Users in one order everywhere, so two writers never wait on each other in a ring.
+        for user_id, notification_id in sorted(zip(user_ids, ids, strict=True)):
+            row = await self._db.fetch_one(
+                "UPDATE users SET notification_seq = notification_seq + 1 WHERE id = :id"
+                " RETURNING notification_seq", {"id": user_id})
+            if row is None:
+                continue  # removed meanwhile
+            notification = Notification(
+                id=notification_id, user_id=user_id, seq=int(row["notification_seq"]),
+                kind=message.kind, title=message.title, body=message.body, link=message.link,
+                created_at=at)
+            await self._db.execute(
+                f"INSERT INTO notifications ({_NOTIFICATION_COLUMNS}) VALUES (:id, :user_id,"
+                " :seq, :kind, :title, :body, :link, :created_at, :read_at)",
+                {**vars(notification), "kind": message.kind.value})
+            made.append(notification)
+        return made
+
+    async def list_for_user(self, user_id: str, page: PageRequest,
+                            unread_only: bool = False) -> list[Notification]:
+        after = "1 = 1" if page.after is None else (
+            "seq < (SELECT seq FROM notifications WHERE id = :after AND user_id = :user_id)")
+        unread = " AND read_at IS NULL" if unread_only else ""
+        rows = await self._db.fetch_all(
+            f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE user_id = :user_id"
+            f" AND {after}{unread} ORDER BY seq DESC LIMIT :limit",
+            {"user_id": user_id, "after": page.after, "limit": page.limit + 1})
+        return [_notification(row) for row in rows]
+
+    async def after(self, user_id: str, seq: int, limit: int) -> list[Notification]:
+        rows = await self._db.fetch_all(
+            f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE user_id = :user_id"
+            " AND seq > :seq ORDER BY seq LIMIT :limit",
+            {"user_id": user_id, "seq": seq, "limit": limit})
+        return [_notification(row) for row in rows]
+
+    async def unread_count(self, user_id: str) -> int:
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) AS n FROM notifications WHERE user_id = :user_id"
+            " AND read_at IS NULL", {"user_id": user_id})
+        return int(row["n"]) if row else 0
+
+    async def last_seq(self, user_id: str) -> int:
+        row = await self._db.fetch_one(
+            "SELECT notification_seq FROM users WHERE id = :id", {"id": user_id})
+        return int(row["notification_seq"]) if row else 0
+
+    async def set_read(self, user_id: str, notification_id: str,
+                       at: datetime | None) -> Notification | None:
+        row = await self._db.fetch_one(
+            "UPDATE notifications SET read_at = :at WHERE id = :id AND user_id = :user_id"
+            f" RETURNING {_NOTIFICATION_COLUMNS}",
+            {"id": notification_id, "user_id": user_id, "at": at})
+        return _notification(row) if row else None
+
+    async def read_all(self, user_id: str, at: datetime) -> int:
+        return await self._db.execute(
+            "UPDATE notifications SET read_at = :at WHERE user_id = :user_id"
+            " AND read_at IS NULL", {"user_id": user_id, "at": at})
+
+    async def delete(self, user_id: str, notification_id: str) -> bool:
+        return await self._db.execute(
+            "DELETE FROM notifications WHERE id = :id AND user_id = :user_id",
+            {"id": notification_id, "user_id": user_id}) == 1
+
+    async def preferences(self, user_id: str) -> dict[NotificationKind, Preference]:
+        rows = await self._db.fetch_all(
+            "SELECT kind, in_app, email FROM notification_settings WHERE user_id = :user_id",
+            {"user_id": user_id})
+        return {NotificationKind(row["kind"]): Preference(bool(row["in_app"]),
+                                                          bool(row["email"]))
+                for row in rows if row["kind"] in NotificationKind._value2member_map_}
+
+    async def set_preferences(self, user_id: str,
+                              chosen: dict[NotificationKind, Preference]) -> None:
+        for kind, preference in sorted(chosen.items()):
+            await self._db.execute(
+                "INSERT INTO notification_settings (user_id, kind, in_app, email)"
+                " VALUES (:user_id, :kind, :in_app, :email) ON CONFLICT (user_id, kind)"
+                " DO UPDATE SET in_app = excluded.in_app, email = excluded.email",
+                {"user_id": user_id, "kind": kind.value, "in_app": preference.in_app,
+                 "email": preference.email})
+
+    async def muted(self, kind: NotificationKind) -> set[str]:
+        rows = await self._db.fetch_all(
+            "SELECT user_id FROM notification_settings WHERE kind = :kind AND NOT in_app",
+            {"kind": kind.value})
+        return {str(row["user_id"]) for row in rows}
+
+    async def recipients_in(self, cabinet_ids: list[str]) -> list[str]:
+        if not cabinet_ids:
+            return []
+        names = {f"c{i}": cabinet_id for i, cabinet_id in enumerate(cabinet_ids)}
+        rows = await self._db.fetch_all(
+            "SELECT id FROM users WHERE active AND deleted_at IS NULL"
+            f" AND cabinet_id IN ({', '.join(':' + name for name in names)}) ORDER BY id",
+            names)
+        return [str(row["id"]) for row in rows]
+
+    async def recipients_licensed(self, product_id: str, on: date, today: date) -> list[str]:
+        rows = await self._db.fetch_all(
+            "SELECT u.id FROM users u WHERE u.active AND u.deleted_at IS NULL AND EXISTS ("
+            " SELECT 1 FROM licenses l WHERE l.cabinet_id = u.cabinet_id"
+            " AND l.product_id = :product_id AND l.revoked_at IS NULL AND ("
+            " (l.valid_from <= :on AND (l.valid_to IS NULL OR l.valid_to >= :on)) OR"
+            " (l.valid_from <= :today AND (l.valid_to IS NULL OR l.valid_to >= :today))))"
+            " ORDER BY u.id", {"product_id": product_id, "on": on, "today": today})
+        return [str(row["id"]) for row in rows]
+
+    async def recipients_all(self) -> list[str]:
+        rows = await self._db.fetch_all(
+            "SELECT id FROM users WHERE active AND deleted_at IS NULL ORDER BY id")
+        return [str(row["id"]) for row in rows]
+
+
 class SqlLoginThrottle:
     def __init__(self, db: SqlSession) -> None:
         self._db = db
@@ -620,6 +753,7 @@ class SqlUnitOfWork:
         self.transfers = SqlTransfers(db)
         self.purchases = SqlPurchaseEvents(db)
         self.releases = SqlReleases(db)
+        self.notifications = SqlNotifications(db)
         self.users = SqlUsers(db)
         self.sessions = SqlSessions(db)
         self.audit = SqlAudit(db)

@@ -9,6 +9,7 @@ from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
 from app.services.documents import DocumentService
 from app.services.licensing import LicensingService
+from app.services.notifications import NotificationService
 from app.services.purchases import PurchaseService
 from app.services.releases import ReleaseService
 from app.services.users import UserService
@@ -30,6 +31,7 @@ class Services:
     purchases: PurchaseService
     documents: DocumentService
     releases: ReleaseService
+    notifications: NotificationService
     objects: ObjectStore
     events: EventBus
     web_secret: bytes

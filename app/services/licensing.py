@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.domain import access
 from app.domain.cabinets import Cabinet
@@ -26,6 +26,9 @@ from app.services.audit import AuditTrail
 from ports.events import EventPublisher
 from ports.storage import DocumentRepository, Storage, UnitOfWork
 from ports.system import Clock, IdGenerator
+
+if TYPE_CHECKING:
+    from app.services.notifications import Notifier
 
 Document = License | Certificate
 
@@ -79,11 +82,12 @@ async def publish_all(events: EventPublisher, uow: UnitOfWork) -> None:
 
 class LicensingService:
     def __init__(self, storage: Storage, clock: Clock, ids: IdGenerator,
-                 events: EventPublisher) -> None:
+                 events: EventPublisher, notifier: Notifier) -> None:
         self._storage = storage
         self._clock = clock
         self._ids = ids
         self._events = events
+        self._notifier = notifier
         self._audit = AuditTrail(clock, ids)
 
     def today(self) -> date:
@@ -159,6 +163,7 @@ class LicensingService:
                 f"{kind.value}.transferred", now, (owner.id, target.id),
                 {"id": document.id, "number": document.number, "from": owner.name,
                  "to": target.name}))
+            await self._notifier.record(uow)
             await uow.commit()
         await publish_all(self._events, uow)
         return await self.get(actor, kind, document_id)

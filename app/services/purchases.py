@@ -30,6 +30,7 @@ from app.domain.users import SYSTEM
 from app.services.audit import AuditTrail
 from app.services.cabinets import add_cabinet
 from app.services.licensing import documents, publish_all
+from app.services.notifications import Notifier
 from ports.events import EventPublisher
 from ports.storage import DuplicateKey, Storage, UnitOfWork
 from ports.system import Clock, IdGenerator
@@ -62,8 +63,9 @@ class FeedPolicy:
 
 class PurchaseService:
     def __init__(self, storage: Storage, clock: Clock, ids: IdGenerator,
-                 events: EventPublisher, policy: FeedPolicy) -> None:
+                 events: EventPublisher, policy: FeedPolicy, notifier: Notifier) -> None:
         self._storage = storage
+        self._notifier = notifier
         self._clock = clock
         self._ids = ids
         self._events = events
@@ -111,6 +113,7 @@ class PurchaseService:
                 "purchase.applied", None, "purchase_event", event.event_id,
                 outcome.cabinet["id"], type=event.type.value,
                 licenses=len(outcome.licenses), certificates=len(outcome.certificates)))
+            await self._notifier.record(uow)
             await uow.commit()
         await publish_all(self._events, uow)
         return result, False

@@ -35,6 +35,7 @@ from app.domain.releases import (
 from app.domain.users import SYSTEM, Principal
 from app.services.audit import AuditTrail
 from app.services.licensing import publish_all
+from app.services.notifications import Notifier
 from ports.events import EventPublisher
 from ports.objects import ObjectInfo, ObjectStore
 from ports.storage import Storage, UnitOfWork
@@ -86,8 +87,9 @@ class DownloadTarget:
 
 class ReleaseService:
     def __init__(self, storage: Storage, objects: ObjectStore, clock: Clock, ids: IdGenerator,
-                 events: EventPublisher) -> None:
+                 events: EventPublisher, notifier: Notifier) -> None:
         self._storage = storage
+        self._notifier = notifier
         self._objects = objects
         self._clock = clock
         self._ids = ids
@@ -214,7 +216,9 @@ class ReleaseService:
                 else "release.published", now, (),
                 {"product_id": product.id, "product": product.name, "release_id": release.id,
                  "version": release.version, "kind": release.kind.value,
-                 "title": release.title}))
+                 "title": release.title,
+                 "published_on": release.published_at.date().isoformat()}))
+            await self._notifier.record(uow)
             await uow.commit()
         await publish_all(self._events, uow)
         log.info("registered %s %s with %d files", product.code, release.version, len(artifacts))

@@ -26,11 +26,12 @@ from app.web.api import (
     downloads,
     feeds,
     licensing,
+    notifications,
     products,
     system,
     users,
 )
-from app.web.keys import OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
+from app.web.keys import HUB, OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
 from app.web.middlewares import (
     authentication,
     errors,
@@ -41,11 +42,13 @@ from app.web.middlewares import (
 from app.web.openapi import build_document, route_table
 from app.web.pages import documents, views
 from app.web.pages.markup import code_spans, markdown
+from app.web.stream import NotificationHub
 
 log = logging.getLogger(__name__)
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
-API_MODULES = (auth, cabinets, users, products, licensing, downloads, feeds, system)
+API_MODULES = (auth, cabinets, users, products, licensing, downloads, notifications, feeds,
+               system)
 ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
 
 API_DESCRIPTION = (
@@ -77,18 +80,27 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     env.filters["code_spans"] = code_spans
     env.filters["markdown"] = markdown
 
+    app[HUB] = NotificationHub()
+
     async def services_context(app: web.Application) -> AsyncIterator[None]:
         async with services_factory(settings) as services:
             app[SERVICES] = services
+            leave = services.events.subscribe(app[HUB].on_event)
             scanner = asyncio.create_task(_scan_forever(services, settings.catalog.scan_interval))
             try:
                 yield
             finally:
+                leave()
                 scanner.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await scanner
 
     app.cleanup_ctx.append(services_context)
+
+    async def end_streams(app: web.Application) -> None:
+        app[HUB].close_all()
+
+    app.on_shutdown.append(end_streams)
     app.on_response_prepare.append(response_headers)
     return app
 

@@ -9,10 +9,12 @@ from aiohttp import web
 from app.config import Settings
 from app.domain.users import Principal
 from app.services import Services
+from app.web.stream import NotificationHub
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
+HUB = web.AppKey("hub", NotificationHub)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 # Set only for an authenticated request: read it with request.get(PRINCIPAL).

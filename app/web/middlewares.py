@@ -11,8 +11,8 @@ from aiohttp.typedefs import Handler
 
 from app.domain.errors import DomainError, Throttled, Unauthenticated
 from app.web.api.common import client_address
-from app.web.keys import PRINCIPAL, REQUEST_ID, SERVICES
-from app.web.openapi import RequestInvalid
+from app.web.keys import OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES
+from app.web.openapi import RequestInvalid, documented_methods
 from app.web.pages import session
 from app.web.pages.render import error_page
 from app.web.problems import problem, slug_for_status
@@ -60,6 +60,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             return web.Response(status=exc.status, headers=exc.headers)
         kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        if exc.status == 405 and is_api(request):
+            # aiohttp merges the methods of every route the path matches, so
+            # /notifications/read-all would also offer {id}'s PATCH and DELETE.
+            kept["Allow"] = ",".join(documented_methods(request.app[OPENAPI], request.path)
+                                     ) or kept.get("Allow", "")
         detail = {404: f"Nothing is at {request.path}.",
                   405: f"{request.method} is not allowed on {request.path}."}.get(
                       exc.status, exc.text if exc.text and exc.text != exc.reason else exc.reason)

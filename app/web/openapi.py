@@ -276,3 +276,25 @@ def _allows_null(schema: dict[str, Any]) -> bool:
 
 def document_json(document: dict[str, Any]) -> str:
     return json.dumps(document, separators=(",", ":"))
+
+
+def documented_methods(document: dict[str, Any], path: str) -> list[str]:
+    """The methods of the documented path that fits `path` best: the one matching it with
+    the most literal segments, as a reader of the document would pick."""
+    parts = path.rstrip("/").split("/")
+    best, methods = -1, []
+    for template, operations in document.get("paths", {}).items():
+        pattern = template.split("/")
+        if len(pattern) != len(parts):
+            continue
+        literal = 0
+        for expected, actual in zip(pattern, parts, strict=True):
+            if expected.startswith("{") and expected.endswith("}"):
+                continue
+            if expected != actual:
+                break
+            literal += 1
+        else:
+            if literal > best:
+                best, methods = literal, sorted(m.upper() for m in operations)
+    return methods

@@ -11,6 +11,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from app.domain.cabinets import MAX_NAME_LENGTH, Cabinet
 from app.domain.licensing import Certificate, DocumentKind, License
+from app.domain.notifications import Notification, NotificationKind, Preference
 from app.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from app.domain.products import (
     BUCKET_PATTERN,
@@ -625,3 +626,97 @@ class OpenApiDocument(Out):
     openapi: str
     info: dict[str, Any]
     paths: dict[str, Any]
+
+
+# ---- notifications
+
+NotificationKindName = Literal[
+    "release.published", "security.published", "license.expiring", "certificate.expiring",
+    "license.expired", "certificate.expired", "license.issued", "license.transferred",
+    "certificate.transferred", "issue.updated", "issue.commented", "announcement",
+    "user.invited"]
+
+
+class NotificationOut(Out):
+    id: str
+    seq: int = Field(description="1, 2, 3... per user; the SSE event id.")
+    kind: NotificationKindName
+    title: str
+    body: str
+    link: str | None
+    created_at: datetime
+    read: bool
+    read_at: datetime | None
+
+    @classmethod
+    def of(cls, n: Notification) -> NotificationOut:
+        return cls(id=n.id, seq=n.seq, kind=n.kind.value, title=n.title, body=n.body,
+                   link=n.link, created_at=n.created_at, read=n.read_at is not None,
+                   read_at=n.read_at)
+
+
+class NotificationPage(Out):
+    items: list[NotificationOut]
+    next_cursor: str | None
+    unread_count: int
+
+
+class NotificationQuery(ListQuery):
+    unread: bool = Field(False, description="Only the unread ones.")
+
+
+class NotificationPatch(Body):
+    read: bool
+
+
+class ReadAllOut(Out):
+    marked: int = Field(description="How many were unread.")
+
+
+class AnnouncementIn(Body):
+    title: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    body: str = Field(min_length=1, max_length=5000, pattern=r"\S")
+    link: str | None = Field(None, max_length=500, pattern=r"^(/|https://)\S*$",
+                             description="A portal path or an https address.")
+    cabinet_id: str | None = Field(None, max_length=100,
+                                   description="Only this cabinet's users.")
+    product_id: str | None = Field(None, max_length=100,
+                                   description="Only users of cabinets licensed for it.")
+
+
+class AnnouncementOut(Out):
+    recipients: int
+
+
+class NotificationSettingIn(Body):
+    kind: NotificationKindName
+    in_app: bool
+    email: bool
+
+
+class NotificationSettingOut(Out):
+    kind: NotificationKindName
+    label: str
+    in_app: bool
+    email: bool
+
+
+class NotificationSettingsIn(Body):
+    items: list[NotificationSettingIn] = Field(max_length=50)
+
+
+class NotificationSettingsOut(Out):
+    items: list[NotificationSettingOut]
+
+    @classmethod
+    def of(cls, chosen: dict[NotificationKind, Preference]) -> NotificationSettingsOut:
+        return cls(items=[NotificationSettingOut(kind=kind.value, label=kind.label,
+                                                 in_app=p.in_app, email=p.email)
+                          for kind, p in chosen.items()])
+
+
+class StreamQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    last_event_id: int | None = Field(None, ge=0, alias="lastEventId",
+                                      description="As the Last-Event-ID header, for clients "
+                                                  "that cannot set headers.")

@@ -81,6 +81,8 @@ class Row:
     # True: the target is a cabinet in each relation to the caller's; False: one target.
     relational: bool = False
     placeholders: Placeholders = in_cabinet
+    # An endless response (server-sent events): only its status is read, then it is closed.
+    streaming: bool = False
 
     async def request(self, world: World, relation: str) -> tuple[str, Any]:
         values = await self.placeholders(world, relation) if "{" in self.path or self.body \
@@ -105,6 +107,27 @@ async def product_with_license(world: World, relation: str) -> dict[str, str]:
     await world.add_document(DocumentKind.LICENSE, world.own)
     release = await world.publish(unique("v"), {})
     return {"id": world.product.id, "release_id": release.id}
+
+
+async def users_notification(world: World, relation: str) -> dict[str, str]:
+    """{id}: a fresh notification of the customer user (everyone else's is 404)."""
+    from datetime import UTC, datetime
+
+    from adapters.system import Uuid7Ids
+    from app.domain.notifications import Message, NotificationKind
+    from app.web.keys import SERVICES
+
+    async with world.client.app[SERVICES].storage.unit_of_work() as uow:
+        [made] = await uow.notifications.add(
+            [world.actors[Role.CUSTOMER_USER].user_id],
+            Message(NotificationKind.ANNOUNCEMENT, "Hello", "Matrix"), [Uuid7Ids().new_id()],
+            datetime.now(UTC))
+        await uow.commit()
+    return {"id": made.id}
+
+
+def only_the_customer_user(ok: int) -> dict[str, Expect]:
+    return {role.value: everywhere(ok if role is Role.CUSTOMER_USER else 404) for role in Role}
 
 
 def everyone(ok: int) -> dict[str, Expect]:
@@ -156,6 +179,22 @@ ROWS = [
         "staff": everywhere(200), "staff_admin": everywhere(200)})
       for path in ("/api/v1/licenses/{id}/images", "/api/v1/licenses/{id}/images/{file_id}",
                    "/api/v1/licenses/{id}/images/archive?file={file_id}")),
+    Row("GET", "/api/v1/notifications", everyone(200)),
+    Row("POST", "/api/v1/notifications", {
+        "customer_user": everywhere(403), "customer_admin": everywhere(403),
+        "staff": everywhere(201), "staff_admin": everywhere(201)},
+        body=lambda world, relation, _: {"title": "Maintenance", "body": "Tonight.",
+                                      "cabinet_id": world.own.id}),
+    Row("PATCH", "/api/v1/notifications/{id}", only_the_customer_user(200),
+        placeholders=users_notification, body=lambda world, relation, _: {"read": True}),
+    Row("DELETE", "/api/v1/notifications/{id}", only_the_customer_user(204),
+        placeholders=users_notification),
+    Row("POST", "/api/v1/notifications/read-all", everyone(200)),
+    Row("GET", "/api/v1/notifications/stream", everyone(200), streaming=True),
+    Row("GET", "/api/v1/me/notification-settings", everyone(200)),
+    Row("PUT", "/api/v1/me/notification-settings", everyone(200),
+        body=lambda world, relation, _: {"items": [
+            {"kind": "announcement", "in_app": True, "email": False}]}),
     Row("GET", "/api/v1/cabinets/{id}", relational=True, expect={
         "customer_user": seen(200), "customer_admin": seen(200),
         "staff": everywhere(200), "staff_admin": everywhere(200)}),
@@ -205,6 +244,10 @@ async def test_authorization_matrix(world: World, row: Row) -> None:
             headers = {} if who == ANONYMOUS else world.actors[Role(who)].headers
             url, body = await row.request(world, relation)
             response = await world.client.request(row.method, url, json=body, headers=headers)
+            if row.streaming and response.status == 200:
+                assert response.content_type == "text/event-stream"
+                response.close()
+                continue
             payload = await response.read()
             if response.status != expected:
                 mismatches.append(f"{who:>15} on {relation:<8} expected {expected}, "

@@ -96,10 +96,17 @@ async def test_customer_admin_hands_a_license_down_and_both_sides_hear_of_it(
     assert body["cabinet"]["id"] == world.child.id
     assert [(t["from_cabinet_id"], t["to_cabinet_id"], t["by"]) for t in body["transfers"]] == [
         (world.own.id, world.child.id, admin.email)]
-    [event] = events
-    assert event.name == "license.transferred"
+    [event] = [e for e in events if e.name == "license.transferred"]
     assert event.cabinet_ids == (world.own.id, world.child.id)
     assert event.data["number"] == license_.number
+    # Both sides hear of it: the users of the giving and of the receiving cabinet.
+    [created] = [e for e in events if e.name == "notifications.created"]
+    told = {user_id for user_id, _, _ in created.data["items"]}
+    assert admin.user_id in told and world.actors[Role.CUSTOMER_USER].user_id in told
+    mine = await (await world.client.get("/api/v1/notifications",
+                                         headers=admin.headers)).json()
+    assert mine["items"][0]["kind"] == "license.transferred"
+    assert mine["items"][0]["title"] == f"{license_.number} moved to {world.child.name}"
 
 
 async def test_transfers_only_go_down_the_tree(world: World) -> None:

@@ -1,0 +1,157 @@
+"""Notifications: the caller's own, read marks, settings, staff announcements, and the live
+stream (server-sent events)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+
+from app.domain.errors import BadRequest
+from app.domain.notifications import Notification, NotificationKind, Preference
+from app.domain.users import Principal
+from app.services.notifications import Audience, NotificationService
+from app.web.api.common import json_out, page_request, principal, services
+from app.web.keys import HUB
+from app.web.openapi import ApiRoutes
+from app.web.schemas import (
+    AnnouncementIn,
+    AnnouncementOut,
+    NotificationOut,
+    NotificationPage,
+    NotificationPatch,
+    NotificationQuery,
+    NotificationSettingsIn,
+    NotificationSettingsOut,
+    ReadAllOut,
+    StreamQuery,
+)
+
+api = ApiRoutes("notifications")
+HEARTBEAT_SECONDS = 15
+RETRY_MS = 3000
+REPLAY_BATCH = 200
+
+
+@api.operation("GET", "/api/v1/notifications", summary="My notifications",
+               query=NotificationQuery, response=NotificationPage,
+               description="Newest first, with the number of unread ones.")
+async def list_notifications(request: web.Request, query: NotificationQuery) -> web.Response:
+    page, unread = await services(request).notifications.list_own(
+        principal(request), page_request(query), unread_only=query.unread)
+    return json_out(NotificationPage(items=[NotificationOut.of(n) for n in page.items],
+                                     next_cursor=page.next_cursor, unread_count=unread))
+
+
+@api.operation("POST", "/api/v1/notifications", summary="Send an announcement",
+               body=AnnouncementIn, response=AnnouncementOut, status=201, errors=(403,),
+               description="Staff. To every user, to one cabinet's users (`cabinet_id`), or to "
+                           "the users of cabinets licensed for a product (`product_id`).")
+async def announce(request: web.Request, body: AnnouncementIn) -> web.Response:
+    count = await services(request).notifications.announce(
+        principal(request), body.title, body.body, body.link,
+        Audience(cabinet_id=body.cabinet_id, product_id=body.product_id))
+    return json_out(AnnouncementOut(recipients=count), status=201)
+
+
+@api.operation("PATCH", "/api/v1/notifications/{id}", summary="Mark read or unread",
+               body=NotificationPatch, response=NotificationOut)
+async def mark(request: web.Request, body: NotificationPatch) -> web.Response:
+    found = await services(request).notifications.mark(principal(request),
+                                                       request.match_info["id"], body.read)
+    return json_out(NotificationOut.of(found))
+
+
+@api.operation("DELETE", "/api/v1/notifications/{id}", summary="Delete one of mine",
+               status=204)
+async def delete(request: web.Request) -> web.Response:
+    await services(request).notifications.delete(principal(request), request.match_info["id"])
+    return web.Response(status=204)
+
+
+@api.operation("POST", "/api/v1/notifications/read-all", summary="Mark all mine read",
+               response=ReadAllOut)
+async def read_all(request: web.Request) -> web.Response:
+    count = await services(request).notifications.read_all(principal(request))
+    return json_out(ReadAllOut(marked=count))
+
+
+@api.operation("GET", "/api/v1/me/notification-settings", summary="My notification settings",
+               response=NotificationSettingsOut,
+               description="For each kind: in the portal, by e-mail, on or off.")
+async def get_settings(request: web.Request) -> web.Response:
+    chosen = await services(request).notifications.preferences(principal(request))
+    return json_out(NotificationSettingsOut.of(chosen))
+
+
+@api.operation("PUT", "/api/v1/me/notification-settings",
+               summary="Change my notification settings", body=NotificationSettingsIn,
+               response=NotificationSettingsOut,
+               description="The kinds given change; the others stay as they are.")
+async def put_settings(request: web.Request, body: NotificationSettingsIn) -> web.Response:
+    chosen = await services(request).notifications.set_preferences(principal(request), {
+        NotificationKind(item.kind): Preference(item.in_app, item.email)
+        for item in body.items})
+    return json_out(NotificationSettingsOut.of(chosen))
+
+
+@api.operation("GET", "/api/v1/notifications/stream", summary="Live notifications (SSE)",
+               query=StreamQuery, media=("text/event-stream",),
+               extra_responses={200: ("`text/event-stream`: each notification as an event "
+                                      "with `id:` (its seq) and `event:` (its kind), JSON "
+                                      "data; a comment every 15 s.", None)},
+               description="Bearer token or the portal's session cookie. Send "
+                           "`Last-Event-ID` (or `lastEventId`) on reconnect to get everything "
+                           "after it, in order; without it, only what comes from now on.")
+async def stream(request: web.Request, query: StreamQuery) -> web.StreamResponse:
+    actor = principal(request)
+    notifications = services(request).notifications
+    last = _last_event_id(request, query)
+    hub = request.app[HUB]
+    # Attached before storage is read: whatever is created meanwhile is queued, not lost.
+    listener = hub.attach(actor.user_id or "")
+    try:
+        if last is None:
+            last = await notifications.last_seq(actor)
+        response = EventSourceResponse(ping_interval=HEARTBEAT_SECONDS, send_timeout=30)
+        response.headers["Cache-Control"] = "no-store"
+        await response.prepare(request)
+        await response.send("", event="ready", id=str(last), retry=RETRY_MS)
+        last = await _replay(response, notifications, actor, last)
+        while (notification := await listener.next()) is not None:
+            if notification.seq <= last:
+                continue  # replayed already
+            if notification.seq > last + 1:
+                last = await _replay(response, notifications, actor, last)  # a gap
+                continue
+            await _send(response, notification)
+            last = notification.seq
+        return response
+    finally:
+        hub.detach(listener)
+
+
+async def _replay(response: EventSourceResponse, notifications: NotificationService,
+                  actor: Principal, last: int) -> int:
+    while True:
+        missed = await notifications.after(actor, last, REPLAY_BATCH)
+        for notification in missed:
+            await _send(response, notification)
+            last = notification.seq
+        if len(missed) < REPLAY_BATCH:
+            return last
+
+
+async def _send(response: EventSourceResponse, notification: Notification) -> None:
+    await response.send(NotificationOut.of(notification).model_dump_json(),
+                        id=str(notification.seq), event=notification.kind.value)
+
+
+def _last_event_id(request: web.Request, query: StreamQuery) -> int | None:
+    raw = request.headers.get("Last-Event-ID")
+    if raw is None:
+        return query.last_event_id
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise BadRequest("Last-Event-ID is the id of an event this stream sent.",
+                         field="Last-Event-ID")
+    return int(raw)
+

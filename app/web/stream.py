@@ -1,0 +1,83 @@
+"""Live notifications over server-sent events: the streams open in this process, by user.
+
+The event bus says "these notifications were created" (from any process); each open
+stream of a recipient gets them through a bounded queue, without waiting on anyone. A
+stream whose queue is full is ended: its client reconnects with Last-Event-ID and catches
+up from storage, and a slow reader never slows the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+from app.domain.events import DomainEvent
+from app.domain.notifications import Notification
+from app.services.notifications import CREATED, delivered
+
+_END = None
+
+
+class Listener:
+    def __init__(self, user_id: str, size: int) -> None:
+        self.user_id = user_id
+        self.dropped = False
+        self._queue: asyncio.Queue[Notification | None] = asyncio.Queue(size + 1)
+        self._size = size
+
+    def offer(self, notification: Notification) -> None:
+        if self.dropped:
+            return
+        if self._queue.qsize() >= self._size:
+            self.end(dropped=True)
+            return
+        self._queue.put_nowait(notification)
+
+    def end(self, dropped: bool = False) -> None:
+        """Stop the stream after what it holds (the one spare slot takes the end mark)."""
+        if not self.dropped:
+            self.dropped = dropped
+            self._queue.put_nowait(_END)
+
+    async def next(self) -> Notification | None:
+        """The next notification, or None when the stream is to end."""
+        return await self._queue.get()
+
+
+class NotificationHub:
+    def __init__(self, queue_size: int = 256) -> None:
+        self._queue_size = queue_size
+        self._listeners: dict[str, set[Listener]] = defaultdict(set)
+        self.closing = False
+
+    def attach(self, user_id: str) -> Listener:
+        listener = Listener(user_id, self._queue_size)
+        if self.closing:
+            listener.end()
+        self._listeners[user_id].add(listener)
+        return listener
+
+    def detach(self, listener: Listener) -> None:
+        found = self._listeners.get(listener.user_id)
+        if found is not None:
+            found.discard(listener)
+            if not found:
+                del self._listeners[listener.user_id]
+
+    @property
+    def open_streams(self) -> int:
+        return sum(len(found) for found in self._listeners.values())
+
+    async def on_event(self, event: DomainEvent) -> None:
+        if event.name != CREATED:
+            return
+        for notification in delivered(event):
+            for listener in list(self._listeners.get(notification.user_id, ())):
+                listener.offer(notification)
+
+    def close_all(self) -> None:
+        """On shutdown: every stream ends now, so that stopping takes seconds."""
+        self.closing = True
+        for found in self._listeners.values():
+            for listener in found:
+                listener.end()
