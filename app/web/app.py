@@ -41,6 +41,7 @@ from app.web.middlewares import (
 )
 from app.web.openapi import build_document, route_table
 from app.web.pages import documents, views
+from app.web.pages import notifications as notification_pages
 from app.web.pages.markup import code_spans, markdown
 from app.web.stream import NotificationHub
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     app.router.add_routes(route_table(operations))
     app.router.add_routes(views.routes)
     app.router.add_routes(documents.routes)
+    app.router.add_routes(notification_pages.routes)
     app.router.add_static("/static", STATIC_DIR)
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
                                autoescape=jinja2.select_autoescape(default=True))

@@ -416,3 +416,39 @@ async def test_the_download_history_page_is_for_admins(world: World) -> None:
     row = text[text.index(license_.number) - 400:text.index(license_.number) + 400]
     assert world.actors[Role.CUSTOMER_USER].email in row and "image.iso" in row
     assert "single file" in row
+
+
+async def test_notification_pages_list_mark_delete_and_save_settings(world: World) -> None:
+    client = world.client
+    await sign_in(client, world.actors[Role.STAFF].email)
+    token = await csrf_of(client, "/notifications/announce")
+    sent = await client.post("/notifications/announce", data={
+        "csrf_token": token, "title": "Upgrade day", "body": "Install 5.1 this week.",
+        "link": "/products", "audience": "cabinet", "target_cabinet": world.own.id})
+    assert sent.status == 200 and "Sent to 2 users." in await sent.text()
+    bad = await client.post("/notifications/announce", data={
+        "csrf_token": token, "title": "x", "body": "y", "link": "javascript:alert(1)"})
+    assert bad.status == 422 and "https:// address" in await bad.text()
+    await client.post("/logout", data={"csrf_token": await csrf_of(client, "/organisation")})
+
+    await sign_in(client, world.actors[Role.CUSTOMER_USER].email)
+    page = await (await client.get("/notifications")).text()
+    match = re.search(r'id="n-([0-9a-f-]+)"', page)
+    assert match and "Upgrade day" in page and "1 unread." in page
+    notification_id = match[1]
+    assert (await client.get("/notifications/announce")).status == 403
+    opened = await client.get(f"/notifications/open/{notification_id}", allow_redirects=False)
+    assert opened.status == 303 and opened.headers["Location"] == "/products"
+    assert "All read." in await (await client.get("/notifications")).text()
+    token = await csrf_of(client, "/notifications")
+    await client.post(f"/notifications/{notification_id}/unread", data={"csrf_token": token})
+    assert "1 unread." in await (await client.get("/notifications")).text()
+    await client.post(f"/notifications/{notification_id}/delete", data={"csrf_token": token})
+    assert "Upgrade day" not in await (await client.get("/notifications")).text()
+
+    saved = await client.post("/notifications/settings", data={
+        "csrf_token": token, "announcement:email": "on", "security.published:in_app": "on"})
+    text = await saved.text()
+    assert "Saved." in text
+    assert re.search(r'name="announcement:in_app"[^>]*>', text)[0].find("checked") == -1  # type: ignore[index]
+    assert "checked" in re.search(r'name="security.published:in_app"[^>]*>', text)[0]  # type: ignore[index]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import secrets
 import zipfile
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from tests.live import live_portal
@@ -353,3 +355,39 @@ async def test_customer_downloads_a_file_and_a_zip_of_several(
     await expect(security.locator(".badge-security")).to_have_text("Security")
     await expect(security.locator(".notes strong")).to_have_text("now")
     await screenshot(page, artifacts / "product.png", full_page=True)
+
+
+async def test_an_announcement_rings_the_open_pages_bell_without_a_reload(
+        page: Page, portal_url: str, artifacts: Path) -> None:
+    await page.goto("/login")
+    await sign_in(page, "user@acme.example", "demo-acme-user")
+    await page.wait_for_url("**/cabinets/*")
+    await page.get_by_role("link", name="Licenses", exact=True).click()
+    bell = page.locator("[data-bell]")
+    await expect(bell).to_have_attribute("data-live", "1")  # the stream is open
+    before = int(await bell.get_attribute("data-unread") or "0")
+
+    title = f"Maintenance window {secrets.token_hex(3)}"
+    async with ClientSession() as http:
+        async with http.post(f"{portal_url}/api/v1/jwt", json={
+                "email": "admin@hornsandhooves.example", "password": "demo-staff-admin"}) as got:
+            token = (await got.json())["access_token"]
+        async with http.post(f"{portal_url}/api/v1/notifications", json={
+                "title": title, "body": "The portal pauses on Sunday 02:00-03:00 UTC.",
+                "link": "/licenses"}, headers={"Authorization": f"Bearer {token}"}) as sent:
+            assert sent.status == 201, await sent.text()
+
+    await expect(bell).to_have_attribute("data-unread", str(before + 1))
+    await expect(bell.locator("[data-bell-count]")).to_have_text(str(before + 1))
+    await bell.get_by_role("link", name="Notifications").click()
+    panel = bell.locator("[data-bell-panel]")
+    await expect(panel).to_be_visible()
+    await expect(panel.locator("li").first).to_contain_text(title)
+    await screenshot(page, artifacts / "bell.png")
+
+    await panel.get_by_role("link", name="See all").click()
+    item = page.locator("li.notification").filter(has_text=title)
+    await expect(item).to_have_class(re.compile(r"\bunread\b"))
+    await item.get_by_role("button", name="Mark read").click()
+    await expect(page.locator("li.notification").filter(has_text=title)).not_to_have_class(
+        re.compile(r"\bunread\b"))

@@ -1,0 +1,117 @@
+"""Portal pages for notifications: the list, settings, and staff announcements."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.domain.errors import DomainError, Invalid
+from app.domain.notifications import NotificationKind, Preference
+from app.domain.paging import MAX_LIMIT, PageRequest
+from app.domain.users import Principal
+from app.services.notifications import Audience
+from app.web.keys import SERVICES
+from app.web.pages.render import render, see_other
+from app.web.pages.views import PAGE_SIZE, form_of, signed_in
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/notifications")
+@signed_in
+async def notification_list(request: web.Request, me: Principal) -> web.StreamResponse:
+    unread_only = request.query.get("unread") == "1"
+    page, unread = await request.app[SERVICES].notifications.list_own(
+        me, PageRequest.from_cursor(PAGE_SIZE, request.query.get("cursor")), unread_only)
+    return render(request, "notifications.html", {
+        "items": page.items, "next_cursor": page.next_cursor, "unread": unread,
+        "unread_only": unread_only})
+
+
+@routes.post("/notifications/read-all")
+@signed_in
+async def notification_read_all(request: web.Request, me: Principal) -> web.StreamResponse:
+    await request.app[SERVICES].notifications.read_all(me)
+    return see_other("/notifications")
+
+
+@routes.post(r"/notifications/{id}/{action:read|unread|delete}")
+@signed_in
+async def notification_change(request: web.Request, me: Principal) -> web.StreamResponse:
+    notifications = request.app[SERVICES].notifications
+    notification_id, action = request.match_info["id"], request.match_info["action"]
+    if action == "delete":
+        await notifications.delete(me, notification_id)
+    else:
+        await notifications.mark(me, notification_id, action == "read")
+    return see_other("/notifications")
+
+
+@routes.get("/notifications/open/{id}")
+@signed_in
+async def notification_open(request: web.Request, me: Principal) -> web.StreamResponse:
+    """Follow a notification's link, marking it read on the way."""
+    found = await request.app[SERVICES].notifications.mark(me, request.match_info["id"], True)
+    target = found.link or "/notifications"
+    return see_other(target if target.startswith(("/", "https://")) else "/notifications")
+
+
+@routes.get("/notifications/settings")
+@signed_in
+async def notification_settings(request: web.Request, me: Principal) -> web.StreamResponse:
+    chosen = await request.app[SERVICES].notifications.preferences(me)
+    return render(request, "notification_settings.html", {
+        "chosen": chosen, "saved": request.query.get("saved")})
+
+
+@routes.post("/notifications/settings")
+@signed_in
+async def notification_settings_save(request: web.Request,
+                                     me: Principal) -> web.StreamResponse:
+    form = await form_of(request)
+    await request.app[SERVICES].notifications.set_preferences(me, {
+        kind: Preference(in_app=form.get(f"{kind.value}:in_app") == "on",
+                         email=form.get(f"{kind.value}:email") == "on")
+        for kind in NotificationKind})
+    return see_other("/notifications/settings?saved=1")
+
+
+async def _announce_page(request: web.Request, me: Principal, *, status: int = 200,
+                         **extra: object) -> web.Response:
+    services = request.app[SERVICES]
+    products = await services.catalog.list_visible(me, PageRequest(MAX_LIMIT))
+    cabinets = await services.cabinets.list_visible(me, PageRequest(MAX_LIMIT))
+    return render(request, "announce.html", {
+        "products": products.items, "cabinets": cabinets.items, "form": {}, **extra},
+        status=status)
+
+
+@routes.get("/notifications/announce")
+@signed_in
+async def announce_form(request: web.Request, me: Principal) -> web.StreamResponse:
+    if not me.role.is_staff:
+        raise web.HTTPForbidden(text="Only the vendor's staff send announcements.")
+    return await _announce_page(request, me, sent=request.query.get("sent"))
+
+
+@routes.post("/notifications/announce")
+@signed_in
+async def announce_send(request: web.Request, me: Principal) -> web.StreamResponse:
+    form = await form_of(request)
+    audience = form.get("audience", "all")
+    target = form.get("target_" + audience, "") if audience in ("cabinet", "product") else ""
+    title, body, link = (form.get(k, "").strip() for k in ("title", "body", "link"))
+    try:
+        if not title or not body:
+            raise Invalid("Write a title and a message.")
+        if link and not link.startswith(("/", "https://")):
+            raise Invalid("A link is a portal path (/licenses) or an https:// address.")
+        count = await request.app[SERVICES].notifications.announce(
+            me, title[:200], body[:5000], link or None,
+            Audience(cabinet_id=target if audience == "cabinet" else None,
+                     product_id=target if audience == "product" else None))
+    except DomainError as exc:
+        if exc.status == 403:
+            raise
+        return await _announce_page(request, me, status=exc.status, error=exc.detail,
+                                    form=form)
+    return see_other(f"/notifications/announce?sent={count}")
