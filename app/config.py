@@ -91,6 +91,21 @@ class EventBusSettings(_Section):
     channel: str = Field(min_length=1)
 
 
+class SmtpSettings(_Section):
+    host: str
+    port: int = Field(ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"]
+    username: str
+    password: str
+    timeout_seconds: float = Field(gt=0, le=300)
+
+
+class MailSettings(_Section):
+    adapter: Literal["maildir", "smtp"]
+    sender: str = Field(min_length=3)
+    smtp: SmtpSettings
+
+
 class CatalogSettings(_Section):
     scan_interval: int = Field(ge=0)
 
@@ -135,6 +150,7 @@ class Settings(_Section):
     auth: AuthSettings
     object_store: ObjectStoreSettings
     event_bus: EventBusSettings
+    mail: MailSettings
     catalog: CatalogSettings
     downloads: DownloadSettings
     licensing: LicensingSettings

@@ -23,6 +23,7 @@ from adapters.jwcrypto import (
     write_key_file,
 )
 from adapters.localfs import LocalObjectStore
+from adapters.maildir import MaildirMailer
 from adapters.memory import InProcessEventBus, LruBlobCache
 from adapters.sqlite import SqliteStorage
 from adapters.system import SystemClock, Uuid7Ids, load_secret
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from adapters.postgres import PostgresStorage
     from adapters.redis import RedisEventBus
     from adapters.s3 import S3ObjectStore
+    from adapters.smtp import SmtpMailer
 
 
 async def _opened(resource: SqliteStorage | PostgresStorage | WeasyPrintRenderer
@@ -65,6 +67,11 @@ def _postgres(**settings: Any) -> PostgresStorage:
 def _redis_bus(**settings: Any) -> RedisEventBus:
     from adapters.redis import RedisEventBus
     return RedisEventBus(**settings)
+
+
+def _smtp(**settings: Any) -> SmtpMailer:
+    from adapters.smtp import SmtpMailer
+    return SmtpMailer(**settings)
 
 
 def _s3(**settings: Any) -> S3ObjectStore:
@@ -159,6 +166,15 @@ class Container(containers.DeclarativeContainer):
         policy=providers.Singleton(PrintPolicy, brand=config.web.brand_name,
                                    base_url=config.base_url))
 
+    mailer = providers.Selector(
+        config.mail.adapter,
+        maildir=providers.Singleton(MaildirMailer, folder=config.paths.mail),
+        smtp=providers.Singleton(
+            _smtp, host=config.mail.smtp.host, port=config.mail.smtp.port,
+            security=config.mail.smtp.security, username=config.mail.smtp.username,
+            password=config.mail.smtp.password,
+            timeout_seconds=config.mail.smtp.timeout_seconds))
+
     object_store = providers.Resource(_opened, providers.Selector(
         config.object_store.adapter,
         localfs=providers.Singleton(LocalObjectStore, root=config.paths.objects),
@@ -180,7 +196,7 @@ class Container(containers.DeclarativeContainer):
                                    users=users, catalog=catalog, licensing=licensing,
                                    purchases=purchases, documents=documents, releases=releases,
                                    notifications=notifications,
-                                   objects=object_store, events=event_bus,
+                                   objects=object_store, events=event_bus, mailer=mailer,
                                    web_secret=web_secret)
 
 
@@ -208,6 +224,7 @@ def build_container(settings: Settings) -> Container:
             "sqlite": settings.sqlite_path,
             "templates": PROJECT_ROOT / "templates",
             "objects": settings.data_dir / "objects",
+            "mail": settings.data_dir / "mail",
             "sqlite_busy_timeout_ms": int(settings.storage.timeout_seconds * 1000),
             "signing_key": settings.keys_dir / "token-signing.jwk",
             "license_key": settings.keys_dir / "license-signing.jwk",

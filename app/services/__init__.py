@@ -14,6 +14,7 @@ from app.services.purchases import PurchaseService
 from app.services.releases import ReleaseService
 from app.services.users import UserService
 from ports.events import EventBus
+from ports.mail import Mailer
 from ports.objects import ObjectStore
 from ports.storage import Storage
 
@@ -34,4 +35,5 @@ class Services:
     notifications: NotificationService
     objects: ObjectStore
     events: EventBus
+    mailer: Mailer
     web_secret: bytes

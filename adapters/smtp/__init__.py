@@ -1,0 +1,44 @@
+"""Mail through an SMTP server (aiosmtplib): STARTTLS or implicit TLS, optional login, a
+timeout on everything. Connection failures, timeouts and 4xx answers are temporary; 5xx
+answers are permanent."""
+
+from __future__ import annotations
+
+import aiosmtplib
+
+from adapters.mime import build_message
+from ports.mail import Email, PermanentMailError, TemporaryMailError
+
+
+class SmtpMailer:
+    def __init__(self, host: str, port: int, security: str, username: str, password: str,
+                 timeout_seconds: float) -> None:
+        if security not in ("none", "starttls", "tls"):
+            raise ValueError(f"smtp security is none, starttls or tls, not {security!r}")
+        self._host = host
+        self._port = port
+        self._security = security
+        self._username = username or None
+        self._password = password or None
+        self._timeout = timeout_seconds
+
+    async def send(self, email: Email) -> None:
+        try:
+            await aiosmtplib.send(
+                build_message(email), hostname=self._host, port=self._port,
+                use_tls=self._security == "tls", start_tls=self._security == "starttls",
+                username=self._username, password=self._password, timeout=self._timeout)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [refused.code for refused in exc.recipients]
+            failure = f"{self._host}:{self._port} refused {email.to}: " + "; ".join(
+                f"{refused.code} {refused.message}" for refused in exc.recipients)
+            if codes and all(500 <= code < 600 for code in codes):
+                raise PermanentMailError(failure) from exc
+            raise TemporaryMailError(failure) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            failure = f"{self._host}:{self._port} answered {exc.code} {exc.message}"
+            if 500 <= exc.code < 600:
+                raise PermanentMailError(failure) from exc
+            raise TemporaryMailError(failure) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise TemporaryMailError(f"{self._host}:{self._port}: {exc}") from exc
