@@ -103,6 +103,8 @@ class SmtpSettings(_Section):
 class MailSettings(_Section):
     adapter: Literal["maildir", "smtp"]
     sender: str = Field(min_length=3)
+    outbox_interval: float = Field(ge=0, le=3600)
+    max_attempts: int = Field(ge=1, le=100)
     smtp: SmtpSettings
 
 

@@ -35,6 +35,7 @@ from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
 from app.services.documents import DocumentService, PrintPolicy
 from app.services.licensing import LicensingService
+from app.services.mail import EmailComposer, MailPolicy, OutboxPolicy, OutboxWorker
 from app.services.notifications import NotificationService, Notifier
 from app.services.purchases import FeedPolicy, PurchaseService
 from app.services.releases import ReleaseService
@@ -145,7 +146,10 @@ class Container(containers.DeclarativeContainer):
                                 clock=clock, ids=ids, policy=user_policy)
 
     catalog = providers.Singleton(CatalogService, storage=storage, clock=clock, ids=ids)
-    notifier = providers.Singleton(Notifier, clock=clock, ids=ids)
+    composer = providers.Singleton(EmailComposer, policy=providers.Singleton(
+        MailPolicy, sender=config.mail.sender, base_url=config.base_url,
+        brand=config.web.brand_name, templates=config.paths.templates))
+    notifier = providers.Singleton(Notifier, clock=clock, ids=ids, composer=composer)
     notifications = providers.Singleton(NotificationService, storage=storage, clock=clock,
                                         ids=ids, events=event_bus, notifier=notifier)
     licensing = providers.Singleton(LicensingService, storage=storage, clock=clock, ids=ids,
@@ -175,6 +179,10 @@ class Container(containers.DeclarativeContainer):
             password=config.mail.smtp.password,
             timeout_seconds=config.mail.smtp.timeout_seconds))
 
+    outbox = providers.Singleton(
+        OutboxWorker, storage=storage, mailer=mailer, clock=clock, sender=config.mail.sender,
+        policy=providers.Singleton(OutboxPolicy, max_attempts=config.mail.max_attempts))
+
     object_store = providers.Resource(_opened, providers.Selector(
         config.object_store.adapter,
         localfs=providers.Singleton(LocalObjectStore, root=config.paths.objects),
@@ -197,6 +205,7 @@ class Container(containers.DeclarativeContainer):
                                    purchases=purchases, documents=documents, releases=releases,
                                    notifications=notifications,
                                    objects=object_store, events=event_bus, mailer=mailer,
+                                   outbox=outbox,
                                    web_secret=web_secret)
 
 

@@ -16,6 +16,7 @@ from app.domain.cabinets import Cabinet
 from app.domain.events import DomainEvent
 from app.domain.licensing import Certificate, DocumentFilter, License, Transfer
 from app.domain.notifications import Message, Notification, NotificationKind, Preference
+from app.domain.outbox import OutboxMessage
 from app.domain.paging import PageRequest
 from app.domain.products import Product
 from app.domain.releases import Artifact, Release
@@ -192,8 +193,37 @@ class NotificationRepository(Protocol):
         """Active users of the cabinets holding a non-revoked license of the product valid
         on `on` or `today`: those entitled to a release published on `on`."""
 
+    async def mail_targets(self, user_ids: list[str],
+                           kind: NotificationKind) -> list[tuple[str, str, str]]:
+        """(user id, e-mail, name) of those users, active, who did not turn e-mail off for
+        this kind."""
+
     async def recipients_all(self) -> list[str]:
         """Every active user."""
+
+
+class OutboxRepository(Protocol):
+    async def add(self, message: OutboxMessage) -> None:
+        """Queue a message; a Message-ID already queued is left as it is."""
+
+    async def claim(self, now: datetime, lease_until: datetime,
+                    limit: int) -> list[OutboxMessage]:
+        """Pending messages due by `now` and not leased, leased to the caller until
+        `lease_until`, oldest first. Concurrent claimers never get the same message."""
+
+    async def mark_sent(self, message_id: str, at: datetime) -> None: ...
+
+    async def retry_later(self, message_id: str, attempts: int, at: datetime,
+                          error: str) -> None:
+        """Count a failed attempt and try again at `at`."""
+
+    async def mark_failed(self, message_id: str, attempts: int, error: str) -> None:
+        """Give up on it, keeping the reason."""
+
+    async def get(self, message_id: str) -> OutboxMessage | None: ...
+
+    async def list_recent(self, limit: int) -> list[OutboxMessage]:
+        """Newest first: for staff who check what was sent."""
 
 
 class PurchaseEventRepository(Protocol):
@@ -289,6 +319,7 @@ class UnitOfWork(Protocol):
     purchases: PurchaseEventRepository
     releases: ReleaseRepository
     notifications: NotificationRepository
+    outbox: OutboxRepository
     users: UserRepository
     sessions: SessionRepository
     audit: AuditRepository

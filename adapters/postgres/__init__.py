@@ -113,7 +113,10 @@ class PostgresStorage:
         if self._pool is None:
             raise StorageUnavailable("the PostgreSQL storage is not open")
         try:
-            conn = await asyncio.wait_for(self._pool.acquire(), self._timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can return a connection that
+            # arrived together with a cancellation and swallow the cancellation.
+            async with asyncio.timeout(self._timeout):
+                conn = await self._pool.acquire()
         except (TimeoutError, psycopg2.Error, OSError, AssertionError) as exc:
             # AssertionError: aiopg's pool trips its own assertion while it replaces
             # connections the server has just closed (a restart, a failover).

@@ -74,7 +74,8 @@ class RedisEventBus:
     async def ready(self, seconds: float) -> bool:
         """Whether the listener is subscribed (waiting up to `seconds` for it)."""
         try:
-            await asyncio.wait_for(self._listening.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._listening.wait()
         except TimeoutError:
             return False
         return True

@@ -20,6 +20,7 @@ from app.domain.licensing import (
     Transfer,
 )
 from app.domain.notifications import Message, Notification, NotificationKind, Preference
+from app.domain.outbox import OutboxMessage, OutboxStatus
 from app.domain.paging import PageRequest
 from app.domain.products import Product
 from app.domain.releases import Artifact, ArtifactKind, Release, ReleaseKind
@@ -705,10 +706,95 @@ class SqlNotifications:
             " ORDER BY u.id", {"product_id": product_id, "on": on, "today": today})
         return [str(row["id"]) for row in rows]
 
+    async def mail_targets(self, user_ids: list[str],
+                           kind: NotificationKind) -> list[tuple[str, str, str]]:
+        if not user_ids:
+            return []
+        names = {f"u{i}": user_id for i, user_id in enumerate(user_ids)}
+        rows = await self._db.fetch_all(
+            "SELECT u.id, u.email, u.name FROM users u WHERE u.active AND u.deleted_at IS NULL"
+            f" AND u.id IN ({', '.join(':' + name for name in names)}) AND NOT EXISTS ("
+            " SELECT 1 FROM notification_settings s WHERE s.user_id = u.id"
+            " AND s.kind = :kind AND NOT s.email) ORDER BY u.id", {**names, "kind": kind.value})
+        return [(str(row["id"]), str(row["email"]), str(row["name"])) for row in rows]
+
     async def recipients_all(self) -> list[str]:
         rows = await self._db.fetch_all(
             "SELECT id FROM users WHERE active AND deleted_at IS NULL ORDER BY id")
         return [str(row["id"]) for row in rows]
+
+
+_OUTBOX_COLUMNS = ("id, message_id, recipient, subject, text_body, html_body, created_at,"
+                   " status, attempts, next_attempt_at, last_error, sent_at")
+
+
+def _outbox(row: Row) -> OutboxMessage:
+    return OutboxMessage(
+        id=row["id"], message_id=row["message_id"], recipient=row["recipient"],
+        subject=row["subject"], text_body=row["text_body"], html_body=row["html_body"],
+        created_at=row["created_at"], status=OutboxStatus(row["status"]),
+        attempts=int(row["attempts"]), next_attempt_at=row["next_attempt_at"],
+        last_error=row["last_error"], sent_at=row["sent_at"])
+
+
+class SqlOutbox:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def add(self, message: OutboxMessage) -> None:
+        await self._db.execute(
+            f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES (:id, :message_id, :recipient,"
+            " :subject, :text_body, :html_body, :created_at, :status, :attempts,"
+            " :next_attempt_at, :last_error, :sent_at) ON CONFLICT (message_id) DO NOTHING",
+            {**vars(message), "status": message.status.value,
+             "next_attempt_at": message.next_attempt_at or message.created_at})
+
+    async def claim(self, now: datetime, lease_until: datetime,
+                    limit: int) -> list[OutboxMessage]:
+        # PostgreSQL: rows another worker holds are skipped, not waited for. SQLite: a
+        # write transaction excludes every other writer already.
+        skip = " FOR UPDATE SKIP LOCKED" if self._db.dialect == "postgres" else ""
+        rows = await self._db.fetch_all(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending'"
+            " AND next_attempt_at <= :now AND (locked_until IS NULL OR locked_until <= :now)"
+            f" ORDER BY next_attempt_at, id LIMIT :limit{skip}",
+            {"now": now, "limit": limit})
+        for row in rows:
+            await self._db.execute(
+                "UPDATE outbox SET locked_until = :until WHERE id = :id",
+                {"until": lease_until, "id": row["id"]})
+        return [_outbox(row) for row in rows]
+
+    async def mark_sent(self, message_id: str, at: datetime) -> None:
+        await self._db.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = :at, attempts = attempts + 1,"
+            " locked_until = NULL, last_error = NULL WHERE message_id = :message_id",
+            {"message_id": message_id, "at": at})
+
+    async def retry_later(self, message_id: str, attempts: int, at: datetime,
+                          error: str) -> None:
+        await self._db.execute(
+            "UPDATE outbox SET attempts = :attempts, next_attempt_at = :at,"
+            " locked_until = NULL, last_error = :error WHERE message_id = :message_id",
+            {"message_id": message_id, "attempts": attempts, "at": at, "error": error[:1000]})
+
+    async def mark_failed(self, message_id: str, attempts: int, error: str) -> None:
+        await self._db.execute(
+            "UPDATE outbox SET status = 'failed', attempts = :attempts, locked_until = NULL,"
+            " last_error = :error WHERE message_id = :message_id",
+            {"message_id": message_id, "attempts": attempts, "error": error[:1000]})
+
+    async def get(self, message_id: str) -> OutboxMessage | None:
+        row = await self._db.fetch_one(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE message_id = :message_id",
+            {"message_id": message_id})
+        return _outbox(row) if row else None
+
+    async def list_recent(self, limit: int) -> list[OutboxMessage]:
+        rows = await self._db.fetch_all(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox ORDER BY created_at DESC, id DESC"
+            " LIMIT :limit", {"limit": limit})
+        return [_outbox(row) for row in rows]
 
 
 class SqlLoginThrottle:
@@ -754,6 +840,7 @@ class SqlUnitOfWork:
         self.purchases = SqlPurchaseEvents(db)
         self.releases = SqlReleases(db)
         self.notifications = SqlNotifications(db)
+        self.outbox = SqlOutbox(db)
         self.users = SqlUsers(db)
         self.sessions = SqlSessions(db)
         self.audit = SqlAudit(db)

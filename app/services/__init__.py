@@ -9,6 +9,7 @@ from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
 from app.services.documents import DocumentService
 from app.services.licensing import LicensingService
+from app.services.mail import OutboxWorker
 from app.services.notifications import NotificationService
 from app.services.purchases import PurchaseService
 from app.services.releases import ReleaseService
@@ -36,4 +37,5 @@ class Services:
     objects: ObjectStore
     events: EventBus
     mailer: Mailer
+    outbox: OutboxWorker
     web_secret: bytes

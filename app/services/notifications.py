@@ -24,6 +24,7 @@ from app.domain.notifications import (
 from app.domain.paging import Page, PageRequest
 from app.domain.users import Principal
 from app.services.licensing import publish_all
+from app.services.mail import EmailComposer
 from ports.events import EventPublisher
 from ports.storage import Storage, UnitOfWork
 from ports.system import Clock, IdGenerator
@@ -33,11 +34,14 @@ MAX_TITLE, MAX_BODY = 200, 5000
 
 
 class Notifier:
-    """Turns a unit of work's domain events into notifications, before it commits."""
+    """Turns a unit of work's domain events into notifications, and into e-mail in the
+    outbox, before it commits: the change, its notifications and its e-mail are one
+    transaction, so none is lost and none is sent for a change that rolled back."""
 
-    def __init__(self, clock: Clock, ids: IdGenerator) -> None:
+    def __init__(self, clock: Clock, ids: IdGenerator, composer: EmailComposer) -> None:
         self._clock = clock
         self._ids = ids
+        self._composer = composer
 
     async def record(self, uow: UnitOfWork) -> None:
         for event in list(uow.events):
@@ -47,16 +51,25 @@ class Notifier:
 
     async def send(self, uow: UnitOfWork, user_ids: list[str],
                    message: Message) -> list[Notification]:
-        """Write one per user who has not turned this kind off, and queue the wake-up."""
+        """A notification for each user who has not turned this kind off in the portal,
+        an e-mail for each who has not turned it off by e-mail, and the wake-up for the
+        live streams and the outbox worker."""
+        everyone = list(dict.fromkeys(user_ids))
         muted = await uow.notifications.muted(message.kind)
-        wanted = [u for u in dict.fromkeys(user_ids) if u not in muted]
-        if not wanted:
-            return []
+        wanted = [u for u in everyone if u not in muted]
         now = self._clock.now()
         made = await uow.notifications.add(wanted, message,
-                                           [self._ids.new_id() for _ in wanted], now)
-        if made:
-            uow.events.append(DomainEvent(CREATED, now, (), created_event(made)))
+                                           [self._ids.new_id() for _ in wanted], now) \
+            if wanted else []
+        keys = {n.user_id: n.id for n in made}
+        mailed = 0
+        for user_id, address, name in await uow.notifications.mail_targets(everyone,
+                                                                         message.kind):
+            await uow.outbox.add(self._composer.notification(
+                keys.get(user_id) or self._ids.new_id(), address, name, message, now))
+            mailed += 1
+        if made or mailed:
+            uow.events.append(DomainEvent(CREATED, now, (), created_event(made, mailed)))
         return made
 
     async def _plan(self, uow: UnitOfWork,
@@ -96,17 +109,22 @@ class Notifier:
         return None
 
 
-def created_event(made: list[Notification]) -> dict[str, Any]:
-    """What the bus carries: enough to deliver without a query when nothing was missed."""
+def created_event(made: list[Notification], mailed: int = 0) -> dict[str, Any]:
+    """What the bus carries: enough to deliver without a query when nothing was missed,
+    and whether the outbox has new mail."""
+    if not made:
+        return {"items": [], "mailed": mailed}
     first = made[0]
     return {"items": [[n.user_id, n.seq, n.id] for n in made], "kind": first.kind.value,
             "title": first.title, "body": first.body, "link": first.link,
-            "created_at": first.created_at.isoformat()}
+            "created_at": first.created_at.isoformat(), "mailed": mailed}
 
 
 def delivered(event: DomainEvent) -> list[Notification]:
     """The notifications a `notifications.created` event announces."""
     data = event.data
+    if not data["items"]:
+        return []
     at = datetime.fromisoformat(str(data["created_at"]))
     return [Notification(id=str(n_id), user_id=str(user_id), seq=int(seq),
                          kind=NotificationKind(data["kind"]), title=str(data["title"]),

@@ -19,7 +19,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from app import __version__
 from app.config import PROJECT_ROOT, Settings
 from app.container import open_services
+from app.domain.events import DomainEvent
 from app.services import Services
+from app.services.mail import being_cancelled
+from app.services.notifications import CREATED
 from app.web.api import (
     auth,
     cabinets,
@@ -88,14 +91,25 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
         async with services_factory(settings) as services:
             app[SERVICES] = services
             leave = services.events.subscribe(app[HUB].on_event)
-            scanner = asyncio.create_task(_scan_forever(services, settings.catalog.scan_interval))
+
+            async def new_mail(event: DomainEvent) -> None:
+                if event.name == CREATED and event.data.get("mailed"):
+                    services.outbox.wake.set()
+
+            leave_outbox = services.events.subscribe(new_mail)
+            tasks = [asyncio.create_task(_scan_forever(services, settings.catalog.scan_interval))]
+            if settings.mail.outbox_interval > 0:
+                tasks.append(asyncio.create_task(
+                    services.outbox.run_forever(settings.mail.outbox_interval)))
             try:
                 yield
             finally:
                 leave()
-                scanner.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await scanner
+                leave_outbox()
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     app.cleanup_ctx.append(services_context)
 
@@ -117,6 +131,8 @@ async def _scan_forever(services: Services, interval: int) -> None:
             if added:
                 log.info("release scan: %d new", len(added))
         except Exception:
+            if being_cancelled():
+                raise
             log.exception("release scan failed; next try in %d s", interval)
         await asyncio.sleep(interval)
 

@@ -1,0 +1,156 @@
+"""E-mail: composing messages from templates/email/, and the outbox worker that sends
+what the outbox holds, retrying temporary failures with backoff and giving up on
+permanent ones."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jinja2
+
+from app.domain.notifications import Message, NotificationKind
+from app.domain.outbox import MAX_ATTEMPTS, OutboxMessage, retry_delay
+from ports.mail import Email, Mailer, PermanentMailError, TemporaryMailError
+from ports.storage import Storage, StorageUnavailable
+from ports.system import Clock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MailPolicy:
+    sender: str
+    base_url: str
+    brand: str
+    templates: Path
+
+
+class EmailComposer:
+    def __init__(self, policy: MailPolicy) -> None:
+        self._policy = policy
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(policy.templates / "email"),
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html",),
+                                                default_for_string=False, default=False))
+        self._domain = urlsplit(policy.base_url).hostname or "portal.invalid"
+
+    def notification(self, key: str, to_email: str, to_name: str, message: Message,
+                     at: datetime) -> OutboxMessage:
+        """A notification as e-mail; `key` (the notification's id) makes its Message-ID,
+        the same on every attempt."""
+        policy = self._policy
+        link = message.link
+        if link and link.startswith("/"):
+            link = policy.base_url.rstrip("/") + link
+        values = {"title": message.title, "body": message.body, "link": link,
+                  "brand": policy.brand, "base_url": policy.base_url.rstrip("/"),
+                  "kind_label": message.kind.label,
+                  "security": message.kind is NotificationKind.SECURITY_PUBLISHED}
+        return OutboxMessage(
+            id=key, message_id=f"<{key}@{self._domain}>",
+            recipient=f"{to_name} <{to_email}>" if to_name else to_email,
+            subject=message.title,
+            text_body=self._env.get_template("notification.txt").render(values),
+            html_body=self._env.get_template("notification.html").render(values),
+            created_at=at, next_attempt_at=at)
+
+
+@dataclass(frozen=True)
+class OutboxPolicy:
+    batch: int = 20
+    lease_seconds: int = 120
+    max_attempts: int = MAX_ATTEMPTS
+    base_delay: float = 5.0
+    max_delay: float = 3600.0
+
+
+def being_cancelled() -> bool:
+    """Whether the running task was asked to stop (its error handlers must not go on)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+class OutboxWorker:
+    def __init__(self, storage: Storage, mailer: Mailer, clock: Clock, sender: str,
+                 policy: OutboxPolicy) -> None:
+        self._storage = storage
+        self._mailer = mailer
+        self._clock = clock
+        self._sender = sender
+        self._policy = policy
+        self.wake = asyncio.Event()
+
+    async def run_once(self) -> int:
+        """Send what is due now; how many messages were tried."""
+        policy, now = self._policy, self._clock.now()
+        async with self._storage.unit_of_work() as uow:
+            claimed = await uow.outbox.claim(now, now + timedelta(seconds=policy.lease_seconds),
+                                             policy.batch)
+            await uow.commit()
+        for message in claimed:
+            await self._deliver(message)
+        return len(claimed)
+
+    async def _deliver(self, message: OutboxMessage) -> None:
+        policy = self._policy
+        attempts = message.attempts + 1
+        try:
+            await self._mailer.send(Email(message.message_id, self._sender, message.recipient,
+                                          message.subject, message.text_body,
+                                          message.html_body))
+        except PermanentMailError as exc:
+            log.error("e-mail %s to %s refused for good: %s", message.message_id,
+                      message.recipient, exc)
+            async with self._storage.unit_of_work() as uow:
+                await uow.outbox.mark_failed(message.message_id, attempts, str(exc))
+                await uow.commit()
+            return
+        except TemporaryMailError as exc:
+            async with self._storage.unit_of_work() as uow:
+                if attempts >= policy.max_attempts:
+                    log.error("e-mail %s to %s given up after %d attempts: %s",
+                              message.message_id, message.recipient, attempts, exc)
+                    await uow.outbox.mark_failed(message.message_id, attempts, str(exc))
+                else:
+                    later = self._clock.now() + retry_delay(
+                        attempts, base=policy.base_delay, cap=policy.max_delay)
+                    log.warning("e-mail %s to %s not sent (attempt %d), again at %s: %s",
+                                message.message_id, message.recipient, attempts,
+                                later.isoformat(timespec="seconds"), exc)
+                    await uow.outbox.retry_later(message.message_id, attempts, later, str(exc))
+                await uow.commit()
+            return
+        async with self._storage.unit_of_work() as uow:
+            await uow.outbox.mark_sent(message.message_id, self._clock.now())
+            await uow.commit()
+
+    async def run_forever(self, interval: float) -> None:
+        """Send now and then, and at once when woken; a database outage is logged and
+        waited out."""
+        while True:
+            if being_cancelled():  # asked to stop, whatever below swallowed the signal
+                raise asyncio.CancelledError
+            try:
+                while await self.run_once() == self._policy.batch:
+                    pass  # more are waiting
+            except Exception as exc:
+                if being_cancelled():
+                    raise  # a cancelled query can surface as a database error
+                if isinstance(exc, StorageUnavailable):
+                    log.warning("outbox: the database is not answering: %s", exc)
+                else:
+                    log.exception("outbox: sending failed unexpectedly")
+            self.wake.clear()
+            if being_cancelled():
+                raise asyncio.CancelledError
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the wake-up does, and the worker would never stop.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self.wake.wait()

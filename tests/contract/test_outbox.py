@@ -1,0 +1,252 @@
+"""The outbox on both databases, and its worker against a real SMTP server (aiosmtpd):
+retries with backoff while the server is down, no retry after a 5xx, nothing lost when a
+process dies between the commit and the send, and every message sent once when several
+workers run."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from adapters.smtp import SmtpMailer
+from app.domain.outbox import OutboxMessage, OutboxStatus, retry_delay
+from app.services.mail import OutboxPolicy, OutboxWorker
+from tests.contract.test_mail import Inbox
+from tests.contract.test_storage import Adapter, storage
+from tests.live import free_port
+
+__all__ = ["storage"]  # the fixture, shared with test_storage
+
+T0 = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.at = now
+
+    def now(self) -> datetime:
+        return self.at
+
+
+def queued(n: int, recipient: str = "ann@acme.test", at: datetime = T0) -> list[OutboxMessage]:
+    batch = uuid.uuid4().hex[:8]
+    return [OutboxMessage(id=f"{batch}-{i}", message_id=f"<{batch}-{i}@portal.test>",
+                          recipient=recipient, subject=f"Message {i}", text_body=f"Body {i}",
+                          html_body=f"<p>Body {i}</p>", created_at=at, next_attempt_at=at)
+            for i in range(n)]
+
+
+async def put(storage: Adapter, messages: list[OutboxMessage]) -> None:
+    async with storage.unit_of_work() as uow:
+        for message in messages:
+            await uow.outbox.add(message)
+        await uow.commit()
+
+
+async def state(storage: Adapter, message: OutboxMessage) -> OutboxMessage:
+    async with storage.unit_of_work() as uow:
+        found = await uow.outbox.get(message.message_id)
+    assert found is not None
+    return found
+
+
+class SmtpServer:
+    """aiosmtpd on a fixed free port, stopped and started again at will."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.inbox = Inbox()
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def mailer(self) -> SmtpMailer:
+        return SmtpMailer("127.0.0.1", self.port, "none", "", "", 3)
+
+    def received(self, recipient_prefix: str) -> list[Any]:
+        return [m["Message-ID"] for m in self.inbox.messages
+                if str(m["To"]).startswith(recipient_prefix)]
+
+
+@pytest.fixture
+def smtp() -> Any:
+    server = SmtpServer()
+    yield server
+    server.stop()
+
+
+async def test_a_claim_leases_what_is_due_and_nobody_else_gets_it(storage: Adapter) -> None:
+    # The PostgreSQL database is shared by the session: a moment long before anyone
+    # else's mail keeps other tests' messages out of these claims.
+    base = datetime(1991, 1, 1, tzinfo=UTC)
+    due, later = queued(3, at=base), queued(1, at=base + timedelta(hours=1))
+    await put(storage, due + later)
+    await put(storage, due[:1])  # the same Message-ID again: still one
+    async with storage.unit_of_work() as uow:
+        first = await uow.outbox.claim(base, base + timedelta(minutes=2), 10)
+        await uow.commit()
+    mine = {m.message_id for m in due}
+    assert {m.message_id for m in first} == mine  # not the later one, no duplicate
+    async with storage.unit_of_work() as uow:
+        again = await uow.outbox.claim(base + timedelta(minutes=1),
+                                       base + timedelta(minutes=3), 10)
+        await uow.commit()
+    assert again == []  # leased to the first claimer
+    async with storage.unit_of_work() as uow:  # the lease ran out: a crashed worker's mail
+        expired = await uow.outbox.claim(base + timedelta(minutes=5),
+                                         base + timedelta(minutes=7), 10)
+        await uow.commit()
+    assert {m.message_id for m in expired} == mine
+
+
+async def test_concurrent_claims_never_share_a_message(storage: Adapter) -> None:
+    base = datetime(1992, 1, 1, tzinfo=UTC)
+    messages = queued(20, at=base)
+    await put(storage, messages)
+
+    async def claim() -> set[str]:
+        async with storage.unit_of_work() as uow:
+            got = await uow.outbox.claim(base, base + timedelta(minutes=2), 7)
+            await asyncio.sleep(0.05)  # hold the rows while the others claim
+            await uow.commit()
+        return {m.message_id for m in got}
+
+    async with asyncio.timeout(20):
+        results = await asyncio.gather(*(claim() for _ in range(4)))
+    seen = [m for found in results for m in found]
+    assert len(seen) == len(set(seen))  # none twice
+    assert {m.message_id for m in messages} <= set(seen)  # and all of them
+
+
+async def test_smtp_down_then_up_delivers_each_message_once(storage: Adapter, smtp: Any) -> None:
+    prefix = f"down-{uuid.uuid4().hex[:6]}"
+    messages = queued(3, recipient=f"{prefix}@acme.test", at=T0 - timedelta(days=7300))
+    await put(storage, messages)
+    clock = Clock()
+    worker = OutboxWorker(storage, smtp.mailer(), clock, "portal@vendor.test",
+                          OutboxPolicy(batch=100, base_delay=10, max_delay=60))
+    await worker.run_once()  # the server is down
+    failed = await state(storage, messages[0])
+    assert failed.status is OutboxStatus.PENDING and failed.attempts == 1
+    assert failed.next_attempt_at is not None and failed.next_attempt_at > T0
+    assert failed.last_error
+    await worker.run_once()  # not due yet: left alone
+    assert (await state(storage, messages[0])).attempts == 1
+    smtp.start()
+    clock.at = T0 + timedelta(minutes=5)
+    await worker.run_once()
+    await worker.run_once()
+    assert sorted(smtp.received(prefix)) == sorted(m.message_id for m in messages)
+    sent = await state(storage, messages[0])
+    assert sent.status is OutboxStatus.SENT and sent.attempts == 2 and sent.sent_at
+
+
+async def test_a_5xx_fails_the_message_for_good(storage: Adapter, smtp: Any) -> None:
+    [message] = queued(1, recipient="nobody@acme.test", at=T0 - timedelta(days=7300))
+    await put(storage, [message])
+    smtp.start()
+    clock = Clock()
+    worker = OutboxWorker(storage, smtp.mailer(), clock, "portal@vendor.test", OutboxPolicy())
+    await worker.run_once()
+    failed = await state(storage, message)
+    assert failed.status is OutboxStatus.FAILED and "550" in (failed.last_error or "")
+    clock.at = T0 + timedelta(days=1)
+    await worker.run_once()
+    assert (await state(storage, message)).attempts == 1  # never tried again
+
+
+async def test_too_many_temporary_failures_give_up(storage: Adapter) -> None:
+    [message] = queued(1, at=T0 - timedelta(days=7300))
+    await put(storage, [message])
+    clock = Clock()
+    worker = OutboxWorker(storage, SmtpMailer("127.0.0.1", free_port(), "none", "", "", 1),
+                          clock, "portal@vendor.test", OutboxPolicy(max_attempts=3))
+    for hour in range(5):
+        clock.at = T0 + timedelta(hours=hour * 2)
+        await worker.run_once()
+    gave_up = await state(storage, message)
+    assert gave_up.status is OutboxStatus.FAILED and gave_up.attempts == 3
+
+
+async def test_two_workers_send_every_message_once(storage: Adapter, smtp: Any) -> None:
+    prefix = f"pair-{uuid.uuid4().hex[:6]}"
+    messages = queued(30, recipient=f"{prefix}@acme.test", at=T0 - timedelta(days=7300))
+    await put(storage, messages)
+    smtp.start()
+    workers = [OutboxWorker(storage, smtp.mailer(), Clock(), "portal@vendor.test",
+                            OutboxPolicy(batch=4)) for _ in range(2)]
+
+    async def drain(worker: OutboxWorker) -> None:
+        while await worker.run_once():
+            pass
+
+    async with asyncio.timeout(60):
+        await asyncio.gather(*(drain(worker) for worker in workers))
+    got = smtp.received(prefix)
+    assert sorted(got) == sorted(m.message_id for m in messages)  # all, none twice
+
+
+def test_retry_delays_grow_and_stay_capped() -> None:
+    import random
+
+    jitter = random.Random(7)
+    delays = [retry_delay(n, base=5, cap=300, jitter=jitter).total_seconds()
+              for n in range(1, 10)]
+    assert 2.5 <= delays[0] <= 5 and 5 <= delays[1] <= 10
+    assert all(150 <= d <= 300 for d in delays[-3:])
+
+
+async def test_mail_committed_before_a_crash_is_sent_by_the_next_process(settings_for) -> None:  # type: ignore[no-untyped-def]
+    """The announcement, its notifications and its e-mail commit together; the process
+    dies before sending; the next one started on the same data sends each e-mail once."""
+    import email as parser
+    import email.policy
+
+    from app.container import open_services
+    from app.domain.cabinets import CabinetKind
+    from app.domain.notifications import NotificationKind, Preference
+    from app.domain.roles import Role
+    from app.domain.users import SYSTEM, Principal
+    from app.services.notifications import Audience
+
+    settings = settings_for("sqlite")
+    async with open_services(settings) as first:
+        cabinet = await first.cabinets.create(SYSTEM, "Mailed Ltd", CabinetKind.CUSTOMER, None)
+        users = [await first.users.create_with_password(
+            SYSTEM, cabinet.id, f"{name}@mailed.test", name.title(), Role.CUSTOMER_USER,
+            "correct horse battery") for name in ("ann", "bob", "cid")]
+        bob = users[1]
+        await first.notifications.set_preferences(
+            Principal(bob.id, bob.email, bob.role, cabinet.id, cabinet.path),
+            {NotificationKind.ANNOUNCEMENT: Preference(in_app=True, email=False)})
+        told = await first.notifications.announce(SYSTEM, "Maintenance", "Sunday night.",
+                                                  "/licenses", Audience(cabinet_id=cabinet.id))
+        assert told == 3
+    mail = settings.data_dir / "mail"
+    assert not list(mail.glob("*.eml"))  # "crashed" before sending
+
+    async with open_services(settings) as second:
+        assert await second.outbox.run_once() == 2  # ann and cid; bob wants no e-mail
+        assert await second.outbox.run_once() == 0
+    sent = [parser.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+            for p in sorted(mail.glob("*.eml"))]
+    assert sorted(str(m["To"]) for m in sent) == ["Ann <ann@mailed.test>",
+                                                   "Cid <cid@mailed.test>"]
+    html = sent[0].get_body(preferencelist=("html",))
+    text = sent[0].get_body(preferencelist=("plain",))
+    assert html is not None and "Open in the portal" in html.get_content()
+    assert f"{settings.base_url}/licenses" in html.get_content()
+    assert text is not None and "Sunday night." in text.get_content()
+    assert sent[0]["Subject"] == "Maintenance"
