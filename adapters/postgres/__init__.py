@@ -52,6 +52,14 @@ def _translate(exc: Exception) -> Exception:
     return exc
 
 
+def _stop_if_cancelled() -> None:
+    """Re-raise a cancellation that aiopg turned into an error or swallowed, so that a
+    cancelled request or task really stops."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class _PostgresSession:
     dialect = "postgres"
     for_update = " FOR UPDATE"
@@ -64,7 +72,10 @@ class _PostgresSession:
         try:
             await self._cursor.execute(to_pyformat(sql), values)
         except (TimeoutError, psycopg2.Error, OSError) as exc:
+            _stop_if_cancelled()  # aiopg answers a cancelled query with QueryCanceledError
             raise _translate(exc) from exc
+        _stop_if_cancelled()
+
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
         await self._run(sql, params)
@@ -128,8 +139,10 @@ class PostgresStorage:
                 conn.close()  # dead since it was pooled; the pool opens a new one
                 raise _translate(exc) from exc
             session = _PostgresSession(cursor)
-            await session.execute("BEGIN")
             try:
+                # Inside the try: a cancellation that lands on BEGIN still rolls back, so
+                # the connection goes back to the pool outside any transaction.
+                await session.execute("BEGIN")
                 yield session
             finally:
                 try:

@@ -131,12 +131,15 @@ class SqliteStorage:
                                      f"{self._busy_timeout_ms} ms") from None
         try:
             session = _SqliteSession(conn)
+            # A caller cancelled during its BEGIN leaves that BEGIN to run in aiosqlite's
+            # thread after the caller has gone. Calls run there in order, so a rollback
+            # first (a no-op without a transaction) ends any such leftover.
+            await conn.rollback()
             await session.execute(begin)
             try:
                 yield session
             finally:
-                if conn.in_transaction:
-                    await conn.rollback()
+                await conn.rollback()  # after a commit: a no-op
         finally:
             self._lock.release()
 

@@ -1316,3 +1316,26 @@ async def test_an_unopenable_sqlite_file_is_unavailable(where: str, tmp_path: Pa
     # wait for it, or it reports to a closed loop during a later test.
     for thread in set(threading.enumerate()) - threads_before:
         thread.join(timeout=2)
+
+
+async def test_a_unit_of_work_cancelled_while_it_begins_leaves_no_transaction_behind(
+        storage: Adapter) -> None:
+    """A request cancelled at any moment (a client that went away) must not leave the
+    connection inside a transaction for the next one."""
+    for delay in (0, 0, 0.0001, 0.0005, 0.001, 0.002):
+        async def use() -> None:
+            async with storage.unit_of_work() as uow:
+                await uow.cabinets.get("nobody", EVERYTHING)
+                await asyncio.sleep(1)
+
+        task = asyncio.ensure_future(use())
+        await asyncio.sleep(delay)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with asyncio.timeout(10), storage.unit_of_work() as uow:
+            cabinet = new_cabinet()
+            await uow.cabinets.add(cabinet)
+            await uow.commit()
+        async with storage.unit_of_work() as uow:
+            assert await uow.cabinets.get(cabinet.id, EVERYTHING) is not None
