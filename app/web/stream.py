@@ -22,11 +22,12 @@ class Listener:
     def __init__(self, user_id: str, size: int) -> None:
         self.user_id = user_id
         self.dropped = False
+        self._ended = False
         self._queue: asyncio.Queue[Notification | None] = asyncio.Queue(size + 1)
         self._size = size
 
     def offer(self, notification: Notification) -> None:
-        if self.dropped:
+        if self._ended:
             return
         if self._queue.qsize() >= self._size:
             self.end(dropped=True)
@@ -34,8 +35,10 @@ class Listener:
         self._queue.put_nowait(notification)
 
     def end(self, dropped: bool = False) -> None:
-        """Stop the stream after what it holds (the one spare slot takes the end mark)."""
-        if not self.dropped:
+        """Stop the stream after what it holds (the one spare slot takes the end mark);
+        once only."""
+        if not self._ended:
+            self._ended = True
             self.dropped = dropped
             self._queue.put_nowait(_END)
 

@@ -49,3 +49,13 @@ async def test_closing_ends_every_stream_and_new_ones_at_once() -> None:
     assert await hub.attach("bob").next() is None
     hub.detach(listener)
     assert hub.open_streams == 1
+
+
+async def test_ending_twice_and_offering_after_the_end_are_harmless() -> None:
+    hub = NotificationHub(queue_size=1)
+    listener = hub.attach("alice")
+    await hub.on_event(created("alice", 1))
+    hub.close_all()
+    hub.close_all()
+    await hub.on_event(created("alice", 2))  # after the end: ignored, never QueueFull
+    assert [(await listener.next()) for _ in range(2)][1] is None
