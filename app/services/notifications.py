@@ -211,6 +211,15 @@ class NotificationService:
             raise Forbidden("Only the vendor's staff send announcements.")
         if audience.cabinet_id and audience.product_id:
             raise Invalid("Name a cabinet or a product, not both.", field="cabinet_id")
+        title, body, link = title.strip(), body.strip(), (link or "").strip() or None
+        if not title or not body:
+            raise Invalid("Write a title and a message.", field="title" if not title else "body")
+        if len(title) > MAX_TITLE or len(body) > MAX_BODY:
+            raise Invalid(f"A title has at most {MAX_TITLE} characters, a message {MAX_BODY}.",
+                          field="title" if len(title) > MAX_TITLE else "body")
+        if link and not link.startswith(("/", "https://")):
+            raise Invalid("A link is a portal path (/licenses) or an https:// address.",
+                          field="link")
         today = self._clock.now().date()
         async with self._storage.unit_of_work() as uow:
             if audience.cabinet_id:

@@ -221,8 +221,7 @@ async def ranged(request: web.Request, objects: ObjectStore, size: int, etag: st
             return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
     if status == 206:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    chosen = list(pieces(start, end))
-    await _check_local_files(objects, chosen)
+    chosen = await _locate(objects, list(pieces(start, end)))
     if record is not None and start == 0:
         await record()
     response = web.StreamResponse(status=status, headers=headers)
@@ -246,27 +245,30 @@ class _ShortFile(Exception):
     pass
 
 
-async def _check_local_files(objects: ObjectStore, pieces: list[Piece]) -> None:
-    """Before the first byte: every local file there and long enough (ObjectNotFound)."""
-    for piece in pieces:
-        if isinstance(piece, bytes) or (path := objects.local_path(piece.bucket,
-                                                                   piece.key)) is None:
-            continue
-        try:
-            length = (await asyncio.to_thread(path.stat)).st_size
-        except OSError:
-            length = -1
-        if length < piece.end:
-            raise ObjectNotFound(f"{piece.bucket}/{piece.key} (needs {piece.end} bytes, "
-                                 f"{'absent' if length < 0 else f'has {length}'})")
-
-
-async def _send(request: web.Request, response: web.StreamResponse, objects: ObjectStore,
-                pieces: list[Piece]) -> None:
-    """A client that goes away raises here, which stops the reads at once."""
+async def _locate(objects: ObjectStore,
+                  pieces: list[Piece]) -> list[tuple[Piece, Path | None]]:
+    """Each piece with its local file, if it has one; before the first byte, every local
+    file is checked to be there and long enough (ObjectNotFound otherwise)."""
+    located: list[tuple[Piece, Path | None]] = []
     for piece in pieces:
         path = None if isinstance(piece, bytes) else objects.local_path(piece.bucket,
                                                                         piece.key)
+        if path is not None and not isinstance(piece, bytes):
+            try:
+                length = (await asyncio.to_thread(path.stat)).st_size
+            except OSError:
+                length = -1
+            if length < piece.end:
+                raise ObjectNotFound(f"{piece.bucket}/{piece.key} (needs {piece.end} bytes, "
+                                     f"{'absent' if length < 0 else f'has {length}'})")
+        located.append((piece, path))
+    return located
+
+
+async def _send(request: web.Request, response: web.StreamResponse, objects: ObjectStore,
+                pieces: list[tuple[Piece, Path | None]]) -> None:
+    """A client that goes away raises here, which stops the reads at once."""
+    for piece, path in pieces:
         if isinstance(piece, bytes):
             await response.write(piece)
         elif path is not None:

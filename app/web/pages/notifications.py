@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.domain.errors import DomainError, Invalid
+from app.domain.errors import DomainError
 from app.domain.notifications import NotificationKind, Preference
 from app.domain.paging import MAX_LIMIT, PageRequest
 from app.domain.users import Principal
@@ -99,14 +99,9 @@ async def announce_send(request: web.Request, me: Principal) -> web.StreamRespon
     form = await form_of(request)
     audience = form.get("audience", "all")
     target = form.get("target_" + audience, "") if audience in ("cabinet", "product") else ""
-    title, body, link = (form.get(k, "").strip() for k in ("title", "body", "link"))
     try:
-        if not title or not body:
-            raise Invalid("Write a title and a message.")
-        if link and not link.startswith(("/", "https://")):
-            raise Invalid("A link is a portal path (/licenses) or an https:// address.")
         count = await request.app[SERVICES].notifications.announce(
-            me, title[:200], body[:5000], link or None,
+            me, form.get("title", ""), form.get("body", ""), form.get("link") or None,
             Audience(cabinet_id=target if audience == "cabinet" else None,
                      product_id=target if audience == "product" else None))
     except DomainError as exc:
