@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="apply pending database migrations")
     commands.add_parser("scan", help="register new releases found in the object store")
+    commands.add_parser("remind", help="send the expiry reminders due today (serve does this "
+                                       "every notifications.reminder_interval seconds)")
     demo = commands.add_parser(
         "demo", help="load demo data and print the demo accounts (idempotent)")
     demo.add_argument("--force", action="store_true",
@@ -115,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         return _verify_license(settings, args.file, args.keys)
     commands: dict[str, Callable[[Services, argparse.Namespace], Awaitable[int]]] = {
         "migrate": _migrate, "demo": _demo, "cabinets": _create_cabinet,
-        "users": _create_user, "feed": _feed_import, "scan": _scan}
+        "users": _create_user, "feed": _feed_import, "scan": _scan,
+        "remind": _remind}
     try:
         return asyncio.run(_with_services(settings, args, commands[args.command]))
     except (DomainError, StorageUnavailable, StartupError) as exc:
@@ -144,6 +147,12 @@ async def _scan(services: Services, args: argparse.Namespace) -> int:
         print(f"registered {release.version} ({release.kind.value}, "
               f"{len(release.artifacts)} files) of product {release.product_id}")
     print(f"{len(added)} new releases")
+    return 0
+
+
+async def _remind(services: Services, args: argparse.Namespace) -> int:
+    sent = await services.reminders.run_once()
+    print(f"reminded of {sent} licenses and certificates")
     return 0
 
 

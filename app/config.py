@@ -5,10 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = PROJECT_ROOT / "config.yaml"
@@ -108,6 +115,20 @@ class MailSettings(_Section):
     smtp: SmtpSettings
 
 
+class NotificationSettings(_Section):
+    reminder_days: list[Annotated[int, Field(ge=1, le=366)]] = Field(max_length=10)
+    reminder_interval: float = Field(ge=0, le=86400)
+    expired_lookback_days: int = Field(ge=0, le=366)
+
+    @field_validator("reminder_days", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """From the environment a list comes as "30,7,1"."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
 class CatalogSettings(_Section):
     scan_interval: int = Field(ge=0)
 
@@ -153,6 +174,7 @@ class Settings(_Section):
     object_store: ObjectStoreSettings
     event_bus: EventBusSettings
     mail: MailSettings
+    notifications: NotificationSettings
     catalog: CatalogSettings
     downloads: DownloadSettings
     licensing: LicensingSettings

@@ -29,6 +29,7 @@ from adapters.sqlite import SqliteStorage
 from adapters.system import SystemClock, Uuid7Ids, load_secret
 from adapters.weasyprint import WeasyPrintRenderer
 from app.config import PROJECT_ROOT, Settings
+from app.domain.reminders import ReminderPolicy
 from app.services import Services
 from app.services.auth import AuthPolicy, AuthService
 from app.services.cabinets import CabinetService
@@ -39,6 +40,7 @@ from app.services.mail import EmailComposer, MailPolicy, OutboxPolicy, OutboxWor
 from app.services.notifications import NotificationService, Notifier
 from app.services.purchases import FeedPolicy, PurchaseService
 from app.services.releases import ReleaseService
+from app.services.reminders import ReminderService
 from app.services.users import UserPolicy, UserService
 
 if TYPE_CHECKING:
@@ -152,6 +154,12 @@ class Container(containers.DeclarativeContainer):
     notifier = providers.Singleton(Notifier, clock=clock, ids=ids, composer=composer)
     notifications = providers.Singleton(NotificationService, storage=storage, clock=clock,
                                         ids=ids, events=event_bus, notifier=notifier)
+    reminders = providers.Singleton(
+        ReminderService, storage=storage, clock=clock, events=event_bus, notifier=notifier,
+        policy=providers.Singleton(
+            ReminderPolicy,
+            days_before=providers.Callable(tuple, config.notifications.reminder_days),
+            lookback_days=config.notifications.expired_lookback_days))
     licensing = providers.Singleton(LicensingService, storage=storage, clock=clock, ids=ids,
                                     events=event_bus, notifier=notifier)
 
@@ -203,7 +211,7 @@ class Container(containers.DeclarativeContainer):
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
                                    users=users, catalog=catalog, licensing=licensing,
                                    purchases=purchases, documents=documents, releases=releases,
-                                   notifications=notifications,
+                                   notifications=notifications, reminders=reminders,
                                    objects=object_store, events=event_bus, mailer=mailer,
                                    outbox=outbox,
                                    web_secret=web_secret)

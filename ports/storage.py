@@ -14,12 +14,13 @@ from app.domain.access import Scope
 from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet
 from app.domain.events import DomainEvent
-from app.domain.licensing import Certificate, DocumentFilter, License, Transfer
+from app.domain.licensing import Certificate, DocumentFilter, DocumentKind, License, Transfer
 from app.domain.notifications import Message, Notification, NotificationKind, Preference
 from app.domain.outbox import OutboxMessage
 from app.domain.paging import PageRequest
 from app.domain.products import Product
 from app.domain.releases import Artifact, Release
+from app.domain.reminders import DueDocument
 from app.domain.sessions import LoginSession
 from app.domain.users import User
 
@@ -226,6 +227,20 @@ class OutboxRepository(Protocol):
         """Newest first: for staff who check what was sent."""
 
 
+class ReminderRepository(Protocol):
+    async def due(self, kind: DocumentKind, stage: int, first: date, last: date,
+                  limit: int) -> list[DueDocument]:
+        """Documents of this kind ending between first and last (inclusive), not revoked,
+        not yet reminded at this stage or a nearer one for their present end date."""
+
+    async def mark(self, document: DueDocument, stage: int, at: datetime) -> bool:
+        """Record the reminder; False when it was already recorded."""
+
+    async def recipients(self, cabinet_id: str) -> list[str]:
+        """Who hears of a cabinet's documents: its active users and the admins of the
+        customer cabinets above it."""
+
+
 class PurchaseEventRepository(Protocol):
     async def claim(self, event_id: str, type_: str, occurred_at: datetime,
                     received_at: datetime) -> bool:
@@ -320,6 +335,7 @@ class UnitOfWork(Protocol):
     releases: ReleaseRepository
     notifications: NotificationRepository
     outbox: OutboxRepository
+    reminders: ReminderRepository
     users: UserRepository
     sessions: SessionRepository
     audit: AuditRepository
@@ -327,6 +343,10 @@ class UnitOfWork(Protocol):
 
     # Events of this unit of work; the use case publishes them once it has committed.
     events: list[DomainEvent]
+
+    async def try_lock(self, name: str) -> bool:
+        """Take the lock of this name until the transaction ends, if no other transaction
+        holds it; False if one does. For work that one process at a time should do."""
 
     async def commit(self) -> None:
         """Make the work durable. Leaving the context without it rolls everything back."""

@@ -27,6 +27,8 @@ TEST_ENV = {
     "PORTAL_PDF__WARM_ON_START": "false",
     "PORTAL_PDF__WORKERS": "1",
     "PORTAL_CATALOG__SCAN_INTERVAL": "0",
+    # Tests run the expiry job themselves, on their own dates.
+    "PORTAL_NOTIFICATIONS__REMINDER_INTERVAL": "0",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -24,6 +25,7 @@ from app.domain.outbox import OutboxMessage, OutboxStatus
 from app.domain.paging import PageRequest
 from app.domain.products import Product
 from app.domain.releases import Artifact, ArtifactKind, Release, ReleaseKind
+from app.domain.reminders import DueDocument
 from app.domain.roles import Role
 from app.domain.sessions import LoginSession
 from app.domain.users import User
@@ -828,6 +830,48 @@ class SqlLoginThrottle:
                                {"before": before})
 
 
+class SqlReminders:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def due(self, kind: DocumentKind, stage: int, first: date, last: date,
+                  limit: int) -> list[DueDocument]:
+        table = "licenses" if kind is DocumentKind.LICENSE else "certificates"
+        rows = await self._db.fetch_all(
+            f"SELECT d.id, d.number, d.cabinet_id, d.valid_to, c.name AS cabinet_name,"
+            f" p.name AS product_name FROM {table} d"
+            " JOIN cabinets c ON c.id = d.cabinet_id JOIN products p ON p.id = d.product_id"
+            " WHERE d.valid_to >= :first AND d.valid_to <= :last AND d.revoked_at IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM expiry_reminders r WHERE r.document_id = d.id"
+            " AND r.valid_to = d.valid_to AND r.stage <= :stage)"
+            " ORDER BY d.valid_to, d.id LIMIT :limit",
+            {"first": first, "last": last, "stage": stage, "limit": limit})
+        return [DueDocument(kind=kind, id=str(row["id"]), number=str(row["number"]),
+                            cabinet_id=str(row["cabinet_id"]),
+                            cabinet_name=str(row["cabinet_name"]),
+                            product_name=str(row["product_name"]), valid_to=row["valid_to"])
+                for row in rows]
+
+    async def mark(self, document: DueDocument, stage: int, at: datetime) -> bool:
+        return await self._db.execute(
+            "INSERT INTO expiry_reminders (document_id, kind, valid_to, stage, sent_at)"
+            " VALUES (:id, :kind, :valid_to, :stage, :at)"
+            " ON CONFLICT (document_id, valid_to, stage) DO NOTHING",
+            {"id": document.id, "kind": document.kind.value, "valid_to": document.valid_to,
+             "stage": stage, "at": at}) == 1
+
+    async def recipients(self, cabinet_id: str) -> list[str]:
+        rows = await self._db.fetch_all(
+            "SELECT u.id FROM users u JOIN cabinets home ON home.id = u.cabinet_id"
+            " JOIN cabinets owner ON owner.id = :cabinet_id"
+            " WHERE u.active AND u.deleted_at IS NULL AND (u.cabinet_id = owner.id"
+            " OR (u.role = :admin AND home.kind = :customer"
+            " AND owner.path LIKE home.path || '%')) ORDER BY u.id",
+            {"cabinet_id": cabinet_id, "admin": Role.CUSTOMER_ADMIN.value,
+             "customer": CabinetKind.CUSTOMER.value})
+        return [str(row["id"]) for row in rows]
+
+
 class SqlUnitOfWork:
     """Repositories over one transaction; the adapter's context manager owns begin/rollback."""
 
@@ -841,6 +885,7 @@ class SqlUnitOfWork:
         self.releases = SqlReleases(db)
         self.notifications = SqlNotifications(db)
         self.outbox = SqlOutbox(db)
+        self.reminders = SqlReminders(db)
         self.users = SqlUsers(db)
         self.sessions = SqlSessions(db)
         self.audit = SqlAudit(db)
@@ -848,6 +893,13 @@ class SqlUnitOfWork:
         self.events: list[DomainEvent] = []
         self.committed = False
         self._db = db
+
+    async def try_lock(self, name: str) -> bool:
+        if self._db.dialect != "postgres":
+            return True  # SQLite lets one writer in at a time, and serves one process
+        row = await self._db.fetch_one("SELECT pg_try_advisory_xact_lock(:key) AS locked",
+                                       {"key": zlib.crc32(name.encode())})
+        return bool(row and row["locked"])
 
     async def commit(self) -> None:
         await self._db.execute("COMMIT")

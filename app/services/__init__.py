@@ -13,6 +13,7 @@ from app.services.mail import OutboxWorker
 from app.services.notifications import NotificationService
 from app.services.purchases import PurchaseService
 from app.services.releases import ReleaseService
+from app.services.reminders import ReminderService
 from app.services.users import UserService
 from ports.events import EventBus
 from ports.mail import Mailer
@@ -34,6 +35,7 @@ class Services:
     documents: DocumentService
     releases: ReleaseService
     notifications: NotificationService
+    reminders: ReminderService
     objects: ObjectStore
     events: EventBus
     mailer: Mailer

@@ -98,6 +98,9 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
 
             leave_outbox = services.events.subscribe(new_mail)
             tasks = [asyncio.create_task(_scan_forever(services, settings.catalog.scan_interval))]
+            if settings.notifications.reminder_interval > 0:
+                tasks.append(asyncio.create_task(
+                    services.reminders.run_forever(settings.notifications.reminder_interval)))
             if settings.mail.outbox_interval > 0:
                 tasks.append(asyncio.create_task(
                     services.outbox.run_forever(settings.mail.outbox_interval)))

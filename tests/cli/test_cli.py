@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +165,16 @@ def test_license_verify_without_a_key_says_so_and_creates_none(tmp_path: Path) -
     answer = run(tmp_path, "license", "verify", str(token))
     assert answer.returncode == 2 and "--keys" in answer.stderr
     assert not (tmp_path / "keys" / "license-signing.jwk").exists()
+
+
+def test_remind_sends_what_is_due_once(tmp_path: Path) -> None:
+    assert run(tmp_path, "demo").returncode == 0  # one Acme license ends in 20 days
+    first = run(tmp_path, "remind")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "reminded of 1 licenses and certificates"
+    assert run(tmp_path, "remind").stdout.strip() == "reminded of 0 licenses and certificates"
+    # The e-mail waits in the outbox for a serving process's worker to send it.
+    with sqlite3.connect(tmp_path / "portal.sqlite3") as db:
+        reminders = [row[0] for row in db.execute(
+            "SELECT subject FROM outbox WHERE subject LIKE '%expire%'")]
+    assert reminders and all(s.endswith("expires in 20 days") for s in reminders)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 
 from adapters.postgres import to_pyformat
@@ -8,6 +10,7 @@ from adapters.system import Uuid7Ids
 from app.domain.cabinets import CabinetKind, check_name, check_parent
 from app.domain.errors import Invalid
 from app.domain.paging import BadCursor, Page, PageRequest, decode_cursor, encode_cursor
+from app.domain.reminders import EXPIRED, ReminderPolicy, when
 from app.domain.roles import Role, permissions_of
 from app.domain.users import check_email, check_password, email_key
 from tests.unit.test_access import TREE
@@ -123,3 +126,18 @@ def test_codes_and_buckets_take_no_trailing_newline() -> None:
             check_code(bad)
     with pytest.raises(Invalid):
         check_bucket("releases\n")
+
+
+# --- expiry reminders ----------------------------------------------------------------------
+
+def test_reminder_stages_run_nearest_first_and_windows_cover_their_days() -> None:
+    policy = ReminderPolicy((7, 30, 1, 7), lookback_days=3)
+    assert policy.stages == [EXPIRED, 1, 7, 30]
+    today = date(2030, 3, 10)
+    assert policy.window(30, today) == (today, date(2030, 4, 9))
+    assert policy.window(1, today) == (today, date(2030, 3, 11))
+    assert policy.window(EXPIRED, today) == (date(2030, 3, 7), date(2030, 3, 9))
+    assert [when(today + timedelta(days=d), today) for d in (0, 1, 2)] == [
+        "today", "tomorrow", "in 2 days"]
+    with pytest.raises(Invalid):
+        ReminderPolicy((7, 0))

@@ -1,0 +1,105 @@
+"""The expiry job: reminds the holders of licenses and support certificates that are about
+to end, and tells them when one has.
+
+Each reminder goes out once per document, end date and stage: the stage is recorded in the
+transaction that writes the notifications, under a key no second run can write again. With
+several processes on PostgreSQL an advisory lock lets one of them run the job at a time; the
+others skip it until the next round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import date
+
+from app.domain.licensing import DocumentKind
+from app.domain.notifications import Message, NotificationKind
+from app.domain.reminders import EXPIRED, DueDocument, ReminderPolicy, when
+from app.services.licensing import publish_all
+from app.services.mail import being_cancelled
+from app.services.notifications import Notifier
+from ports.events import EventPublisher
+from ports.storage import Storage, StorageUnavailable, UnitOfWork
+from ports.system import Clock
+
+log = logging.getLogger(__name__)
+LOCK = "expiry-reminders"
+# Documents handled per transaction: a large backlog commits (and wakes mail) as it goes.
+BATCH = 100
+
+
+class ReminderService:
+    def __init__(self, storage: Storage, clock: Clock, events: EventPublisher,
+                 notifier: Notifier, policy: ReminderPolicy) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._events = events
+        self._notifier = notifier
+        self._policy = policy
+
+    async def run_once(self) -> int:
+        """Send every reminder due today; how many documents were reminded of (0 also when
+        another process holds the job)."""
+        total = 0
+        while True:
+            async with self._storage.unit_of_work() as uow:
+                if not await uow.try_lock(LOCK):
+                    return total
+                handled = await self._batch(uow)
+                await uow.commit()
+            await publish_all(self._events, uow)
+            total += handled
+            if handled < BATCH:
+                return total
+
+    async def _batch(self, uow: UnitOfWork) -> int:
+        today = self._clock.now().date()
+        handled = 0
+        for stage in self._policy.stages:
+            first, last = self._policy.window(stage, today)
+            for kind in DocumentKind:
+                for document in await uow.reminders.due(kind, stage, first, last,
+                                                        BATCH - handled):
+                    if await uow.reminders.mark(document, stage, self._clock.now()):
+                        users = await uow.reminders.recipients(document.cabinet_id)
+                        await self._notifier.send(uow, users, _message(document, stage, today))
+                    handled += 1
+                if handled >= BATCH:
+                    return handled
+        return handled
+
+    async def run_forever(self, interval: float) -> None:
+        """Now, and again every `interval` seconds; a failure is logged and retried."""
+        while True:
+            try:
+                sent = await self.run_once()
+                if sent:
+                    log.info("expiry reminders: %d documents", sent)
+            except Exception as exc:
+                if being_cancelled():
+                    raise
+                if isinstance(exc, StorageUnavailable):
+                    log.warning("expiry reminders: the database is not answering: %s", exc)
+                else:
+                    log.exception("expiry reminders failed; next try in %.0f s", interval)
+            await asyncio.sleep(interval)
+
+
+def _message(document: DueDocument, stage: int, today: date) -> Message:
+    license_ = document.kind is DocumentKind.LICENSE
+    what = "License" if license_ else "Support certificate"
+    link = f"/{'licenses' if license_ else 'certificates'}/{document.id}"
+    held = f"{document.product_name}, held by {document.cabinet_name}"
+    if stage == EXPIRED:
+        return Message(
+            NotificationKind.LICENSE_EXPIRED if license_ else NotificationKind.CERTIFICATE_EXPIRED,
+            f"{what} {document.number} has expired",
+            f"{what} {document.number} ({held}) was valid until {document.valid_to}. "
+            "Contact us to renew it.", link)
+    return Message(
+        NotificationKind.LICENSE_EXPIRING if license_ else NotificationKind.CERTIFICATE_EXPIRING,
+        f"{what} {document.number} expires {when(document.valid_to, today)}",
+        f"{what} {document.number} ({held}) is valid until {document.valid_to}. "
+        "Renew it in time to keep " + ("using the software." if license_ else "your support."),
+        link)
