@@ -144,13 +144,14 @@ class Container(containers.DeclarativeContainer):
     auth = providers.Singleton(AuthService, storage=storage, hasher=password_hasher,
                                tokens=token_codec, clock=clock, ids=ids, policy=auth_policy)
     cabinets = providers.Singleton(CabinetService, storage=storage, clock=clock, ids=ids)
-    users = providers.Singleton(UserService, storage=storage, hasher=password_hasher,
-                                clock=clock, ids=ids, policy=user_policy)
-
-    catalog = providers.Singleton(CatalogService, storage=storage, clock=clock, ids=ids)
     composer = providers.Singleton(EmailComposer, policy=providers.Singleton(
         MailPolicy, sender=config.mail.sender, base_url=config.base_url,
         brand=config.web.brand_name, templates=config.paths.templates))
+    users = providers.Singleton(UserService, storage=storage, hasher=password_hasher,
+                                clock=clock, ids=ids, policy=user_policy, composer=composer,
+                                events=event_bus)
+
+    catalog = providers.Singleton(CatalogService, storage=storage, clock=clock, ids=ids)
     notifier = providers.Singleton(Notifier, clock=clock, ids=ids, composer=composer)
     notifications = providers.Singleton(NotificationService, storage=storage, clock=clock,
                                         ids=ids, events=event_bus, notifier=notifier)

@@ -21,6 +21,7 @@ from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet
 from app.domain.events import DomainEvent
 from app.domain.licensing import Certificate, DocumentFilter, License, Transfer
+from app.domain.outbox import OutboxMessage
 from app.domain.paging import PageRequest
 from app.domain.products import Product
 from app.domain.sessions import LoginSession
@@ -98,6 +99,7 @@ class _State:
     password_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
     throttle: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    outbox: list[OutboxMessage] = field(default_factory=list)
 
 
 def _page(items: list[Any], page: PageRequest) -> list[Any]:
@@ -367,6 +369,14 @@ class _Throttle:
             del self.s.throttle[key]
 
 
+class _Outbox:
+    def __init__(self, state: _State) -> None:
+        self.s = state
+
+    async def add(self, message: OutboxMessage) -> None:
+        self.s.outbox.append(message)
+
+
 class FakeUnitOfWork:
     def __init__(self, storage: FakeStorage) -> None:
         self._storage = storage
@@ -381,6 +391,7 @@ class FakeUnitOfWork:
         self.sessions = _Sessions(self._state)
         self.audit = _Audit(self._state)
         self.login_throttle = _Throttle(self._state)
+        self.outbox = _Outbox(self._state)
 
     async def commit(self) -> None:
         self._storage.state = copy.deepcopy(self._state)

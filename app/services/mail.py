@@ -44,20 +44,36 @@ class EmailComposer:
                      at: datetime) -> OutboxMessage:
         """A notification as e-mail; `key` (the notification's id) makes its Message-ID,
         the same on every attempt."""
-        policy = self._policy
         link = message.link
         if link and link.startswith("/"):
-            link = policy.base_url.rstrip("/") + link
-        values = {"title": message.title, "body": message.body, "link": link,
-                  "brand": policy.brand, "base_url": policy.base_url.rstrip("/"),
-                  "kind_label": message.kind.label,
-                  "security": message.kind is NotificationKind.SECURITY_PUBLISHED}
+            link = self._base_url + link
+        return self._compose("notification", key, to_email, to_name, message.title, at, {
+            "body": message.body, "link": link, "kind_label": message.kind.label,
+            "security": message.kind is NotificationKind.SECURITY_PUBLISHED})
+
+    def invitation(self, key: str, to_email: str, to_name: str, inviter: str, cabinet: str,
+                   link: str, expires_at: datetime, at: datetime) -> OutboxMessage:
+        """The set-password link for a new user."""
+        return self._compose(
+            "invitation", key, to_email, to_name,
+            f"Your account in the {self._policy.brand} customer portal", at,
+            {"inviter": inviter, "cabinet": cabinet, "email": to_email, "link": link,
+             "expires": expires_at.strftime("%d %B %Y, %H:%M UTC")})
+
+    @property
+    def _base_url(self) -> str:
+        return self._policy.base_url.rstrip("/")
+
+    def _compose(self, template: str, key: str, to_email: str, to_name: str, subject: str,
+                 at: datetime, values: dict[str, object]) -> OutboxMessage:
+        values = {"title": subject, "brand": self._policy.brand, "base_url": self._base_url,
+                  **values}
         return OutboxMessage(
             id=key, message_id=f"<{key}@{self._domain}>",
             recipient=f"{to_name} <{to_email}>" if to_name else to_email,
-            subject=message.title,
-            text_body=self._env.get_template("notification.txt").render(values),
-            html_body=self._env.get_template("notification.html").render(values),
+            subject=subject,
+            text_body=self._env.get_template(f"{template}.txt").render(values),
+            html_body=self._env.get_template(f"{template}.html").render(values),
             created_at=at, next_attempt_at=at)
 
 

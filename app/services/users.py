@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from app.domain import access
 from app.domain.cabinets import Cabinet, check_name
 from app.domain.errors import Conflict, DomainError, Forbidden, NotFound
+from app.domain.events import DomainEvent
 from app.domain.paging import Page, PageRequest
 from app.domain.roles import Role
 from app.domain.users import (
@@ -21,6 +22,10 @@ from app.domain.users import (
     email_key,
 )
 from app.services.audit import AuditTrail
+from app.services.licensing import publish_all
+from app.services.mail import EmailComposer
+from app.services.notifications import CREATED, created_event
+from ports.events import EventPublisher
 from ports.security import PasswordHasher
 from ports.storage import DuplicateKey, Storage, UnitOfWork
 from ports.system import Clock, IdGenerator
@@ -61,8 +66,11 @@ def _token_hash(token: str) -> str:
 
 class UserService:
     def __init__(self, storage: Storage, hasher: PasswordHasher, clock: Clock,
-                 ids: IdGenerator, policy: UserPolicy) -> None:
+                 ids: IdGenerator, policy: UserPolicy, composer: EmailComposer,
+                 events: EventPublisher) -> None:
         self._storage = storage
+        self._composer = composer
+        self._events = events
         self._hasher = hasher
         self._clock = clock
         self._ids = ids
@@ -83,14 +91,25 @@ class UserService:
 
     async def invite(self, actor: Principal, cabinet_id: str, email: str, name: str,
                      role: Role) -> Invitation:
-        """A user without a password, and the one-time link with which they set it."""
+        """A user without a password, and the one-time link with which they set it, which
+        is also e-mailed to them (through the outbox, with the user)."""
         token = secrets.token_urlsafe(32)
-        expires_at = self._clock.now() + timedelta(seconds=self._policy.password_token_ttl)
+        now = self._clock.now()
+        expires_at = now + timedelta(seconds=self._policy.password_token_ttl)
+        url = f"{self._policy.base_url.rstrip('/')}/password/set?token={token}"
         async with self._storage.unit_of_work() as uow:
             user = await self._add(uow, actor, cabinet_id, email, name, role, None)
             await uow.sessions.add_password_token(_token_hash(token), user.id, expires_at)
+            inviter = await uow.users.get(actor.user_id, access.visible_scope(actor)) \
+                if actor.user_id else None
+            cabinet = await self._cabinet(uow, actor, cabinet_id)
+            await uow.outbox.add(self._composer.invitation(
+                self._ids.new_id(), user.email, user.name,
+                inviter.name if inviter else "The portal's administrator", cabinet.name, url,
+                expires_at, now))
+            uow.events.append(DomainEvent(CREATED, now, (cabinet.id,), created_event([], 1)))
             await uow.commit()
-        url = f"{self._policy.base_url.rstrip('/')}/password/set?token={token}"
+        await publish_all(self._events, uow)
         return Invitation(user, url, expires_at)
 
     async def create_with_password(self, actor: Principal, cabinet_id: str, email: str,

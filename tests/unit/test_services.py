@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from app.config import PROJECT_ROOT
 from app.domain.access import Scope
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.errors import Conflict, Forbidden, Invalid, Throttled, Unauthenticated
@@ -15,8 +16,16 @@ from app.domain.sessions import TokenPair
 from app.domain.users import SYSTEM, Principal
 from app.services.auth import AuthPolicy, AuthService
 from app.services.cabinets import CabinetChanges, CabinetService
+from app.services.mail import EmailComposer, MailPolicy
 from app.services.users import InvalidPasswordToken, UserChanges, UserPolicy, UserService
-from tests.fakes import FakeClock, FakeIds, FakePasswordHasher, FakeStorage, FakeTokenCodec
+from tests.fakes import (
+    FakeClock,
+    FakeIds,
+    FakePasswordHasher,
+    FakeStorage,
+    FakeTokenCodec,
+    RecordingEventBus,
+)
 
 PASSWORD = "a long enough password"
 POLICY = AuthPolicy(access_ttl=900, refresh_ttl=3600, absolute_ttl=7200, throttle_window=900,
@@ -48,7 +57,11 @@ def core() -> Core:
         CabinetService(storage, clock, ids),
         UserService(storage, hasher, clock, ids,
                     UserPolicy(password_min_length=10, password_token_ttl=3600,
-                               base_url="https://portal.example")))
+                               base_url="https://portal.example"),
+                    EmailComposer(MailPolicy(sender="portal@portal.example",
+                                             base_url="https://portal.example", brand="Acme",
+                                             templates=PROJECT_ROOT / "templates")),
+                    RecordingEventBus()))
 
 
 async def test_access_tokens_expire_and_refresh_renews_them(core: Core) -> None:
@@ -152,6 +165,19 @@ async def test_a_refused_use_case_writes_nothing(core: Core) -> None:
     with pytest.raises(Conflict):
         await core.users.invite(SYSTEM, cabinet.id, email.upper(), "", Role.CUSTOMER_USER)
     assert (len(core.storage.state.users), len(core.storage.state.audit)) == before
+    assert core.storage.state.outbox == []
+
+
+async def test_an_invitation_is_e_mailed_with_its_link(core: Core) -> None:
+    cabinet, _ = await core.customer()
+    invitation = await core.users.invite(SYSTEM, cabinet.id, "new@acme.example", "Nia New",
+                                         Role.CUSTOMER_USER)
+    [mail] = core.storage.state.outbox
+    assert mail.recipient == "Nia New <new@acme.example>"
+    assert mail.subject == "Your account in the Acme customer portal"
+    assert invitation.set_password_url in mail.text_body
+    assert f'href="{invitation.set_password_url}"' in (mail.html_body or "")
+    assert "Acme" in mail.text_body and "new@acme.example" in mail.text_body
 
 
 async def test_moves_keep_the_tree_a_tree(core: Core) -> None:
