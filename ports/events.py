@@ -9,6 +9,11 @@ from app.domain.events import DomainEvent
 
 Subscriber = Callable[[DomainEvent], Awaitable[None]]
 
+# What a bus that lost its connection tells its own subscribers (no one else) once it has it
+# back: events published meanwhile may be lost, so whatever they announce is to be re-read
+# from storage.
+RESUMED = "events.resumed"
+
 
 class EventPublisher(Protocol):
     async def publish(self, event: DomainEvent) -> None:

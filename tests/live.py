@@ -45,7 +45,8 @@ def live_portal(data_dir: Path, *, demo: bool = True, **env: str) -> Iterator[Li
     url = f"http://127.0.0.1:{port}"
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
     environ.update(TEST_ENV, PORTAL_DATA_DIR=str(data_dir), PORTAL_BASE_URL=url, **env)
-    portal = LivePortal(url, environ, data_dir / "serve.log")
+    # Several portals may share one data folder (and database): a log each.
+    portal = LivePortal(url, environ, data_dir / f"serve-{port}.log")
     data_dir.mkdir(parents=True, exist_ok=True)
     if demo:
         portal.run("demo", "--force")
@@ -80,3 +81,45 @@ def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -
         except OSError:
             time.sleep(0.1)
     raise AssertionError(f"the portal did not answer within 30 s:\n{log.read_text()}")
+
+
+class RedisServer:
+    """A Redis of a test's own on a free loopback port, to kill and start again."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._command = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
+                         "--save", "", "--appendonly", "no", "--dir", str(folder)]
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(self._command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("redis-server did not start within 10 s")
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[RedisServer]:
+    server = RedisServer(folder)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -13,14 +13,14 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from app.domain.events import DomainEvent
-from ports.events import Subscriber
+from ports.events import RESUMED, Subscriber
 
 log = logging.getLogger(__name__)
 RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
@@ -103,6 +103,7 @@ class RedisEventBus:
                     self._listening.set()
                     if failures:
                         log.info("event bus: listening on Redis again")
+                        await self._hand_on(DomainEvent(RESUMED, datetime.now(UTC), (), {}))
                     failures = 0
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
@@ -121,6 +122,9 @@ class RedisEventBus:
         except (ValueError, KeyError, TypeError):
             log.warning("event bus: ignoring a message that is not an event: %.200r", raw)
             return
+        await self._hand_on(event)
+
+    async def _hand_on(self, event: DomainEvent) -> None:
         for subscriber in list(self._subscribers):
             try:
                 await subscriber(event)

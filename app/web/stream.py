@@ -3,7 +3,8 @@
 The event bus says "these notifications were created" (from any process); each open
 stream of a recipient gets them through a bounded queue, without waiting on anyone. A
 stream whose queue is full is ended: its client reconnects with Last-Event-ID and catches
-up from storage, and a slow reader never slows the others.
+up from storage, and a slow reader never slows the others. When the bus had lost its
+server and has it back, every stream re-reads storage for what it may have missed.
 """
 
 from __future__ import annotations
@@ -14,8 +15,16 @@ from collections import defaultdict
 from app.domain.events import DomainEvent
 from app.domain.notifications import Notification
 from app.services.notifications import CREATED, delivered
+from ports.events import RESUMED
 
 _END = None
+
+
+class Resync:
+    """In a stream's queue: look in storage for anything missed."""
+
+
+RESYNC = Resync()
 
 
 class Listener:
@@ -23,12 +32,14 @@ class Listener:
         self.user_id = user_id
         self.dropped = False
         self._ended = False
-        self._queue: asyncio.Queue[Notification | None] = asyncio.Queue(size + 1)
+        self._queue: asyncio.Queue[Notification | Resync | None] = asyncio.Queue(size + 1)
         self._size = size
+        self._resync_queued = False
 
-    def offer(self, notification: Notification) -> None:
-        if self._ended:
-            return
+    def offer(self, notification: Notification | Resync) -> None:
+        if self._ended or (notification is RESYNC and self._resync_queued):
+            return  # one look in storage finds whatever a second would
+        self._resync_queued = self._resync_queued or notification is RESYNC
         if self._queue.qsize() >= self._size:
             self.end(dropped=True)
             return
@@ -42,9 +53,12 @@ class Listener:
             self.dropped = dropped
             self._queue.put_nowait(_END)
 
-    async def next(self) -> Notification | None:
-        """The next notification, or None when the stream is to end."""
-        return await self._queue.get()
+    async def next(self) -> Notification | Resync | None:
+        """The next notification (or RESYNC), or None when the stream is to end."""
+        found = await self._queue.get()
+        if found is RESYNC:
+            self._resync_queued = False
+        return found
 
 
 class NotificationHub:
@@ -72,6 +86,11 @@ class NotificationHub:
         return sum(len(found) for found in self._listeners.values())
 
     async def on_event(self, event: DomainEvent) -> None:
+        if event.name == RESUMED:
+            for found in list(self._listeners.values()):
+                for listener in list(found):
+                    listener.offer(RESYNC)
+            return
         if event.name != CREATED:
             return
         for notification in delivered(event):

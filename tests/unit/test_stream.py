@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from app.domain.events import DomainEvent
 from app.domain.notifications import Notification, NotificationKind
 from app.services.notifications import CREATED, created_event
-from app.web.stream import NotificationHub
+from app.web.stream import RESYNC, NotificationHub
+from ports.events import RESUMED
 
 AT = datetime(2026, 11, 27, tzinfo=UTC)
 
@@ -59,3 +60,18 @@ async def test_ending_twice_and_offering_after_the_end_are_harmless() -> None:
     hub.close_all()
     await hub.on_event(created("alice", 2))  # after the end: ignored, never QueueFull
     assert [(await listener.next()) for _ in range(2)][1] is None
+
+
+async def test_a_bus_that_is_back_makes_every_stream_look_in_storage() -> None:
+    hub = NotificationHub(queue_size=2)
+    alice, bob = hub.attach("alice"), hub.attach("bob")
+    await hub.on_event(created("alice", 1))
+    await hub.on_event(DomainEvent(RESUMED, AT, (), {}))
+    assert [await alice.next() for _ in range(2)][1] is RESYNC
+    assert await bob.next() is RESYNC
+    for _ in range(5):  # one mark waits, however often the bus comes back meanwhile
+        await hub.on_event(DomainEvent(RESUMED, AT, (), {}))
+    await hub.on_event(created("bob", 1))
+    assert not bob.dropped
+    first, _ = [await bob.next() for _ in range(2)]
+    assert first is RESYNC

@@ -25,6 +25,7 @@ from app.web.schemas import (
     ReadAllOut,
     StreamQuery,
 )
+from app.web.stream import Resync
 
 api = ApiRoutes("notifications")
 HEARTBEAT_SECONDS = 15
@@ -118,6 +119,9 @@ async def stream(request: web.Request, query: StreamQuery) -> web.StreamResponse
         await response.send("", event="ready", id=str(last), retry=RETRY_MS)
         last = await _replay(response, notifications, actor, last)
         while (notification := await listener.next()) is not None:
+            if isinstance(notification, Resync):
+                last = await _replay(response, notifications, actor, last)
+                continue
             if notification.seq <= last:
                 continue  # replayed already
             if notification.seq > last + 1:
