@@ -204,8 +204,8 @@ class NotificationRepository(Protocol):
 
 
 class OutboxRepository(Protocol):
-    async def add(self, message: OutboxMessage) -> None:
-        """Queue a message; a Message-ID already queued is left as it is."""
+    async def add(self, *messages: OutboxMessage) -> None:
+        """Queue messages; a Message-ID already queued is left as it is."""
 
     async def claim(self, now: datetime, lease_until: datetime,
                     limit: int) -> list[OutboxMessage]:

@@ -373,8 +373,8 @@ class _Outbox:
     def __init__(self, state: _State) -> None:
         self.s = state
 
-    async def add(self, message: OutboxMessage) -> None:
-        self.s.outbox.append(message)
+    async def add(self, *messages: OutboxMessage) -> None:
+        self.s.outbox.extend(messages)
 
 
 class FakeUnitOfWork:

@@ -33,6 +33,30 @@ from app.domain.users import User
 D = TypeVar("D", License, Certificate)
 
 
+# Rows per multi-row statement: 500 rows of 13 values stay far below SQLite's 32,766 host
+# parameters and keep PostgreSQL's statements small.
+BATCH_ROWS = 500
+
+
+def in_list(prefix: str, values: list[Any]) -> tuple[str, dict[str, Any]]:
+    """`:p0, :p1, ...` for an IN (...) list, and the parameters."""
+    names = {f"{prefix}{i}": value for i, value in enumerate(values)}
+    return ", ".join(":" + name for name in names), names
+
+
+async def insert_rows(db: SqlSession, table: str, columns: str, rows: list[dict[str, Any]],
+                      suffix: str = "") -> None:
+    """One INSERT of many rows; each row a dict with every one of `columns`."""
+    names = [column.strip() for column in columns.split(",")]
+    params: dict[str, Any] = {}
+    groups = []
+    for i, row in enumerate(rows):
+        groups.append("(" + ", ".join(f":{name}_{i}" for name in names) + ")")
+        params.update({f"{name}_{i}": row[name] for name in names})
+    await db.execute(f"INSERT INTO {table} ({columns}) VALUES {', '.join(groups)}{suffix}",
+                     params)
+
+
 def scope_filter(scope: Scope, path_column: str) -> tuple[str, dict[str, Any]]:
     """The SQL form of the access rule's scope: a prefix match on the materialised path."""
     if scope.path_prefix is None:
@@ -598,23 +622,30 @@ class SqlNotifications:
 
     async def add(self, user_ids: list[str], message: Message, ids: list[str],
                   at: datetime) -> list[Notification]:
-        made = []
-        # Users in one order everywhere, so two writers never wait on each other in a ring.
-        for user_id, notification_id in sorted(zip(user_ids, ids, strict=True)):
-            row = await self._db.fetch_one(
-                "UPDATE users SET notification_seq = notification_seq + 1 WHERE id = :id"
-                " RETURNING notification_seq", {"id": user_id})
-            if row is None:
-                continue  # removed meanwhile
-            notification = Notification(
-                id=notification_id, user_id=user_id, seq=int(row["notification_seq"]),
-                kind=message.kind, title=message.title, body=message.body, link=message.link,
-                created_at=at)
-            await self._db.execute(
-                f"INSERT INTO notifications ({_NOTIFICATION_COLUMNS}) VALUES (:id, :user_id,"
-                " :seq, :kind, :title, :body, :link, :created_at, :read_at)",
-                {**vars(notification), "kind": message.kind.value})
-            made.append(notification)
+        made: list[Notification] = []
+        # Users in one order everywhere, so two writers never wait on each other in a ring;
+        # a few statements per chunk of users, however many there are.
+        pairs = sorted(dict(zip(user_ids, ids, strict=True)).items())
+        for start in range(0, len(pairs), BATCH_ROWS):
+            chunk = pairs[start:start + BATCH_ROWS]
+            listed, names = in_list("u", [user_id for user_id, _ in chunk])
+            if self._db.for_update:
+                await self._db.execute(
+                    f"SELECT id FROM users WHERE id IN ({listed}) ORDER BY id"
+                    f"{self._db.for_update}", names)
+            rows = await self._db.fetch_all(
+                "UPDATE users SET notification_seq = notification_seq + 1"
+                f" WHERE id IN ({listed}) RETURNING id, notification_seq", names)
+            seqs = {str(row["id"]): int(row["notification_seq"]) for row in rows}
+            batch = [Notification(id=notification_id, user_id=user_id, seq=seqs[user_id],
+                                  kind=message.kind, title=message.title, body=message.body,
+                                  link=message.link, created_at=at)
+                     for user_id, notification_id in chunk
+                     if user_id in seqs]  # a user removed meanwhile is left out
+            if batch:
+                await insert_rows(self._db, "notifications", _NOTIFICATION_COLUMNS,
+                                  [{**vars(n), "kind": n.kind.value} for n in batch])
+            made.extend(batch)
         return made
 
     async def list_for_user(self, user_id: str, page: PageRequest,
@@ -743,13 +774,12 @@ class SqlOutbox:
     def __init__(self, db: SqlSession) -> None:
         self._db = db
 
-    async def add(self, message: OutboxMessage) -> None:
-        await self._db.execute(
-            f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES (:id, :message_id, :recipient,"
-            " :subject, :text_body, :html_body, :created_at, :status, :attempts,"
-            " :next_attempt_at, :last_error, :sent_at) ON CONFLICT (message_id) DO NOTHING",
-            {**vars(message), "status": message.status.value,
-             "next_attempt_at": message.next_attempt_at or message.created_at})
+    async def add(self, *messages: OutboxMessage) -> None:
+        rows = [{**vars(m), "status": m.status.value,
+                 "next_attempt_at": m.next_attempt_at or m.created_at} for m in messages]
+        for start in range(0, len(rows), BATCH_ROWS):
+            await insert_rows(self._db, "outbox", _OUTBOX_COLUMNS, rows[start:start + BATCH_ROWS],
+                              " ON CONFLICT (message_id) DO NOTHING")
 
     async def claim(self, now: datetime, lease_until: datetime,
                     limit: int) -> list[OutboxMessage]:

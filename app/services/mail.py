@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,15 +40,21 @@ class EmailComposer:
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",),
                                                 default_for_string=False, default=False))
         self._domain = urlsplit(policy.base_url).hostname or "portal.invalid"
+        self._notification_bodies = functools.lru_cache(maxsize=32)(self._render_notification)
 
     def notification(self, key: str, to_email: str, to_name: str, message: Message,
                      at: datetime) -> OutboxMessage:
         """A notification as e-mail; `key` (the notification's id) makes its Message-ID,
-        the same on every attempt."""
+        the same on every attempt. The text is the same for every recipient: rendered
+        once for an announcement to thousands."""
+        text, html = self._notification_bodies(message)
+        return self._message(key, to_email, to_name, message.title, text, html, at)
+
+    def _render_notification(self, message: Message) -> tuple[str, str]:
         link = message.link
         if link and link.startswith("/"):
             link = self._base_url + link
-        return self._compose("notification", key, to_email, to_name, message.title, at, {
+        return self._render("notification", message.title, {
             "body": message.body, "link": link, "kind_label": message.kind.label,
             "security": message.kind is NotificationKind.SECURITY_PUBLISHED})
 
@@ -66,15 +73,23 @@ class EmailComposer:
 
     def _compose(self, template: str, key: str, to_email: str, to_name: str, subject: str,
                  at: datetime, values: dict[str, object]) -> OutboxMessage:
+        text, html = self._render(template, subject, values)
+        return self._message(key, to_email, to_name, subject, text, html, at)
+
+    def _render(self, template: str, subject: str, values: dict[str, object]
+                ) -> tuple[str, str]:
         values = {"title": subject, "brand": self._policy.brand, "base_url": self._base_url,
                   **values}
+        return (self._env.get_template(f"{template}.txt").render(values),
+                self._env.get_template(f"{template}.html").render(values))
+
+    def _message(self, key: str, to_email: str, to_name: str, subject: str, text: str,
+                 html: str, at: datetime) -> OutboxMessage:
         return OutboxMessage(
             id=key, message_id=f"<{key}@{self._domain}>",
             recipient=f"{to_name} <{to_email}>" if to_name else to_email,
-            subject=subject,
-            text_body=self._env.get_template(f"{template}.txt").render(values),
-            html_body=self._env.get_template(f"{template}.html").render(values),
-            created_at=at, next_attempt_at=at)
+            subject=subject, text_body=text, html_body=html, created_at=at,
+            next_attempt_at=at)
 
 
 @dataclass(frozen=True)

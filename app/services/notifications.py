@@ -62,12 +62,12 @@ class Notifier:
                                            [self._ids.new_id() for _ in wanted], now) \
             if wanted else []
         keys = {n.user_id: n.id for n in made}
-        mailed = 0
-        for user_id, address, name in await uow.notifications.mail_targets(everyone,
-                                                                         message.kind):
-            await uow.outbox.add(self._composer.notification(
-                keys.get(user_id) or self._ids.new_id(), address, name, message, now))
-            mailed += 1
+        mail = [self._composer.notification(keys.get(user_id) or self._ids.new_id(), address,
+                                            name, message, now)
+                for user_id, address, name in await uow.notifications.mail_targets(
+                    everyone, message.kind)]
+        await uow.outbox.add(*mail)
+        mailed = len(mail)
         if made or mailed:
             uow.events.append(DomainEvent(CREATED, now, (), created_event(made, mailed)))
         return made

@@ -265,6 +265,21 @@ async def test_writers_for_two_users_in_opposite_orders_do_not_deadlock(
         assert all(n.user_id == user.id for n in stored)
 
 
+async def test_an_add_for_more_users_than_a_statement_holds_numbers_every_one(
+        storage: Adapter) -> None:
+    many = await members(storage, 1234)  # more than two batches of 500 rows
+    await notify(storage, many[:10])  # some already have one
+    writers = [list(reversed(many)), many[5:]]  # overlapping, in opposite orders
+    async with asyncio.timeout(60):  # a deadlock fails the test instead of hanging it
+        made = await asyncio.gather(*(notify(storage, users) for users in writers))
+    assert [len(m) for m in made] == [1234, 1229]
+    assert [n.user_id for n in made[0]] == sorted(u.id for u in many)  # in user order
+    for user in (many[0], many[7], many[-1]):
+        stored = await stored_of(storage, user)
+        assert seqs(stored) == list(range(1, len(stored) + 1))
+        assert len(stored) == 1 + (user in many[:10]) + (user in many[5:])
+
+
 # --- reading -----------------------------------------------------------------------------------
 
 async def test_after_gives_those_above_a_number_oldest_first(storage: Adapter) -> None:

@@ -111,6 +111,19 @@ async def test_a_claim_leases_what_is_due_and_nobody_else_gets_it(storage: Adapt
     assert {m.message_id for m in expired} == mine
 
 
+async def test_many_messages_queue_at_once_and_round_trip(storage: Adapter) -> None:
+    base = datetime(1985, 1, 1, tzinfo=UTC)  # before every other test's mail: only ours due
+    messages = queued(1100, at=base)  # more than two statements' worth
+    messages[7].html_body = None
+    # One unit of work, never committed: the shared database keeps none of this.
+    async with storage.unit_of_work() as uow:
+        await uow.outbox.add(*messages, messages[0])  # a repeated Message-ID: still one
+        assert await uow.outbox.get(messages[7].message_id) == messages[7]
+        assert await uow.outbox.get(messages[1099].message_id) == messages[1099]
+        claimed = await uow.outbox.claim(base, base + timedelta(minutes=2), 2000)
+    assert sorted(m.message_id for m in claimed) == sorted(m.message_id for m in messages)
+
+
 async def test_concurrent_claims_never_share_a_message(storage: Adapter) -> None:
     base = datetime(1992, 1, 1, tzinfo=UTC)
     messages = queued(20, at=base)
