@@ -105,6 +105,7 @@ class SmtpSettings(_Section):
     username: str
     password: str
     timeout_seconds: float = Field(gt=0, le=300)
+    ca_file: str
 
 
 class MailSettings(_Section):

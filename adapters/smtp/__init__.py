@@ -1,4 +1,5 @@
-"""Mail through an SMTP server (aiosmtplib): STARTTLS or implicit TLS, optional login, a
+"""Mail through an SMTP server (aiosmtplib): STARTTLS or implicit TLS with the server's
+certificate checked (against the system's CAs or a CA file of one's own), optional login, a
 timeout on everything. Connection failures, timeouts and 4xx answers are temporary; 5xx
 answers are permanent."""
 
@@ -12,7 +13,7 @@ from ports.mail import Email, PermanentMailError, TemporaryMailError
 
 class SmtpMailer:
     def __init__(self, host: str, port: int, security: str, username: str, password: str,
-                 timeout_seconds: float) -> None:
+                 timeout_seconds: float, ca_file: str = "") -> None:
         if security not in ("none", "starttls", "tls"):
             raise ValueError(f"smtp security is none, starttls or tls, not {security!r}")
         self._host = host
@@ -21,13 +22,15 @@ class SmtpMailer:
         self._username = username or None
         self._password = password or None
         self._timeout = timeout_seconds
+        self._ca_file = ca_file or None
 
     async def send(self, email: Email) -> None:
         try:
             await aiosmtplib.send(
                 build_message(email), hostname=self._host, port=self._port,
                 use_tls=self._security == "tls", start_tls=self._security == "starttls",
-                username=self._username, password=self._password, timeout=self._timeout)
+                username=self._username, password=self._password, timeout=self._timeout,
+                cert_bundle=self._ca_file)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refused.code for refused in exc.recipients]
             failure = f"{self._host}:{self._port} refused {email.to}: " + "; ".join(

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ipaddress
+import ssl
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from adapters.maildir import MaildirMailer
 from adapters.smtp import SmtpMailer
@@ -147,3 +157,94 @@ async def test_configuration_chooses_the_mailer(settings_for, smtp_server) -> No
         assert isinstance(services.mailer, SmtpMailer)
         await services.mailer.send(MESSAGE)
     assert [m["Message-ID"] for m in inbox.messages] == [MESSAGE.message_id]
+
+
+# --- TLS: STARTTLS and implicit TLS, with a login, against a certificate of our own CA ------
+
+@dataclass(frozen=True)
+class Pki:
+    ca_file: Path
+    server: ssl.SSLContext
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA and a certificate for 127.0.0.1 signed by it, as an internal relay has."""
+    folder = tmp_path_factory.mktemp("pki")
+    now = datetime.now(UTC)
+
+    def certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
+                    signer: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                   .issuer_name(issuer).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(hours=1))
+                   .not_valid_after(now + timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
+        ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test mail CA")])
+    ca = certificate("Test mail CA", ca_key, ca_name, ca_key, ca=True)
+    server = certificate("127.0.0.1", server_key, ca_name, ca_key, ca=False)
+    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (folder / "server.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    (folder / "server.key").write_bytes(server_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "server.pem", folder / "server.key")
+    return Pki(folder / "ca.pem", context)
+
+
+def password_check(server: Any, session: Any, envelope: Any, mechanism: str,
+                   auth_data: Any) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        b"portal", b"mail secret")
+    return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 535 itself
+
+
+@contextmanager
+def tls_server(pki: Pki, implicit: bool) -> Iterator[tuple[int, Inbox]]:
+    inbox, port = Inbox(), free_port()
+    # Implicit TLS is TLS from the first byte, which aiosmtpd does not count as such.
+    tls = {"ssl_context": pki.server, "auth_require_tls": False} if implicit else {
+        "tls_context": pki.server, "require_starttls": True, "auth_required": True}
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=password_check,
+                            **tls)  # type: ignore[arg-type]
+    controller.start()
+    try:
+        yield port, inbox
+    finally:
+        controller.stop()
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_tls_with_a_login_delivers_and_checks_the_certificate(pki: Pki,
+                                                                    security: str) -> None:
+    with tls_server(pki, implicit=security == "tls") as (port, inbox):
+        await SmtpMailer("127.0.0.1", port, security, "portal", "mail secret", 5,
+                         ca_file=str(pki.ca_file)).send(MESSAGE)
+        [got] = inbox.messages
+        assert got["Message-ID"] == MESSAGE.message_id
+        with pytest.raises(PermanentMailError, match="535"):
+            await SmtpMailer("127.0.0.1", port, security, "portal", "wrong", 5,
+                             ca_file=str(pki.ca_file)).send(MESSAGE)
+        # A certificate the system's CAs never signed: refused, and tried again later
+        # (an operator fixes the configuration; nothing goes out in clear meanwhile).
+        with pytest.raises(TemporaryMailError, match=r"(?i)certificate"):
+            await SmtpMailer("127.0.0.1", port, security, "portal", "mail secret", 5).send(
+                MESSAGE)
+        assert len(inbox.messages) == 1
+
+
+async def test_a_server_that_demands_starttls_refuses_plain_text(pki: Pki) -> None:
+    with tls_server(pki, implicit=False) as (port, inbox):
+        with pytest.raises(PermanentMailError, match="530"):
+            await SmtpMailer("127.0.0.1", port, "none", "", "", 5).send(MESSAGE)
+        assert inbox.messages == []
