@@ -85,6 +85,13 @@ async def holder(storage: Adapter, parent: Cabinet | None = None) -> tuple[Cabin
     return cabinet, user
 
 
+async def setting(storage: Adapter) -> tuple[date, Product, Cabinet, User]:
+    """A year of the test's own, a product, and a cabinet with one user."""
+    product = await catalogue(storage)
+    cabinet, user = await holder(storage)
+    return a_new_year(), product, cabinet, user
+
+
 async def issued(storage: Adapter, kind: DocumentKind, cabinet: Cabinet, product: Product,
                  valid_to: date | None, *, revoked: bool = False) -> License | Certificate:
     document = new_document(kind, cabinet, product, valid_to=valid_to, revoked=revoked)
@@ -105,9 +112,7 @@ def about(notifications: list[Notification], document: License | Certificate
 
 
 async def test_each_stage_is_sent_once_on_its_day(storage: Adapter) -> None:
-    today = a_new_year()
-    product = await catalogue(storage)
-    cabinet, user = await holder(storage)
+    today, product, cabinet, user = await setting(storage)
     license_ = await issued(storage, DocumentKind.LICENSE, cabinet, product,
                             today + timedelta(days=30))
     job = Job(storage, today)
@@ -135,9 +140,7 @@ async def test_each_stage_is_sent_once_on_its_day(storage: Adapter) -> None:
 
 
 async def test_a_document_found_late_gets_only_the_nearest_reminder(storage: Adapter) -> None:
-    today = a_new_year()
-    product = await catalogue(storage)
-    cabinet, user = await holder(storage)
+    today, product, cabinet, user = await setting(storage)
     certificate = await issued(storage, DocumentKind.CERTIFICATE, cabinet, product,
                                today + timedelta(days=5))
     job = Job(storage, today)
@@ -153,9 +156,7 @@ async def test_a_document_found_late_gets_only_the_nearest_reminder(storage: Ada
 
 async def test_revoked_perpetual_and_long_expired_documents_get_nothing(
         storage: Adapter) -> None:
-    today = a_new_year()
-    product = await catalogue(storage)
-    cabinet, user = await holder(storage)
+    today, product, cabinet, user = await setting(storage)
     await issued(storage, DocumentKind.LICENSE, cabinet, product, today + timedelta(days=3),
                  revoked=True)
     await issued(storage, DocumentKind.LICENSE, cabinet, product, None)
@@ -170,9 +171,7 @@ async def test_revoked_perpetual_and_long_expired_documents_get_nothing(
 
 
 async def test_a_renewed_document_is_reminded_again(storage: Adapter) -> None:
-    today = a_new_year()
-    product = await catalogue(storage)
-    cabinet, user = await holder(storage)
+    today, product, cabinet, user = await setting(storage)
     license_ = await issued(storage, DocumentKind.LICENSE, cabinet, product,
                             today + timedelta(days=2))
     job = Job(storage, today)
@@ -239,9 +238,7 @@ async def test_reminders_are_e_mailed_unless_turned_off(storage: Adapter) -> Non
 
 
 async def test_two_runs_at_once_send_each_reminder_once(storage: Adapter) -> None:
-    today = a_new_year()
-    product = await catalogue(storage)
-    cabinet, user = await holder(storage)
+    today, product, cabinet, user = await setting(storage)
     documents = [await issued(storage, kind, cabinet, product, today + timedelta(days=days))
                  for kind in DocumentKind for days in (-1, 0, 1, 6, 7, 20, 30)]
     first, second = Job(storage, today), Job(storage, today)
@@ -254,9 +251,7 @@ async def test_two_runs_at_once_send_each_reminder_once(storage: Adapter) -> Non
 
 
 async def test_a_backlog_larger_than_a_batch_is_sent_in_full(storage: Adapter) -> None:
-    today = a_new_year()
-    product = await catalogue(storage)
-    cabinet, user = await holder(storage)
+    today, product, cabinet, user = await setting(storage)
     await add_documents(storage, *[
         replace(new_document(DocumentKind.CERTIFICATE, cabinet, product,
                              valid_to=today + timedelta(days=i % 30)),
@@ -271,9 +266,7 @@ async def test_a_backlog_larger_than_a_batch_is_sent_in_full(storage: Adapter) -
 @pytest.mark.postgres
 @pytest.mark.parametrize("storage", ["postgres"], indirect=True)
 async def test_a_process_holding_the_job_keeps_the_others_out(storage: Adapter) -> None:
-    today = a_new_year()
-    product = await catalogue(storage)
-    cabinet, user = await holder(storage)
+    today, product, cabinet, user = await setting(storage)
     await issued(storage, DocumentKind.LICENSE, cabinet, product, today + timedelta(days=7))
     job = Job(storage, today)
     async with storage.unit_of_work() as other:
@@ -284,9 +277,7 @@ async def test_a_process_holding_the_job_keeps_the_others_out(storage: Adapter) 
 
 
 async def test_a_license_and_its_certificate_are_reminded_each(storage: Adapter) -> None:
-    today = a_new_year()
-    product = await catalogue(storage)
-    cabinet, user = await holder(storage)
+    today, product, cabinet, user = await setting(storage)
     license_ = await issued(storage, DocumentKind.LICENSE, cabinet, product,
                             today + timedelta(days=30))
     certificate = await issued(storage, DocumentKind.CERTIFICATE, cabinet, product,
