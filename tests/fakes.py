@@ -21,6 +21,7 @@ from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet
 from app.domain.events import DomainEvent
 from app.domain.licensing import Certificate, DocumentFilter, License, Transfer
+from app.domain.notifications import Message, Notification
 from app.domain.outbox import OutboxMessage
 from app.domain.paging import PageRequest
 from app.domain.products import Product
@@ -100,6 +101,7 @@ class _State:
     audit: list[AuditEntry] = field(default_factory=list)
     throttle: dict[str, tuple[int, datetime]] = field(default_factory=dict)
     outbox: list[OutboxMessage] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
 
 
 def _page(items: list[Any], page: PageRequest) -> list[Any]:
@@ -377,6 +379,21 @@ class _Outbox:
         self.s.outbox.extend(messages)
 
 
+class _Notifications:
+    def __init__(self, state: _State) -> None:
+        self.s = state
+
+    async def add(self, user_ids: list[str], message: Message, ids: list[str],
+                  at: datetime) -> list[Notification]:
+        made = [Notification(id=n_id, user_id=user_id,
+                             seq=1 + sum(n.user_id == user_id for n in self.s.notifications),
+                             kind=message.kind, title=message.title, body=message.body,
+                             link=message.link, created_at=at)
+                for user_id, n_id in zip(user_ids, ids, strict=True)]
+        self.s.notifications.extend(made)
+        return made
+
+
 class FakeUnitOfWork:
     def __init__(self, storage: FakeStorage) -> None:
         self._storage = storage
@@ -392,6 +409,7 @@ class FakeUnitOfWork:
         self.audit = _Audit(self._state)
         self.login_throttle = _Throttle(self._state)
         self.outbox = _Outbox(self._state)
+        self.notifications = _Notifications(self._state)
 
     async def commit(self) -> None:
         self._storage.state = copy.deepcopy(self._state)

@@ -68,6 +68,10 @@ class EmailComposer:
              "expires": expires_at.strftime("%d %B %Y, %H:%M UTC")})
 
     @property
+    def brand(self) -> str:
+        return self._policy.brand
+
+    @property
     def _base_url(self) -> str:
         return self._policy.base_url.rstrip("/")
 

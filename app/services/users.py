@@ -11,6 +11,7 @@ from app.domain import access
 from app.domain.cabinets import Cabinet, check_name
 from app.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from app.domain.events import DomainEvent
+from app.domain.notifications import Message, NotificationKind
 from app.domain.paging import Page, PageRequest
 from app.domain.roles import Role
 from app.domain.users import (
@@ -103,11 +104,19 @@ class UserService:
             inviter = await uow.users.get(actor.user_id, access.visible_scope(actor)) \
                 if actor.user_id else None
             cabinet = await self._cabinet(uow, actor, cabinet_id)
+            inviter_name = inviter.name if inviter else "The portal's administrator"
             await uow.outbox.add(self._composer.invitation(
-                self._ids.new_id(), user.email, user.name,
-                inviter.name if inviter else "The portal's administrator", cabinet.name, url,
+                self._ids.new_id(), user.email, user.name, inviter_name, cabinet.name, url,
                 expires_at, now))
-            uow.events.append(DomainEvent(CREATED, now, (cabinet.id,), created_event([], 1)))
+            # What greets them once they are in: the invitation, and where to choose what
+            # the portal tells them.
+            welcome = await uow.notifications.add([user.id], Message(
+                NotificationKind.USER_INVITED, f"Welcome to the {self._composer.brand} portal",
+                f"{inviter_name} invited you to {cabinet.name}. Choose here which news reach "
+                "you in the portal and by e-mail.", "/notifications/settings"),
+                [self._ids.new_id()], now)
+            uow.events.append(DomainEvent(CREATED, now, (cabinet.id,),
+                                          created_event(welcome, 1)))
             await uow.commit()
         await publish_all(self._events, uow)
         return Invitation(user, url, expires_at)

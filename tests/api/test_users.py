@@ -36,7 +36,11 @@ async def test_invited_user_sets_a_password_once_and_signs_in(world: World) -> N
                                        json={"token": token, "password": "a brand new secret"})
     assert response.status == 204
     tokens = await login(world.client, created["user"]["email"], "a brand new secret")
-    assert tokens["access_token"]
+    mine = await world.client.get("/api/v1/notifications", headers={
+        "Authorization": f"Bearer {tokens['access_token']}"})
+    [welcome] = (await mine.json())["items"]  # the invitation greets them
+    assert welcome["kind"] == "user.invited" and welcome["link"] == "/notifications/settings"
+    assert world.own.name in welcome["body"]
 
     again = await world.client.post("/api/v1/password/set",
                                     json={"token": token, "password": "another new secret"})

@@ -165,7 +165,7 @@ async def test_a_refused_use_case_writes_nothing(core: Core) -> None:
     with pytest.raises(Conflict):
         await core.users.invite(SYSTEM, cabinet.id, email.upper(), "", Role.CUSTOMER_USER)
     assert (len(core.storage.state.users), len(core.storage.state.audit)) == before
-    assert core.storage.state.outbox == []
+    assert core.storage.state.outbox == core.storage.state.notifications == []
 
 
 async def test_an_invitation_is_e_mailed_with_its_link(core: Core) -> None:
@@ -178,6 +178,9 @@ async def test_an_invitation_is_e_mailed_with_its_link(core: Core) -> None:
     assert invitation.set_password_url in mail.text_body
     assert f'href="{invitation.set_password_url}"' in (mail.html_body or "")
     assert "Acme" in mail.text_body and "new@acme.example" in mail.text_body
+    [welcome] = core.storage.state.notifications
+    assert (welcome.user_id, welcome.kind.value) == (invitation.user.id, "user.invited")
+    assert welcome.title == "Welcome to the Acme portal"
 
 
 async def test_moves_keep_the_tree_a_tree(core: Core) -> None:
