@@ -21,6 +21,7 @@ from app.domain.notifications import (
     Preference,
     preferences,
 )
+from app.domain.outbox import OutboxMessage
 from app.domain.paging import Page, PageRequest
 from app.domain.users import Principal
 from app.services.licensing import publish_all
@@ -202,6 +203,13 @@ class NotificationService:
             stored = await uow.notifications.preferences(_user(actor))
             await uow.commit()
         return preferences(stored)
+
+    async def recent_mail(self, actor: Principal, limit: int = 100) -> list[OutboxMessage]:
+        """Staff: the latest e-mail in the outbox, sent, waiting or given up, with why."""
+        if not actor.role.is_staff:
+            raise Forbidden("Only the vendor's staff see the e-mail the portal sends.")
+        async with self._storage.unit_of_work() as uow:
+            return await uow.outbox.list_recent(limit)
 
     async def announce(self, actor: Principal, title: str, body: str, link: str | None,
                        audience: Audience) -> int:

@@ -452,3 +452,23 @@ async def test_notification_pages_list_mark_delete_and_save_settings(world: Worl
     assert "Saved." in text
     assert re.search(r'name="announcement:in_app"[^>]*>', text)[0].find("checked") == -1  # type: ignore[index]
     assert "checked" in re.search(r'name="security.published:in_app"[^>]*>', text)[0]  # type: ignore[index]
+
+
+async def test_staff_see_the_e_mail_log_and_customers_do_not(world: World) -> None:
+    client = world.client
+    await sign_in(client, world.actors[Role.STAFF].email)
+    token = await csrf_of(client, "/notifications/announce")
+    await client.post("/notifications/announce", data={
+        "csrf_token": token, "title": "Mail log check", "body": "Hello.",
+        "audience": "cabinet", "target_cabinet": world.own.id})
+    log = await client.get("/notifications/mail")
+    text = await log.text()
+    assert log.status == 200 and "E-mail log" in text
+    rows = [row for row in text.split("<tr ")[1:] if "Mail log check" in row]
+    assert len(rows) == 2  # the two users of the cabinet
+    assert all(re.search(r"badge-(on|pending)\">(sent|waiting)", row) for row in rows)
+    assert world.actors[Role.CUSTOMER_USER].email in "".join(rows)
+    await client.post("/logout", data={"csrf_token": await csrf_of(client, "/organisation")})
+    await sign_in(client, world.actors[Role.CUSTOMER_ADMIN].email)
+    assert (await client.get("/notifications/mail")).status == 403
+    assert 'href="/notifications/mail"' not in await (await client.get("/notifications")).text()

@@ -1,6 +1,9 @@
-"""Portal pages for notifications: the list, settings, and staff announcements."""
+"""Portal pages for notifications: the list, settings, staff announcements and the e-mail
+log."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 from aiohttp import web
 
@@ -73,6 +76,16 @@ async def notification_settings_save(request: web.Request,
                          email=form.get(f"{kind.value}:email") == "on")
         for kind in NotificationKind})
     return see_other("/notifications/settings?saved=1")
+
+
+@routes.get("/notifications/mail")
+@signed_in
+async def mail_log(request: web.Request, me: Principal) -> web.StreamResponse:
+    if not me.role.is_staff:
+        raise web.HTTPForbidden(text="Only the vendor's staff see the e-mail the portal sends.")
+    messages = await request.app[SERVICES].notifications.recent_mail(me)
+    return render(request, "mail_log.html", {
+        "messages": messages, "counts": Counter(m.status.value for m in messages)})
 
 
 async def _announce_page(request: web.Request, me: Principal, *, status: int = 200,
