@@ -223,8 +223,9 @@ class OutboxRepository(Protocol):
 
     async def get(self, message_id: str) -> OutboxMessage | None: ...
 
-    async def list_recent(self, limit: int) -> list[OutboxMessage]:
-        """Newest first: for staff who check what was sent."""
+    async def list_recent(self, limit: int, recipient: str = "") -> list[OutboxMessage]:
+        """Newest first: for staff who check what was sent; `recipient`: only those whose
+        recipient contains it (case-insensitive)."""
 
 
 class ReminderRepository(Protocol):

@@ -822,10 +822,12 @@ class SqlOutbox:
             {"message_id": message_id})
         return _outbox(row) if row else None
 
-    async def list_recent(self, limit: int) -> list[OutboxMessage]:
+    async def list_recent(self, limit: int, recipient: str = "") -> list[OutboxMessage]:
+        where = " WHERE LOWER(recipient) LIKE :recipient ESCAPE '!'" if recipient else ""
+        pattern = "%" + "".join("!" + c if c in "!%_" else c for c in recipient.lower()) + "%"
         rows = await self._db.fetch_all(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox ORDER BY created_at DESC, id DESC"
-            " LIMIT :limit", {"limit": limit})
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox{where} ORDER BY created_at DESC, id DESC"
+            " LIMIT :limit", {"limit": limit, "recipient": pattern})
         return [_outbox(row) for row in rows]
 
 

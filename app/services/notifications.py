@@ -204,12 +204,14 @@ class NotificationService:
             await uow.commit()
         return preferences(stored)
 
-    async def recent_mail(self, actor: Principal, limit: int = 100) -> list[OutboxMessage]:
-        """Staff: the latest e-mail in the outbox, sent, waiting or given up, with why."""
+    async def recent_mail(self, actor: Principal, recipient: str = "",
+                          limit: int = 100) -> list[OutboxMessage]:
+        """Staff: the latest e-mail in the outbox (to `recipient`, a part of an address or
+        name), sent, waiting or given up, with why."""
         if not actor.role.is_staff:
             raise Forbidden("Only the vendor's staff see the e-mail the portal sends.")
         async with self._storage.unit_of_work() as uow:
-            return await uow.outbox.list_recent(limit)
+            return await uow.outbox.list_recent(limit, recipient.strip()[:200])
 
     async def announce(self, actor: Principal, title: str, body: str, link: str | None,
                        audience: Audience) -> int:

@@ -468,6 +468,9 @@ async def test_staff_see_the_e_mail_log_and_customers_do_not(world: World) -> No
     assert len(rows) == 2  # the two users of the cabinet
     assert all(re.search(r"badge-(on|pending)\">(sent|waiting)", row) for row in rows)
     assert world.actors[Role.CUSTOMER_USER].email in "".join(rows)
+    only = await (await client.get("/notifications/mail", params={
+        "to": world.actors[Role.CUSTOMER_USER].email.upper()})).text()
+    assert len([r for r in only.split("<tr ")[1:] if "Mail log check" in r]) == 1
     await client.post("/logout", data={"csrf_token": await csrf_of(client, "/organisation")})
     await sign_in(client, world.actors[Role.CUSTOMER_ADMIN].email)
     assert (await client.get("/notifications/mail")).status == 403

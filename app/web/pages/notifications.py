@@ -83,9 +83,10 @@ async def notification_settings_save(request: web.Request,
 async def mail_log(request: web.Request, me: Principal) -> web.StreamResponse:
     if not me.role.is_staff:
         raise web.HTTPForbidden(text="Only the vendor's staff see the e-mail the portal sends.")
-    messages = await request.app[SERVICES].notifications.recent_mail(me)
+    to = request.query.get("to", "")
+    messages = await request.app[SERVICES].notifications.recent_mail(me, to)
     return render(request, "mail_log.html", {
-        "messages": messages, "counts": Counter(m.status.value for m in messages)})
+        "messages": messages, "counts": Counter(m.status.value for m in messages), "to": to})
 
 
 async def _announce_page(request: web.Request, me: Principal, *, status: int = 200,
