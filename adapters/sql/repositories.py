@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import zlib
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -629,10 +631,9 @@ class SqlNotifications:
         for start in range(0, len(pairs), BATCH_ROWS):
             chunk = pairs[start:start + BATCH_ROWS]
             listed, names = in_list("u", [user_id for user_id, _ in chunk])
-            if self._db.for_update:
-                await self._db.execute(
-                    f"SELECT id FROM users WHERE id IN ({listed}) ORDER BY id"
-                    f"{self._db.for_update}", names)
+            if self._db.for_update:  # the rows locked in id order, in the same statement
+                listed = (f"SELECT id FROM users WHERE id IN ({listed}) ORDER BY id"
+                          f"{self._db.for_update}")
             rows = await self._db.fetch_all(
                 "UPDATE users SET notification_seq = notification_seq + 1"
                 f" WHERE id IN ({listed}) RETURNING id, notification_seq", names)
@@ -643,8 +644,17 @@ class SqlNotifications:
                      for user_id, notification_id in chunk
                      if user_id in seqs]  # a user removed meanwhile is left out
             if batch:
-                await insert_rows(self._db, "notifications", _NOTIFICATION_COLUMNS,
-                                  [{**vars(n), "kind": n.kind.value} for n in batch])
+                # What differs per row travels per row; the message once.
+                values = ", ".join(f"(:id{i}, :user{i}, :seq{i})" for i in range(len(batch)))
+                params: dict[str, Any] = {"kind": message.kind.value, "title": message.title,
+                                          "body": message.body, "link": message.link,
+                                          "at": at}
+                for i, n in enumerate(batch):
+                    params.update({f"id{i}": n.id, f"user{i}": n.user_id, f"seq{i}": n.seq})
+                await self._db.execute(
+                    "INSERT INTO notifications (id, user_id, seq, kind, title, body, link,"
+                    " created_at) SELECT v.column1, v.column2, v.column3, :kind, :title, :body,"
+                    f" :link, :at FROM (VALUES {values}) AS v", params)
             made.extend(batch)
         return made
 
@@ -759,6 +769,13 @@ class SqlNotifications:
 
 _OUTBOX_COLUMNS = ("id, message_id, recipient, subject, text_body, html_body, created_at,"
                    " status, attempts, next_attempt_at, last_error, sent_at")
+# A row's own text, or the shared one it points at.
+_OUTBOX_SELECT = (
+    "SELECT o.id, o.message_id, o.recipient, o.subject,"
+    " COALESCE(b.text_body, o.text_body) AS text_body,"
+    " CASE WHEN o.body_id IS NULL THEN o.html_body ELSE b.html_body END AS html_body,"
+    " o.created_at, o.status, o.attempts, o.next_attempt_at, o.last_error, o.sent_at"
+    " FROM outbox o LEFT JOIN mail_bodies b ON b.id = o.body_id")
 
 
 def _outbox(row: Row) -> OutboxMessage:
@@ -775,21 +792,55 @@ class SqlOutbox:
         self._db = db
 
     async def add(self, *messages: OutboxMessage) -> None:
-        rows = [{**vars(m), "status": m.status.value,
-                 "next_attempt_at": m.next_attempt_at or m.created_at} for m in messages]
-        for start in range(0, len(rows), BATCH_ROWS):
-            await insert_rows(self._db, "outbox", _OUTBOX_COLUMNS, rows[start:start + BATCH_ROWS],
-                              " ON CONFLICT (message_id) DO NOTHING")
+        # Messages that differ only in their recipient (one notification to many users)
+        # are written as one statement a chunk: each row its id, Message-ID and recipient,
+        # the rest once, and their text once, in mail_bodies.
+        groups: dict[tuple[Any, ...], list[OutboxMessage]] = defaultdict(list)
+        for m in messages:
+            groups[(m.subject, m.text_body, m.html_body, m.created_at, m.status,
+                    m.attempts, m.next_attempt_at or m.created_at, m.last_error,
+                    m.sent_at)].append(m)
+        for shape, group in groups.items():
+            if len(group) == 1:
+                await self._add_alone(group[0])
+                continue
+            subject, text, html, created_at, status, attempts, due, error, sent_at = shape
+            body_id = hashlib.sha256(f"{text}\0{html}".encode()).hexdigest()
+            await self._db.execute(
+                "INSERT INTO mail_bodies (id, text_body, html_body) VALUES (:id, :text, :html)"
+                " ON CONFLICT (id) DO NOTHING", {"id": body_id, "text": text, "html": html})
+            for start in range(0, len(group), BATCH_ROWS):
+                chunk = group[start:start + BATCH_ROWS]
+                listed = ", ".join(f"(:id{i}, :mid{i}, :to{i})" for i in range(len(chunk)))
+                params: dict[str, Any] = {
+                    "subject": subject, "body_id": body_id, "created_at": created_at,
+                    "status": status.value, "attempts": attempts, "due": due,
+                    "error": error, "sent_at": sent_at}
+                for i, m in enumerate(chunk):
+                    params.update({f"id{i}": m.id, f"mid{i}": m.message_id,
+                                   f"to{i}": m.recipient})
+                await self._db.execute(
+                    f"INSERT INTO outbox ({_OUTBOX_COLUMNS}, body_id) SELECT v.column1,"
+                    " v.column2, v.column3, :subject, '', NULL, :created_at, :status, :attempts,"
+                    f" :due, :error, :sent_at, :body_id FROM (VALUES {listed}) AS v"
+                    # WHERE: SQLite would read the ON of ON CONFLICT as a join's.
+                    " WHERE 1 = 1 ON CONFLICT (message_id) DO NOTHING", params)
+
+    async def _add_alone(self, message: OutboxMessage) -> None:
+        await insert_rows(self._db, "outbox", _OUTBOX_COLUMNS, [{
+            **vars(message), "status": message.status.value,
+            "next_attempt_at": message.next_attempt_at or message.created_at}],
+            " ON CONFLICT (message_id) DO NOTHING")
 
     async def claim(self, now: datetime, lease_until: datetime,
                     limit: int) -> list[OutboxMessage]:
         # PostgreSQL: rows another worker holds are skipped, not waited for. SQLite: a
         # write transaction excludes every other writer already.
-        skip = " FOR UPDATE SKIP LOCKED" if self._db.dialect == "postgres" else ""
+        skip = " FOR UPDATE OF o SKIP LOCKED" if self._db.dialect == "postgres" else ""
         rows = await self._db.fetch_all(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending'"
-            " AND next_attempt_at <= :now AND (locked_until IS NULL OR locked_until <= :now)"
-            f" ORDER BY next_attempt_at, id LIMIT :limit{skip}",
+            f"{_OUTBOX_SELECT} WHERE o.status = 'pending' AND o.next_attempt_at <= :now"
+            " AND (o.locked_until IS NULL OR o.locked_until <= :now)"
+            f" ORDER BY o.next_attempt_at, o.id LIMIT :limit{skip}",
             {"now": now, "limit": limit})
         for row in rows:
             await self._db.execute(
@@ -818,15 +869,15 @@ class SqlOutbox:
 
     async def get(self, message_id: str) -> OutboxMessage | None:
         row = await self._db.fetch_one(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE message_id = :message_id",
+            f"{_OUTBOX_SELECT} WHERE o.message_id = :message_id",
             {"message_id": message_id})
         return _outbox(row) if row else None
 
     async def list_recent(self, limit: int, recipient: str = "") -> list[OutboxMessage]:
-        where = " WHERE LOWER(recipient) LIKE :recipient ESCAPE '!'" if recipient else ""
+        where = " WHERE LOWER(o.recipient) LIKE :recipient ESCAPE '!'" if recipient else ""
         pattern = "%" + "".join("!" + c if c in "!%_" else c for c in recipient.lower()) + "%"
         rows = await self._db.fetch_all(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox{where} ORDER BY created_at DESC, id DESC"
+            f"{_OUTBOX_SELECT}{where} ORDER BY o.created_at DESC, o.id DESC"
             " LIMIT :limit", {"limit": limit, "recipient": pattern})
         return [_outbox(row) for row in rows]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -132,6 +133,24 @@ async def test_many_messages_queue_at_once_and_round_trip(storage: Adapter) -> N
         assert await uow.outbox.get(messages[1099].message_id) == messages[1099]
         claimed = await uow.outbox.claim(base, base + timedelta(minutes=2), 2000)
     assert sorted(m.message_id for m in claimed) == sorted(m.message_id for m in messages)
+
+
+async def test_messages_that_share_a_text_round_trip_whole(storage: Adapter) -> None:
+    base = datetime(1986, 1, 1, tzinfo=UTC)
+    shared = [replace(m, text_body="Same text for all.", html_body="<p>Same</p>")
+              for m in queued(3, at=base)]
+    plain = [replace(m, text_body="Same text for all.", html_body=None)
+             for m in queued(2, at=base)]
+    alone = queued(1, at=base)
+    # One unit of work, never committed: the later tests' claims find none of these.
+    async with storage.unit_of_work() as uow:
+        await uow.outbox.add(*shared, *plain, *alone)
+        await uow.outbox.add(*shared[:2])  # again, as a retried transaction would: no change
+        for message in [*shared, *plain, *alone]:
+            assert await uow.outbox.get(message.message_id) == message
+        claimed = await uow.outbox.claim(base, base + timedelta(minutes=2), 10)
+    assert {m.message_id: m for m in claimed} == {m.message_id: m for m in
+                                                  [*shared, *plain, *alone]}
 
 
 async def test_recent_mail_newest_first_and_by_recipient(storage: Adapter) -> None:
