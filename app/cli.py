@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import json
 import logging
@@ -293,6 +294,16 @@ def _generate_key(out: Path) -> int:
     return 0
 
 
+def tune_garbage_collection() -> None:
+    """For a server that holds thousands of live streams: what start-up made (modules,
+    templates, the app) is never scanned again, and the young generation is collected
+    less often. With the defaults, a fan-out to 5,000 streams spent a third of its time
+    in collections of objects that were all still alive."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     from aiohttp import web
 
@@ -306,6 +317,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     def announce(*_: Any) -> None:
         log.info("portal %s on http://%s:%s (storage: %s, data in %s)", "listening",
                  host, port, settings.storage.adapter, settings.data_dir)
+        tune_garbage_collection()
 
     try:
         web.run_app(app, host=host, port=port, print=announce, handler_cancellation=True,

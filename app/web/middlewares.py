@@ -121,21 +121,26 @@ def _error(request: web.Request, status: int, slug: str, detail: str, *,
     return error_page(request, status, title or "Error", detail, headers=headers)
 
 
+async def _bearer(request: web.Request) -> None:
+    scheme, _, token = request.headers["Authorization"].partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        try:
+            request[PRINCIPAL] = await request.app[SERVICES].auth.authenticate(
+                token.strip(), client_address(request))
+        except Unauthenticated:
+            pass  # stays anonymous; operations that need a user answer 401
+
+
 @web.middleware
 async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A bearer token, else the session cookies. Cookie-authenticated changes must carry the
     CSRF token: in the form field for portal pages, in X-CSRF-Token for the API."""
     if request.path.startswith(STATIC_PREFIX):
         return await handler(request)  # public files: no session work, no token rotation
-    header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            try:
-                request[PRINCIPAL] = await request.app[SERVICES].auth.authenticate(
-                    token.strip(), client_address(request))
-            except Unauthenticated:
-                pass  # stays anonymous; operations that need a user answer 401
+    if "Authorization" in request.headers:
+        # In a function of its own: this frame lives as long as the response (a live
+        # stream: hours), and should not keep a copy of the token all that time.
+        await _bearer(request)
         return await handler(request)
     if request.method not in _SAFE_METHODS:
         if is_api(request):

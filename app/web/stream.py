@@ -28,11 +28,15 @@ RESYNC = Resync()
 
 
 class Listener:
+    """One stream's queue. Not an asyncio.Queue: one of those costs about 3 KB (four
+    deques), and a portal holds thousands of streams; a list and a future do."""
+
     def __init__(self, user_id: str, size: int) -> None:
         self.user_id = user_id
         self.dropped = False
         self._ended = False
-        self._queue: asyncio.Queue[Notification | Resync | None] = asyncio.Queue(size + 1)
+        self._items: list[Notification | Resync | None] = []
+        self._waiter: asyncio.Future[None] | None = None
         self._size = size
         self._resync_queued = False
 
@@ -40,22 +44,32 @@ class Listener:
         if self._ended or (notification is RESYNC and self._resync_queued):
             return  # one look in storage finds whatever a second would
         self._resync_queued = self._resync_queued or notification is RESYNC
-        if self._queue.qsize() >= self._size:
+        if len(self._items) >= self._size:
             self.end(dropped=True)
             return
-        self._queue.put_nowait(notification)
+        self._put(notification)
 
     def end(self, dropped: bool = False) -> None:
-        """Stop the stream after what it holds (the one spare slot takes the end mark);
-        once only."""
+        """Stop the stream after what it holds; once only."""
         if not self._ended:
             self._ended = True
             self.dropped = dropped
-            self._queue.put_nowait(_END)
+            self._put(_END)
+
+    def _put(self, item: Notification | Resync | None) -> None:
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def next(self) -> Notification | Resync | None:
         """The next notification (or RESYNC), or None when the stream is to end."""
-        found = await self._queue.get()
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        found = self._items.pop(0)
         if found is RESYNC:
             self._resync_queued = False
         return found

@@ -12,7 +12,10 @@ ROUNDS rounds, a staff announcement to the cabinet (POST /api/v1/notifications: 
 notifications and N outbox rows in one transaction) and each stream's arrival time of it,
 from just before the POST; p50 / p99 / max per round and over all rounds.
 Goals: under 20 KB per connection; p99 under 500 ms for the whole fan-out to 5,000 (a bare
-aiohttp-sse server on this machine: 13.4 KB per connection, p99 260 ms).
+aiohttp-sse server on this machine: 13.4 KB per connection, p99 260 ms). The portal's figure
+from the POST includes writing 5,000 notifications and 5,000 e-mails in one transaction
+(about 0.7 s on PostgreSQL here), which the bare server has not; the second figure starts at
+the POST's answer, which leaves once the transaction has committed and the event is out.
 """
 
 from __future__ import annotations
@@ -206,6 +209,7 @@ async def measure(count: int) -> None:
                       f"{held / 1e6:.1f} MB with {count}: {per_stream / KB:.1f} KB per "
                       f"stream (goal < {GOAL_BYTES_PER_STREAM / KB:.0f} KB)")
                 everyone: list[float] = []
+                after_answer: list[float] = []
                 for round_ in range(1, ROUNDS + 1):
                     title = f"Round {round_} {uuid.uuid4().hex[:6]}"
                     before = time.time()
@@ -214,18 +218,23 @@ async def measure(count: int) -> None:
                     assert report["title"] == title, report
                     delays = [at - before for at in report["at"]]
                     everyone += delays
+                    after_answer += [delay - posted for delay in delays]
                     print(f"round {round_}: POST answered in {posted * 1000:.0f} ms; "
                           f"arrival p50 {percentile(delays, 0.5) * 1000:.0f} ms, "
                           f"p99 {percentile(delays, 0.99) * 1000:.0f} ms, "
                           f"max {max(delays) * 1000:.0f} ms")
                     await asyncio.sleep(2)
                 p99 = percentile(everyone, 0.99)
-                print(f"all rounds: p50 {percentile(everyone, 0.5) * 1000:.0f} ms, "
+                print(f"from the POST (writing {count} notifications and e-mails, then the "
+                      f"fan-out): p50 {percentile(everyone, 0.5) * 1000:.0f} ms, "
                       f"p99 {p99 * 1000:.0f} ms (goal < {GOAL_P99 * 1000:.0f} ms), "
-                      f"mean {statistics.fmean(everyone) * 1000:.0f} ms; "
+                      f"mean {statistics.fmean(everyone) * 1000:.0f} ms")
+                print(f"from the POST's answer (sent once committed and published): p50 "
+                      f"{percentile(after_answer, 0.5) * 1000:.0f} ms, p99 "
+                      f"{percentile(after_answer, 0.99) * 1000:.0f} ms; "
                       f"whole run {time.monotonic() - started:.0f} s")
                 print(f"goals: memory {'met' if per_stream < GOAL_BYTES_PER_STREAM else 'MISSED'}"
-                      f", fan-out {'met' if p99 < GOAL_P99 else 'MISSED'}")
+                      f", fan-out from the POST {'met' if p99 < GOAL_P99 else 'MISSED'}")
             finally:
                 many.kill()
                 many.wait()
