@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs and runs all of it: lint, types, tests.
-# Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth); see README.md.
+# Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) and Redis on 127.0.0.1:6379;
+# see README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: Debian's Chromium for the browser test, Pango/HarfBuzz for WeasyPrint.
-packages=(chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core)
+# System packages: Debian's Chromium for the browser test, Pango/HarfBuzz for WeasyPrint,
+# redis-server for the tests that kill and restart a Redis of their own.
+packages=(chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+          redis-server)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
