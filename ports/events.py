@@ -9,9 +9,9 @@ from app.domain.events import DomainEvent
 
 Subscriber = Callable[[DomainEvent], Awaitable[None]]
 
-# What a bus that lost its connection tells its own subscribers (no one else) once it has it
-# back: events published meanwhile may be lost, so whatever they announce is to be re-read
-# from storage.
+# What a bus tells its own subscribers (no one else) when events may have been lost: it had
+# lost its server and has it back, or a publish failed. Whatever events announce is then to
+# be re-read from storage.
 RESUMED = "events.resumed"
 
 

@@ -212,14 +212,16 @@ class OutboxRepository(Protocol):
         """Pending messages due by `now` and not leased, leased to the caller until
         `lease_until`, oldest first. Concurrent claimers never get the same message."""
 
-    async def mark_sent(self, message_id: str, at: datetime) -> None: ...
+    async def mark_sent(self, message_id: str, at: datetime) -> None:
+        """Sent. Its text is forgotten (an invitation's holds a set-password link);
+        recipient, subject and times stay."""
 
     async def retry_later(self, message_id: str, attempts: int, at: datetime,
                           error: str) -> None:
         """Count a failed attempt and try again at `at`."""
 
     async def mark_failed(self, message_id: str, attempts: int, error: str) -> None:
-        """Give up on it, keeping the reason."""
+        """Give up on it, keeping the reason; its text is forgotten as when sent."""
 
     async def get(self, message_id: str) -> OutboxMessage | None: ...
 

@@ -3,7 +3,8 @@
 Pub/sub delivers at most once and only to those listening at that moment, so it only wakes
 subscribers: whatever must not be lost is stored before it is published, and a subscriber
 that missed something catches up from storage. Publishing never fails the caller: with
-Redis down the event is dropped with a log line, and the listener reconnects on its own.
+Redis down the event is dropped with a log line (and this process's subscribers are told to
+look in storage), and the listener reconnects on its own, telling them the same once back.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class RedisEventBus:
             await self._client.publish(self._channel, encode(event))
         except (RedisError, OSError) as exc:
             log.warning("event %s not published, Redis is unavailable: %s", event.name, exc)
+            # This process's own subscribers look in storage for what it announced.
+            await self._hand_on(DomainEvent(RESUMED, datetime.now(UTC), (), {}))
 
     async def _listen(self) -> None:
         """Subscribe and hand every message to the subscribers; reconnect after a failure,

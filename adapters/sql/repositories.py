@@ -751,15 +751,16 @@ class SqlNotifications:
 
     async def mail_targets(self, user_ids: list[str],
                            kind: NotificationKind) -> list[tuple[str, str, str]]:
-        if not user_ids:
-            return []
-        names = {f"u{i}": user_id for i, user_id in enumerate(user_ids)}
-        rows = await self._db.fetch_all(
-            "SELECT u.id, u.email, u.name FROM users u WHERE u.active AND u.deleted_at IS NULL"
-            f" AND u.id IN ({', '.join(':' + name for name in names)}) AND NOT EXISTS ("
-            " SELECT 1 FROM notification_settings s WHERE s.user_id = u.id"
-            " AND s.kind = :kind AND NOT s.email) ORDER BY u.id", {**names, "kind": kind.value})
-        return [(str(row["id"]), str(row["email"]), str(row["name"])) for row in rows]
+        found: list[tuple[str, str, str]] = []
+        for start in range(0, len(user_ids), BATCH_ROWS):  # SQLite's parameter limit
+            listed, names = in_list("u", user_ids[start:start + BATCH_ROWS])
+            rows = await self._db.fetch_all(
+                "SELECT u.id, u.email, u.name FROM users u WHERE u.active"
+                f" AND u.deleted_at IS NULL AND u.id IN ({listed}) AND NOT EXISTS ("
+                " SELECT 1 FROM notification_settings s WHERE s.user_id = u.id"
+                " AND s.kind = :kind AND NOT s.email)", {**names, "kind": kind.value})
+            found += [(str(row["id"]), str(row["email"]), str(row["name"])) for row in rows]
+        return sorted(found)
 
     async def recipients_all(self) -> list[str]:
         rows = await self._db.fetch_all(
@@ -776,6 +777,11 @@ _OUTBOX_SELECT = (
     " CASE WHEN o.body_id IS NULL THEN o.html_body ELSE b.html_body END AS html_body,"
     " o.created_at, o.status, o.attempts, o.next_attempt_at, o.last_error, o.sent_at"
     " FROM outbox o LEFT JOIN mail_bodies b ON b.id = o.body_id")
+
+
+# Done with, a message keeps who, what subject and when, not its text: an invitation's holds
+# a set-password link that the database otherwise keeps only as a hash.
+_FORGET_TEXT = " text_body = '', html_body = NULL, body_id = NULL"
 
 
 def _outbox(row: Row) -> OutboxMessage:
@@ -851,7 +857,8 @@ class SqlOutbox:
     async def mark_sent(self, message_id: str, at: datetime) -> None:
         await self._db.execute(
             "UPDATE outbox SET status = 'sent', sent_at = :at, attempts = attempts + 1,"
-            " locked_until = NULL, last_error = NULL WHERE message_id = :message_id",
+            f" locked_until = NULL, last_error = NULL,{_FORGET_TEXT}"
+            " WHERE message_id = :message_id",
             {"message_id": message_id, "at": at})
 
     async def retry_later(self, message_id: str, attempts: int, at: datetime,
@@ -864,7 +871,7 @@ class SqlOutbox:
     async def mark_failed(self, message_id: str, attempts: int, error: str) -> None:
         await self._db.execute(
             "UPDATE outbox SET status = 'failed', attempts = :attempts, locked_until = NULL,"
-            " last_error = :error WHERE message_id = :message_id",
+            f" last_error = :error,{_FORGET_TEXT} WHERE message_id = :message_id",
             {"message_id": message_id, "attempts": attempts, "error": error[:1000]})
 
     async def get(self, message_id: str) -> OutboxMessage | None:

@@ -10,6 +10,7 @@ import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.headerregistry import Address
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -91,9 +92,18 @@ class EmailComposer:
                  html: str, at: datetime) -> OutboxMessage:
         return OutboxMessage(
             id=key, message_id=f"<{key}@{self._domain}>",
-            recipient=f"{to_name} <{to_email}>" if to_name else to_email,
+            recipient=recipient(to_name, to_email),
             subject=subject, text_body=text, html_body=html, created_at=at,
             next_attempt_at=at)
+
+
+def recipient(name: str, address: str) -> str:
+    """A To header's value; a name with a comma, quotes or angle brackets is quoted, so it
+    never reads as a second address."""
+    if not name:
+        return address
+    username, _, domain = address.rpartition("@")
+    return str(Address(display_name=name, username=username, domain=domain))
 
 
 @dataclass(frozen=True)

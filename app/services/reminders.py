@@ -25,8 +25,6 @@ from ports.system import Clock
 
 log = logging.getLogger(__name__)
 LOCK = "expiry-reminders"
-# Documents handled per transaction: a large backlog commits (and wakes mail) as it goes.
-BATCH = 100
 
 
 class ReminderService:
@@ -43,31 +41,30 @@ class ReminderService:
         another process holds the job)."""
         total = 0
         while True:
+            # A transaction per document: its recipients are locked in one sorted step, so
+            # the job never waits on an announcement that waits on it (a deadlock).
             async with self._storage.unit_of_work() as uow:
                 if not await uow.try_lock(LOCK):
                     return total
-                handled = await self._batch(uow)
+                if not await self._remind_one(uow):
+                    return total
                 await uow.commit()
             await publish_all(self._events, uow)
-            total += handled
-            if handled < BATCH:
-                return total
+            total += 1
 
-    async def _batch(self, uow: UnitOfWork) -> int:
+    async def _remind_one(self, uow: UnitOfWork) -> bool:
+        """The reminder of the nearest stage that is due for some document; False when
+        none is."""
         today = self._clock.now().date()
-        handled = 0
         for stage in self._policy.stages:
             first, last = self._policy.window(stage, today)
             for kind in DocumentKind:
-                for document in await uow.reminders.due(kind, stage, first, last,
-                                                        BATCH - handled):
+                for document in await uow.reminders.due(kind, stage, first, last, 1):
                     if await uow.reminders.mark(document, stage, self._clock.now()):
                         users = await uow.reminders.recipients(document.cabinet_id)
                         await self._notifier.send(uow, users, _message(document, stage, today))
-                    handled += 1
-                if handled >= BATCH:
-                    return handled
-        return handled
+                    return True
+        return False
 
     async def run_forever(self, interval: float) -> None:
         """Now, and again every `interval` seconds; a failure is logged and retried."""

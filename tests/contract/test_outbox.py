@@ -137,9 +137,9 @@ async def test_many_messages_queue_at_once_and_round_trip(storage: Adapter) -> N
 
 async def test_messages_that_share_a_text_round_trip_whole(storage: Adapter) -> None:
     base = datetime(1986, 1, 1, tzinfo=UTC)
-    shared = [replace(m, text_body="Same text for all.", html_body="<p>Same</p>")
-              for m in queued(3, at=base)]
-    plain = [replace(m, text_body="Same text for all.", html_body=None)
+    shared = [replace(m, subject="Same", text_body="Same text for all.",
+                      html_body="<p>Same</p>") for m in queued(3, at=base)]
+    plain = [replace(m, subject="Same", text_body="Same text for all.", html_body=None)
              for m in queued(2, at=base)]
     alone = queued(1, at=base)
     # One unit of work, never committed: the later tests' claims find none of these.
@@ -151,6 +151,26 @@ async def test_messages_that_share_a_text_round_trip_whole(storage: Adapter) -> 
         claimed = await uow.outbox.claim(base, base + timedelta(minutes=2), 10)
     assert {m.message_id: m for m in claimed} == {m.message_id: m for m in
                                                   [*shared, *plain, *alone]}
+
+
+async def test_sent_and_failed_messages_forget_their_text(storage: Adapter) -> None:
+    base = datetime(1987, 1, 1, tzinfo=UTC)
+    alone, failing = queued(2, at=base)
+    shared = [replace(m, subject="Same", text_body="Set it: https://portal.test/set?token=x",
+                      html_body="<a>link</a>") for m in queued(2, at=base)]  # one text
+    await put(storage, [alone, failing, *shared])
+    async with storage.unit_of_work() as uow:
+        for message in (alone, shared[0]):
+            await uow.outbox.mark_sent(message.message_id, base)
+        await uow.outbox.mark_failed(failing.message_id, 3, "550 no such user")
+        await uow.outbox.mark_sent(shared[1].message_id, base)
+        await uow.commit()
+    for message, status in ((alone, OutboxStatus.SENT), (failing, OutboxStatus.FAILED),
+                            (shared[0], OutboxStatus.SENT), (shared[1], OutboxStatus.SENT)):
+        done = await state(storage, message)
+        assert (done.text_body, done.html_body, done.status) == ("", None, status)
+        assert (done.recipient, done.subject, done.created_at) == (
+            message.recipient, message.subject, message.created_at)
 
 
 async def test_recent_mail_newest_first_and_by_recipient(storage: Adapter) -> None:

@@ -250,7 +250,7 @@ async def test_two_runs_at_once_send_each_reminder_once(storage: Adapter) -> Non
         for d in documents)
 
 
-async def test_a_backlog_larger_than_a_batch_is_sent_in_full(storage: Adapter) -> None:
+async def test_a_backlog_of_hundreds_is_sent_in_full(storage: Adapter) -> None:
     today, product, cabinet, user = await setting(storage)
     await add_documents(storage, *[
         replace(new_document(DocumentKind.CERTIFICATE, cabinet, product,

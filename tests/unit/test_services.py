@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.message import EmailMessage
 
 import pytest
 
@@ -208,3 +209,13 @@ async def test_customer_admins_manage_below_but_not_their_own_cabinet(core: Core
         await core.cabinets.update(admin, cabinet.id, CabinetChanges(name="Mine"))
     with pytest.raises(Forbidden):
         await core.cabinets.create(admin, "Top", CabinetKind.CUSTOMER, None)
+
+
+async def test_a_name_with_commas_and_brackets_stays_one_recipient(core: Core) -> None:
+    cabinet, _ = await core.customer()
+    await core.users.invite(SYSTEM, cabinet.id, "bob@acme.example",
+                            "Eve <eve@evil.example>, Bob", Role.CUSTOMER_USER)
+    [mail] = core.storage.state.outbox
+    header = EmailMessage()
+    header["To"] = mail.recipient
+    assert [a.addr_spec for a in header["To"].addresses] == ["bob@acme.example"]
