@@ -35,8 +35,8 @@ from app.domain.users import User
 D = TypeVar("D", License, Certificate)
 
 
-# Rows per multi-row statement: 500 rows of 13 values stay far below SQLite's 32,766 host
-# parameters and keep PostgreSQL's statements small.
+# Rows (or list items) per statement: a few thousand parameters at most, far below SQLite's
+# 32,766, and statements PostgreSQL parses quickly.
 BATCH_ROWS = 500
 
 
