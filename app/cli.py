@@ -153,7 +153,8 @@ async def _scan(services: Services, args: argparse.Namespace) -> int:
 
 async def _remind(services: Services, args: argparse.Namespace) -> int:
     sent = await services.reminders.run_once()
-    print(f"reminded of {sent} licenses and certificates")
+    print(f"{sent} expiry reminder{'' if sent == 1 else 's'} sent" if sent
+          else "no expiry reminders due")
     return 0
 
 

@@ -171,8 +171,8 @@ def test_remind_sends_what_is_due_once(tmp_path: Path) -> None:
     assert run(tmp_path, "demo").returncode == 0  # one Acme license ends in 20 days
     first = run(tmp_path, "remind")
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "reminded of 1 licenses and certificates"
-    assert run(tmp_path, "remind").stdout.strip() == "reminded of 0 licenses and certificates"
+    assert first.stdout.strip() == "1 expiry reminder sent"
+    assert run(tmp_path, "remind").stdout.strip() == "no expiry reminders due"
     # The e-mail waits in the outbox for a serving process's worker to send it.
     with sqlite3.connect(tmp_path / "portal.sqlite3") as db:
         reminders = [row[0] for row in db.execute(
