@@ -114,11 +114,11 @@ class SqlCabinets:
     async def get_many(self, cabinet_ids: list[str], scope: Scope) -> list[Cabinet]:
         if not cabinet_ids:
             return []
-        names = {f"id{i}": cabinet_id for i, cabinet_id in enumerate(cabinet_ids)}
+        listed, names = in_list("id", cabinet_ids)
         in_scope, scope_params = scope_filter(scope, "c.path")
         rows = await self._db.fetch_all(
             f"SELECT {_CABINET_COLUMNS} FROM cabinets c"
-            f" WHERE c.id IN ({', '.join(':' + name for name in names)}) AND {in_scope}"
+            f" WHERE c.id IN ({listed}) AND {in_scope}"
             " ORDER BY c.id",
             {**names, **scope_params},
         )
@@ -196,10 +196,10 @@ class SqlProducts:
     async def get_many(self, product_ids: list[str]) -> list[Product]:
         if not product_ids:
             return []
-        names = {f"id{i}": product_id for i, product_id in enumerate(product_ids)}
+        listed, names = in_list("id", product_ids)
         rows = await self._db.fetch_all(
-            f"SELECT {_PRODUCT_COLUMNS} FROM products"
-            f" WHERE id IN ({', '.join(':' + name for name in names)}) ORDER BY id", names)
+            f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE id IN ({listed}) ORDER BY id",
+            names)
         return [_product(row) for row in rows]
 
     async def list_page(self, page: PageRequest, *, include_inactive: bool) -> list[Product]:
@@ -363,10 +363,9 @@ class SqlReleases:
         releases = [Release(**{**row, "kind": ReleaseKind(row["kind"])}) for row in rows]
         if not releases:
             return releases
-        names = {f"r{i}": release.id for i, release in enumerate(releases)}
+        listed, names = in_list("r", [release.id for release in releases])
         artifacts = await self._db.fetch_all(
-            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts"
-            f" WHERE release_id IN ({', '.join(':' + name for name in names)})"
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE release_id IN ({listed})"
             " ORDER BY key", names)
         by_id = {release.id: release for release in releases}
         for row in artifacts:
@@ -732,11 +731,10 @@ class SqlNotifications:
     async def recipients_in(self, cabinet_ids: list[str]) -> list[str]:
         if not cabinet_ids:
             return []
-        names = {f"c{i}": cabinet_id for i, cabinet_id in enumerate(cabinet_ids)}
+        listed, names = in_list("c", cabinet_ids)
         rows = await self._db.fetch_all(
             "SELECT id FROM users WHERE active AND deleted_at IS NULL"
-            f" AND cabinet_id IN ({', '.join(':' + name for name in names)}) ORDER BY id",
-            names)
+            f" AND cabinet_id IN ({listed}) ORDER BY id", names)
         return [str(row["id"]) for row in rows]
 
     async def recipients_licensed(self, product_id: str, on: date, today: date) -> list[str]:
