@@ -15,7 +15,7 @@ from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet
 from app.domain.events import DomainEvent
 from app.domain.licensing import Certificate, DocumentFilter, DocumentKind, License, Transfer
-from app.domain.notifications import Message, Notification, NotificationKind, Preference
+from app.domain.notifications import Batch, Message, Notification, NotificationKind, Preference
 from app.domain.outbox import OutboxMessage
 from app.domain.paging import PageRequest
 from app.domain.products import Product
@@ -152,11 +152,33 @@ class ReleaseRepository(Protocol):
 class NotificationRepository(Protocol):
     """A user's notifications. Every method takes the owner: nobody reaches another's."""
 
+    async def next_position(self) -> int:
+        """Take the portal's next notification position. Until this transaction ends,
+        whoever takes the one after waits: positions are committed in the order taken."""
+
+    async def position(self) -> int:
+        """The newest position taken and committed (0 before the first)."""
+
     async def add(self, user_ids: list[str], message: Message, ids: list[str],
                   at: datetime) -> list[Notification]:
-        """One notification per user (ids[i] for user_ids[i]), each numbered next for its
-        user under that user's row lock: two writers for one user number one after the
-        other, and each number is visible only once those below it are."""
+        """One notification per user (ids[i] for user_ids[i]), all at the next position."""
+
+    async def write(self, batch: Batch) -> None:
+        """The batch's notification for each of its users, at its position."""
+
+    async def hold(self, batch: Batch) -> None:
+        """Keep a batch to be written later (see `held`)."""
+
+    async def held(self, limit: int) -> list[Batch]:
+        """The batches kept and not yet released, oldest first, locked until this
+        transaction ends: two writers never write one twice."""
+
+    async def release(self, position: int) -> None:
+        """Forget a held batch, once written."""
+
+    async def since(self, position: int, limit: int) -> list[Notification]:
+        """Everyone's notifications from `position` on, in position order: what live
+        streams missed when the event bus lost a message."""
 
     async def list_for_user(self, user_id: str, page: PageRequest,
                             unread_only: bool = False) -> list[Notification]:
@@ -166,9 +188,6 @@ class NotificationRepository(Protocol):
         """Those numbered above `seq`, oldest first: what a reconnecting stream missed."""
 
     async def unread_count(self, user_id: str) -> int: ...
-
-    async def last_seq(self, user_id: str) -> int:
-        """The user's newest number (0 before the first)."""
 
     async def set_read(self, user_id: str, notification_id: str,
                        at: datetime | None) -> Notification | None:

@@ -21,7 +21,7 @@ from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet
 from app.domain.events import DomainEvent
 from app.domain.licensing import Certificate, DocumentFilter, License, Transfer
-from app.domain.notifications import Message, Notification
+from app.domain.notifications import Batch, Notification
 from app.domain.outbox import OutboxMessage
 from app.domain.paging import PageRequest
 from app.domain.products import Product
@@ -102,6 +102,7 @@ class _State:
     throttle: dict[str, tuple[int, datetime]] = field(default_factory=dict)
     outbox: list[OutboxMessage] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
+    position: int = 0
 
 
 def _page(items: list[Any], page: PageRequest) -> list[Any]:
@@ -383,15 +384,12 @@ class _Notifications:
     def __init__(self, state: _State) -> None:
         self.s = state
 
-    async def add(self, user_ids: list[str], message: Message, ids: list[str],
-                  at: datetime) -> list[Notification]:
-        made = [Notification(id=n_id, user_id=user_id,
-                             seq=1 + sum(n.user_id == user_id for n in self.s.notifications),
-                             kind=message.kind, title=message.title, body=message.body,
-                             link=message.link, created_at=at)
-                for user_id, n_id in zip(user_ids, ids, strict=True)]
-        self.s.notifications.extend(made)
-        return made
+    async def next_position(self) -> int:
+        self.s.position += 1
+        return self.s.position
+
+    async def write(self, batch: Batch) -> None:
+        self.s.notifications.extend(batch.notification(user_id) for user_id in batch.users)
 
 
 class FakeUnitOfWork:

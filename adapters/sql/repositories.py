@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import zlib
 from collections import defaultdict
 from collections.abc import Callable
@@ -22,7 +23,13 @@ from app.domain.licensing import (
     License,
     Transfer,
 )
-from app.domain.notifications import Message, Notification, NotificationKind, Preference
+from app.domain.notifications import (
+    Batch,
+    Message,
+    Notification,
+    NotificationKind,
+    Preference,
+)
 from app.domain.outbox import OutboxMessage, OutboxStatus
 from app.domain.paging import PageRequest
 from app.domain.products import Product
@@ -621,41 +628,80 @@ class SqlNotifications:
     def __init__(self, db: SqlSession) -> None:
         self._db = db
 
+    async def next_position(self) -> int:
+        # The counter's row stays locked until this transaction ends: whoever takes the
+        # next number waits, so numbers are committed in the order they are taken.
+        row = await self._db.fetch_one(
+            "UPDATE notification_clock SET position = position + 1 WHERE id = 1"
+            " RETURNING position")
+        assert row is not None, "migration 0011 makes the counter's row"
+        return int(row["position"])
+
+    async def position(self) -> int:
+        row = await self._db.fetch_one("SELECT position FROM notification_clock WHERE id = 1")
+        return int(row["position"]) if row else 0
+
     async def add(self, user_ids: list[str], message: Message, ids: list[str],
                   at: datetime) -> list[Notification]:
-        made: list[Notification] = []
-        # Users in one order everywhere, so two writers never wait on each other in a ring;
-        # a few statements per chunk of users, however many there are.
-        pairs = sorted(dict(zip(user_ids, ids, strict=True)).items())
-        for start in range(0, len(pairs), BATCH_ROWS):
-            chunk = pairs[start:start + BATCH_ROWS]
-            listed, names = in_list("u", [user_id for user_id, _ in chunk])
-            if self._db.for_update:  # the rows locked in id order, in the same statement
-                listed = (f"SELECT id FROM users WHERE id IN ({listed}) ORDER BY id"
-                          f"{self._db.for_update}")
-            rows = await self._db.fetch_all(
-                "UPDATE users SET notification_seq = notification_seq + 1"
-                f" WHERE id IN ({listed}) RETURNING id, notification_seq", names)
-            seqs = {str(row["id"]): int(row["notification_seq"]) for row in rows}
-            batch = [Notification(id=notification_id, user_id=user_id, seq=seqs[user_id],
-                                  kind=message.kind, title=message.title, body=message.body,
-                                  link=message.link, created_at=at)
-                     for user_id, notification_id in chunk
-                     if user_id in seqs]  # a user removed meanwhile is left out
-            if batch:
-                # What differs per row travels per row; the message once.
-                values = ", ".join(f"(:id{i}, :user{i}, :seq{i})" for i in range(len(batch)))
-                params: dict[str, Any] = {"kind": message.kind.value, "title": message.title,
-                                          "body": message.body, "link": message.link,
-                                          "at": at}
-                for i, n in enumerate(batch):
-                    params.update({f"id{i}": n.id, f"user{i}": n.user_id, f"seq{i}": n.seq})
-                await self._db.execute(
-                    "INSERT INTO notifications (id, user_id, seq, kind, title, body, link,"
-                    " created_at) SELECT v.column1, v.column2, v.column3, :kind, :title, :body,"
-                    f" :link, :at FROM (VALUES {values}) AS v", params)
-            made.extend(batch)
+        position = await self.next_position()
+        made = [Notification(id=notification_id, user_id=user_id, seq=position,
+                             kind=message.kind, title=message.title, body=message.body,
+                             link=message.link, created_at=at)
+                for user_id, notification_id in dict(zip(user_ids, ids, strict=True)).items()]
+        await self._insert(made, message, position, at)
         return made
+
+    async def write(self, batch: Batch) -> None:
+        await self._insert([batch.notification(user_id) for user_id in batch.users],
+                           batch.message, batch.position, batch.created_at)
+
+    async def _insert(self, made: list[Notification], message: Message, position: int,
+                      at: datetime) -> None:
+        for start in range(0, len(made), BATCH_ROWS):
+            chunk = made[start:start + BATCH_ROWS]
+            # What differs per row travels per row; the message once.
+            values = ", ".join(f"(:id{i}, :user{i})" for i in range(len(chunk)))
+            params: dict[str, Any] = {"seq": position, "kind": message.kind.value,
+                                      "title": message.title, "body": message.body,
+                                      "link": message.link, "at": at}
+            for i, n in enumerate(chunk):
+                params.update({f"id{i}": n.id, f"user{i}": n.user_id})
+            await self._db.execute(
+                "INSERT INTO notifications (id, user_id, seq, kind, title, body, link,"
+                " created_at) SELECT v.column1, v.column2, :seq, :kind, :title, :body,"
+                f" :link, :at FROM (VALUES {values}) AS v", params)
+
+    async def hold(self, batch: Batch) -> None:
+        m = batch.message
+        await self._db.execute(
+            "INSERT INTO notification_batches (position, id, kind, title, body, link,"
+            " created_at, users, audience) VALUES (:position, :id, :kind, :title, :body,"
+            " :link, :at, :users, :audience)",
+            {"position": batch.position, "id": batch.id, "kind": m.kind.value,
+             "title": m.title, "body": m.body, "link": m.link, "at": batch.created_at,
+             "users": json.dumps(batch.users), "audience": json.dumps(batch.audience)})
+
+    async def held(self, limit: int) -> list[Batch]:
+        rows = await self._db.fetch_all(
+            "SELECT position, id, kind, title, body, link, created_at, users, audience"
+            f" FROM notification_batches ORDER BY position LIMIT :limit{self._db.for_update}",
+            {"limit": limit})
+        return [Batch(position=int(row["position"]), id=row["id"],
+                      message=Message(NotificationKind(row["kind"]), row["title"],
+                                      row["body"], row["link"]),
+                      created_at=row["created_at"], users=tuple(json.loads(row["users"])),
+                      audience=tuple(json.loads(row["audience"])))
+                for row in rows]
+
+    async def release(self, position: int) -> None:
+        await self._db.execute("DELETE FROM notification_batches WHERE position = :position",
+                               {"position": position})
+
+    async def since(self, position: int, limit: int) -> list[Notification]:
+        rows = await self._db.fetch_all(
+            f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE seq >= :position"
+            " ORDER BY seq, user_id LIMIT :limit", {"position": position, "limit": limit})
+        return [_notification(row) for row in rows]
 
     async def list_for_user(self, user_id: str, page: PageRequest,
                             unread_only: bool = False) -> list[Notification]:
@@ -680,11 +726,6 @@ class SqlNotifications:
             "SELECT COUNT(*) AS n FROM notifications WHERE user_id = :user_id"
             " AND read_at IS NULL", {"user_id": user_id})
         return int(row["n"]) if row else 0
-
-    async def last_seq(self, user_id: str) -> int:
-        row = await self._db.fetch_one(
-            "SELECT notification_seq FROM users WHERE id = :id", {"id": user_id})
-        return int(row["notification_seq"]) if row else 0
 
     async def set_read(self, user_id: str, notification_id: str,
                        at: datetime | None) -> Notification | None:

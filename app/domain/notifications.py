@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -58,7 +59,8 @@ class Message:
 class Notification:
     id: str
     user_id: str
-    # 1, 2, 3... per user, in the order they were committed: a live stream resumes after one.
+    # The portal-wide position it was made at: positions rise in the order notifications
+    # were committed, so a live stream resumes after one. A user's are not consecutive.
     seq: int
     kind: NotificationKind
     title: str
@@ -66,6 +68,38 @@ class Notification:
     link: str | None
     created_at: datetime
     read_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One message to many users, made at one position. An announcement to thousands is
+    stored as one batch when it is made, and the live streams get it at once; each user's
+    notification (and the e-mail) is written from it just after."""
+
+    position: int
+    id: str
+    message: Message
+    created_at: datetime
+    users: tuple[str, ...]     # who see it in the portal
+    audience: tuple[str, ...]  # who were addressed: those whose e-mail it may go to
+
+    def notification_id(self, user_id: str) -> str:
+        return notification_id(self.id, user_id)
+
+    def notification(self, user_id: str) -> Notification:
+        m = self.message
+        return Notification(id=self.notification_id(user_id), user_id=user_id,
+                            seq=self.position, kind=m.kind, title=m.title, body=m.body,
+                            link=m.link, created_at=self.created_at)
+
+
+_IDS = uuid.UUID("5d1f8a52-6c1e-4c4e-9a57-0c4b1d7f3e21")
+
+
+def notification_id(batch_id: str, user_id: str) -> str:
+    """Each recipient's notification id, derived from the batch's: the same wherever and
+    whenever it is worked out, so nothing has to carry thousands of ids."""
+    return str(uuid.uuid5(_IDS, f"{batch_id}/{user_id}"))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ misses a wake-up catches up from storage and nothing is lost with the bus.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -15,6 +17,7 @@ from app.domain import access
 from app.domain.errors import Forbidden, Invalid, NotFound
 from app.domain.events import DomainEvent
 from app.domain.notifications import (
+    Batch,
     Message,
     Notification,
     NotificationKind,
@@ -25,19 +28,25 @@ from app.domain.outbox import OutboxMessage
 from app.domain.paging import Page, PageRequest
 from app.domain.users import Principal
 from app.services.licensing import publish_all
-from app.services.mail import EmailComposer
+from app.services.mail import EmailComposer, queued
 from ports.events import EventPublisher
 from ports.storage import Storage, UnitOfWork
 from ports.system import Clock, IdGenerator
 
 CREATED = "notifications.created"
 MAX_TITLE, MAX_BODY = 200, 5000
+# Up to this many recipients, a message's notifications and e-mail are written in the
+# transaction that makes it; to more, it is held as one batch and written just after, so
+# the live streams have it without waiting for thousands of rows.
+INLINE_RECIPIENTS = 100
+BATCHES_AT_ONCE = 10
 
 
 class Notifier:
     """Turns a unit of work's domain events into notifications, and into e-mail in the
-    outbox, before it commits: the change, its notifications and its e-mail are one
-    transaction, so none is lost and none is sent for a change that rolled back."""
+    outbox, before it commits: the change and its notifications (or the batch they are
+    written from) are one transaction, so none is lost and none is sent for a change that
+    rolled back."""
 
     def __init__(self, clock: Clock, ids: IdGenerator, composer: EmailComposer) -> None:
         self._clock = clock
@@ -50,28 +59,45 @@ class Notifier:
             if planned is not None:
                 await self.send(uow, *planned)
 
-    async def send(self, uow: UnitOfWork, user_ids: list[str],
-                   message: Message) -> list[Notification]:
+    async def send(self, uow: UnitOfWork, user_ids: list[str], message: Message) -> int:
         """A notification for each user who has not turned this kind off in the portal,
-        an e-mail for each who has not turned it off by e-mail, and the wake-up for the
-        live streams and the outbox worker."""
-        everyone = list(dict.fromkeys(user_ids))
+        an e-mail for each who has not turned it off by e-mail, and the event for the live
+        streams; how many are told in the portal."""
+        everyone = tuple(dict.fromkeys(user_ids))
+        if not everyone:
+            return 0
         muted = await uow.notifications.muted(message.kind)
-        wanted = [u for u in everyone if u not in muted]
         now = self._clock.now()
-        made = await uow.notifications.add(wanted, message,
-                                           [self._ids.new_id() for _ in wanted], now) \
-            if wanted else []
-        keys = {n.user_id: n.id for n in made}
-        mail = [self._composer.notification(keys.get(user_id) or self._ids.new_id(), address,
-                                            name, message, now)
+        batch = Batch(position=await uow.notifications.next_position(),
+                      id=self._ids.new_id(), message=message, created_at=now,
+                      users=tuple(u for u in everyone if u not in muted), audience=everyone)
+        held = len(everyone) > INLINE_RECIPIENTS
+        if held:
+            await uow.notifications.hold(batch)
+        else:
+            await self._write(uow, batch)
+        uow.events.append(DomainEvent(CREATED, now, (), created_event(batch, held)))
+        return len(batch.users)
+
+    async def spread(self, uow: UnitOfWork) -> int:
+        """Write the notifications and e-mail of the batches held for later; how many."""
+        done = 0
+        while batches := await uow.notifications.held(BATCHES_AT_ONCE):
+            for batch in batches:
+                await self._write(uow, batch)
+                await uow.notifications.release(batch.position)
+            done += len(batches)
+        return done
+
+    async def _write(self, uow: UnitOfWork, batch: Batch) -> None:
+        await uow.notifications.write(batch)
+        mail = [self._composer.notification(batch.notification_id(user_id), address, name,
+                                            batch.message, batch.created_at)
                 for user_id, address, name in await uow.notifications.mail_targets(
-                    everyone, message.kind)]
+                    list(batch.audience), batch.message.kind)]
         await uow.outbox.add(*mail)
-        mailed = len(mail)
-        if made or mailed:
-            uow.events.append(DomainEvent(CREATED, now, (), created_event(made, mailed)))
-        return made
+        if mail:
+            uow.events.append(queued(len(mail), batch.created_at))
 
     async def _plan(self, uow: UnitOfWork,
                     event: DomainEvent) -> tuple[list[str], Message] | None:
@@ -110,27 +136,23 @@ class Notifier:
         return None
 
 
-def created_event(made: list[Notification], mailed: int = 0) -> dict[str, Any]:
-    """What the bus carries: enough to deliver without a query when nothing was missed,
-    and whether the outbox has new mail."""
-    if not made:
-        return {"items": [], "mailed": mailed}
-    first = made[0]
-    return {"items": [[n.user_id, n.seq, n.id] for n in made], "kind": first.kind.value,
-            "title": first.title, "body": first.body, "link": first.link,
-            "created_at": first.created_at.isoformat(), "mailed": mailed}
+def created_event(batch: Batch, held: bool) -> dict[str, Any]:
+    """What the bus carries: the message once and who it is for, enough to deliver
+    without a query; `held` when its rows are still to be written."""
+    m = batch.message
+    return {"position": batch.position, "id": batch.id, "users": list(batch.users),
+            "kind": m.kind.value, "title": m.title, "body": m.body, "link": m.link,
+            "created_at": batch.created_at.isoformat(), "held": held}
 
 
-def delivered(event: DomainEvent) -> list[Notification]:
-    """The notifications a `notifications.created` event announces."""
+def delivered(event: DomainEvent) -> Batch:
+    """The batch a `notifications.created` event announces (without its audience)."""
     data = event.data
-    if not data["items"]:
-        return []
-    at = datetime.fromisoformat(str(data["created_at"]))
-    return [Notification(id=str(n_id), user_id=str(user_id), seq=int(seq),
-                         kind=NotificationKind(data["kind"]), title=str(data["title"]),
-                         body=str(data["body"]), link=data.get("link"), created_at=at)
-            for user_id, seq, n_id in data["items"]]
+    return Batch(position=int(data["position"]), id=str(data["id"]),
+                 message=Message(NotificationKind(data["kind"]), str(data["title"]),
+                                 str(data["body"]), data.get("link")),
+                 created_at=datetime.fromisoformat(str(data["created_at"])),
+                 users=tuple(data["users"]), audience=())
 
 
 @dataclass(frozen=True)
@@ -151,46 +173,66 @@ class NotificationService:
         self._events = events
         self._notifier = notifier
 
+    @asynccontextmanager
+    async def _settled(self) -> AsyncIterator[UnitOfWork]:
+        """A unit of work in which the batches held for later are written first: whoever
+        reads a user's notifications sees every one the streams have announced."""
+        async with self._storage.unit_of_work() as uow:
+            await self._notifier.spread(uow)
+            yield uow
+            await uow.commit()
+        await publish_all(self._events, uow)
+
+    async def spread_held(self) -> int:
+        """Write the batches held for later (announcements to many); how many."""
+        async with self._storage.unit_of_work() as uow:
+            done = await self._notifier.spread(uow)
+            await uow.commit()
+        await publish_all(self._events, uow)
+        return done
+
     async def list_own(self, actor: Principal, page: PageRequest,
                        unread_only: bool = False) -> tuple[Page[Notification], int]:
         user_id = _user(actor)
-        async with self._storage.unit_of_work() as uow:
+        async with self._settled() as uow:
             rows = await uow.notifications.list_for_user(user_id, page, unread_only)
             unread = await uow.notifications.unread_count(user_id)
         return Page.from_rows(rows, page), unread
 
     async def after(self, actor: Principal, seq: int, limit: int) -> list[Notification]:
-        async with self._storage.unit_of_work() as uow:
+        async with self._settled() as uow:
             return await uow.notifications.after(_user(actor), seq, limit)
 
-    async def last_seq(self, actor: Principal) -> int:
+    async def since(self, position: int, limit: int) -> list[Notification]:
+        """Everyone's notifications from `position` on: for live streams to catch up."""
+        async with self._settled() as uow:
+            return await uow.notifications.since(position, limit)
+
+    async def position(self) -> int:
+        """The newest notification's position: a new stream starts after it."""
         async with self._storage.unit_of_work() as uow:
-            return await uow.notifications.last_seq(_user(actor))
+            return await uow.notifications.position()
 
     async def unread_count(self, actor: Principal) -> int:
-        async with self._storage.unit_of_work() as uow:
+        async with self._settled() as uow:
             return await uow.notifications.unread_count(_user(actor))
 
     async def mark(self, actor: Principal, notification_id: str, read: bool) -> Notification:
-        async with self._storage.unit_of_work() as uow:
+        async with self._settled() as uow:
             found = await uow.notifications.set_read(
                 _user(actor), notification_id, self._clock.now() if read else None)
             if found is None:
                 raise NotFound("No such notification.")
-            await uow.commit()
         return found
 
     async def read_all(self, actor: Principal) -> int:
-        async with self._storage.unit_of_work() as uow:
-            count = await uow.notifications.read_all(_user(actor), self._clock.now())
-            await uow.commit()
-        return count
+        async with self._settled() as uow:
+            return await uow.notifications.read_all(_user(actor), self._clock.now())
 
     async def delete(self, actor: Principal, notification_id: str) -> None:
-        async with self._storage.unit_of_work() as uow:
+        async with self._settled() as uow:
             if not await uow.notifications.delete(_user(actor), notification_id):
                 raise NotFound("No such notification.")
-            await uow.commit()
 
     async def preferences(self, actor: Principal) -> dict[NotificationKind, Preference]:
         async with self._storage.unit_of_work() as uow:
@@ -244,11 +286,11 @@ class NotificationService:
                                                                     today, today)
             else:
                 users = await uow.notifications.recipients_all()
-            made = await self._notifier.send(uow, users, Message(
+            told = await self._notifier.send(uow, users, Message(
                 NotificationKind.ANNOUNCEMENT, title, body, link))
             await uow.commit()
         await publish_all(self._events, uow)
-        return len(made)
+        return told
 
 
 def _user(actor: Principal) -> str:

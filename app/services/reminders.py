@@ -9,18 +9,17 @@ others skip it until the next round.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import date
 
 from app.domain.licensing import DocumentKind
 from app.domain.notifications import Message, NotificationKind
 from app.domain.reminders import EXPIRED, DueDocument, ReminderPolicy, when
+from app.services.background import repeat
 from app.services.licensing import publish_all
-from app.services.mail import being_cancelled
 from app.services.notifications import Notifier
 from ports.events import EventPublisher
-from ports.storage import Storage, StorageUnavailable, UnitOfWork
+from ports.storage import Storage, UnitOfWork
 from ports.system import Clock
 
 log = logging.getLogger(__name__)
@@ -68,19 +67,11 @@ class ReminderService:
 
     async def run_forever(self, interval: float) -> None:
         """Now, and again every `interval` seconds; a failure is logged and retried."""
-        while True:
-            try:
-                sent = await self.run_once()
-                if sent:
-                    log.info("expiry reminders: %d documents", sent)
-            except Exception as exc:
-                if being_cancelled():
-                    raise
-                if isinstance(exc, StorageUnavailable):
-                    log.warning("expiry reminders: the database is not answering: %s", exc)
-                else:
-                    log.exception("expiry reminders failed; next try in %.0f s", interval)
-            await asyncio.sleep(interval)
+        await repeat("expiry reminders", self._run_and_tell, interval)
+
+    async def _run_and_tell(self) -> None:
+        if sent := await self.run_once():
+            log.info("expiry reminders: %d documents", sent)
 
 
 def _message(document: DueDocument, stage: int, today: date) -> Message:

@@ -11,7 +11,7 @@ from app.domain import access
 from app.domain.cabinets import Cabinet, check_name
 from app.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from app.domain.events import DomainEvent
-from app.domain.notifications import Message, NotificationKind
+from app.domain.notifications import Batch, Message, NotificationKind
 from app.domain.paging import Page, PageRequest
 from app.domain.roles import Role
 from app.domain.users import (
@@ -24,7 +24,7 @@ from app.domain.users import (
 )
 from app.services.audit import AuditTrail
 from app.services.licensing import publish_all
-from app.services.mail import EmailComposer
+from app.services.mail import EmailComposer, queued
 from app.services.notifications import CREATED, created_event
 from ports.events import EventPublisher
 from ports.security import PasswordHasher
@@ -108,15 +108,20 @@ class UserService:
             await uow.outbox.add(self._composer.invitation(
                 self._ids.new_id(), user.email, user.name, inviter_name, cabinet.name, url,
                 expires_at, now))
+            uow.events.append(queued(1, now))
             # What greets them once they are in: the invitation, and where to choose what
-            # the portal tells them.
-            welcome = await uow.notifications.add([user.id], Message(
-                NotificationKind.USER_INVITED, f"Welcome to the {self._composer.brand} portal",
-                f"{inviter_name} invited you to {cabinet.name}. Choose here which news reach "
-                "you in the portal and by e-mail.", "/notifications/settings"),
-                [self._ids.new_id()], now)
+            # the portal tells them. In the portal only: the invitation is their e-mail.
+            welcome = Batch(
+                position=await uow.notifications.next_position(), id=self._ids.new_id(),
+                message=Message(
+                    NotificationKind.USER_INVITED,
+                    f"Welcome to the {self._composer.brand} portal",
+                    f"{inviter_name} invited you to {cabinet.name}. Choose here which news "
+                    "reach you in the portal and by e-mail.", "/notifications/settings"),
+                created_at=now, users=(user.id,), audience=())
+            await uow.notifications.write(welcome)
             uow.events.append(DomainEvent(CREATED, now, (cabinet.id,),
-                                          created_event(welcome, 1)))
+                                          created_event(welcome, held=False)))
             await uow.commit()
         await publish_all(self._events, uow)
         return Invitation(user, url, expires_at)

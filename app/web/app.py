@@ -21,7 +21,8 @@ from app.config import PROJECT_ROOT, Settings
 from app.container import open_services
 from app.domain.events import DomainEvent
 from app.services import Services
-from app.services.mail import being_cancelled
+from app.services.background import repeat
+from app.services.mail import QUEUED, being_cancelled
 from app.services.notifications import CREATED
 from app.web.api import (
     auth,
@@ -51,6 +52,11 @@ from app.web.stream import NotificationHub
 log = logging.getLogger(__name__)
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
+# Held notification batches are written when their event comes, and at least this often
+# (one left by a process that stopped first); live streams look for what the event bus lost
+# this often (one query a process).
+BATCH_SECONDS = 30
+CATCH_UP_SECONDS = 5
 API_MODULES = (auth, cabinets, users, products, licensing, downloads, notifications, feeds,
                system)
 ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
@@ -90,14 +96,24 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     async def services_context(app: web.Application) -> AsyncIterator[None]:
         async with services_factory(settings) as services:
             app[SERVICES] = services
-            leave = services.events.subscribe(app[HUB].on_event)
+            hub, notifications = app[HUB], services.notifications
+            hub.follow(await notifications.position(), notifications.since,
+                       notifications.position)
+            leave = services.events.subscribe(hub.on_event)
+            held = asyncio.Event()
 
-            async def new_mail(event: DomainEvent) -> None:
-                if event.name == CREATED and event.data.get("mailed"):
+            async def wake(event: DomainEvent) -> None:
+                if event.name == QUEUED:
                     services.outbox.wake.set()
+                elif event.name == CREATED and event.data.get("held"):
+                    held.set()
 
-            leave_outbox = services.events.subscribe(new_mail)
-            tasks = [asyncio.create_task(_scan_forever(services, settings.catalog.scan_interval))]
+            leave_wake = services.events.subscribe(wake)
+            tasks = [asyncio.create_task(_scan_forever(services, settings.catalog.scan_interval)),
+                     asyncio.create_task(repeat("notification batches",
+                                                notifications.spread_held, BATCH_SECONDS, held)),
+                     asyncio.create_task(repeat("live streams", hub.catch_up,
+                                                CATCH_UP_SECONDS))]
             if settings.notifications.reminder_interval > 0:
                 tasks.append(asyncio.create_task(
                     services.reminders.run_forever(settings.notifications.reminder_interval)))
@@ -108,7 +124,7 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
                 yield
             finally:
                 leave()
-                leave_outbox()
+                leave_wake()
                 for task in tasks:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

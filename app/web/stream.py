@@ -1,21 +1,34 @@
 """Live notifications over server-sent events: the streams open in this process, by user.
 
-The event bus says "these notifications were created" (from any process); each open
-stream of a recipient gets them through a bounded queue, without waiting on anyone. A
-stream whose queue is full is ended: its client reconnects with Last-Event-ID and catches
-up from storage, and a slow reader never slows the others. When the bus had lost its
-server and has it back, every stream re-reads storage for what it may have missed.
+The event bus says "this message was made at position n, for these users" (from any
+process); each open stream of a recipient gets it through a bounded queue, without waiting
+on anyone. A stream whose queue is full is ended: its client reconnects with Last-Event-ID
+and catches up from storage, and a slow reader never slows the others.
+
+Positions are committed in order, so the hub hands them on in order: a position that
+arrives before one below it (two processes published at once), or after the bus lost one,
+means the missing ones are in storage already, and the hub reads them from there first.
+Position order is what lets a stream resume "after n" with nothing skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 
 from app.domain.events import DomainEvent
 from app.domain.notifications import Notification
 from app.services.notifications import CREATED, delivered
 from ports.events import RESUMED
+
+log = logging.getLogger(__name__)
+
+# Notifications from storage (everyone's, from a position on, at most so many) and the
+# newest position.
+Since = Callable[[int, int], Awaitable[list[Notification]]]
+Newest = Callable[[], Awaitable[int]]
 
 _END = None
 
@@ -76,10 +89,19 @@ class Listener:
 
 
 class NotificationHub:
-    def __init__(self, queue_size: int = 256) -> None:
+    def __init__(self, queue_size: int = 256, catch_up_limit: int = 20_000) -> None:
         self._queue_size = queue_size
+        self._catch_up_limit = catch_up_limit
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
         self.closing = False
+        self._next: int | None = None  # the position due next; None: not following
+        self._since: Since | None = None
+        self._newest: Newest | None = None
+        self._lock = asyncio.Lock()
+
+    def follow(self, newest: int, since: Since, newest_now: Newest) -> None:
+        """Hand positions on in order from after `newest`, reading missed ones from storage."""
+        self._next, self._since, self._newest = newest + 1, since, newest_now
 
     def attach(self, user_id: str) -> Listener:
         listener = Listener(user_id, self._queue_size)
@@ -101,15 +123,63 @@ class NotificationHub:
 
     async def on_event(self, event: DomainEvent) -> None:
         if event.name == RESUMED:
-            for found in list(self._listeners.values()):
-                for listener in list(found):
-                    listener.offer(RESYNC)
+            await self.catch_up()  # whatever the bus lost meanwhile
             return
         if event.name != CREATED:
             return
-        for notification in delivered(event):
+        batch = delivered(event)
+        async with self._lock:
+            if self._next is not None:
+                if batch.position < self._next:
+                    return  # handed on already, from storage
+                if batch.position > self._next:
+                    await self._fill(before=batch.position)
+                self._next = batch.position + 1
+            for user_id in batch.users:
+                found = self._listeners.get(user_id)
+                if found:
+                    notification = batch.notification(user_id)
+                    for listener in list(found):
+                        listener.offer(notification)
+
+    async def catch_up(self) -> None:
+        """Hand on from storage whatever was committed and not heard of: after the bus lost
+        its server, and now and then in case another process's message was lost."""
+        async with self._lock:
+            if self._next is None or self._newest is None:
+                self._resync_all()
+            elif await self._newest() >= self._next:
+                await self._fill(before=None)
+
+    async def _fill(self, before: int | None) -> None:
+        assert self._next is not None and self._since is not None
+        assert self._newest is not None
+        try:
+            newest = await self._newest()
+            found = await self._since(self._next, self._catch_up_limit)
+        except Exception:
+            log.warning("live streams: could not read missed notifications; every stream "
+                        "looks for itself", exc_info=True)
+            self._resync_all()
+            return
+        if len(found) >= self._catch_up_limit:  # too many to hold: each stream reads its own
+            self._next = newest + 1
+            self._resync_all()
+            return
+        for notification in found:
+            if before is not None and notification.seq >= before:
+                break
             for listener in list(self._listeners.get(notification.user_id, ())):
                 listener.offer(notification)
+        if before is not None:
+            self._next = before
+        else:
+            self._next = max(newest, found[-1].seq if found else 0) + 1
+
+    def _resync_all(self) -> None:
+        for found in list(self._listeners.values()):
+            for listener in list(found):
+                listener.offer(RESYNC)
 
     def close_all(self) -> None:
         """On shutdown: every stream ends now, so that stopping takes seconds."""

@@ -101,7 +101,7 @@ async def test_customer_admin_hands_a_license_down_and_both_sides_hear_of_it(
     assert event.data["number"] == license_.number
     # Both sides hear of it: the users of the giving and of the receiving cabinet.
     [created] = [e for e in events if e.name == "notifications.created"]
-    told = {user_id for user_id, _, _ in created.data["items"]}
+    told = set(created.data["users"])
     assert admin.user_id in told and world.actors[Role.CUSTOMER_USER].user_id in told
     mine = await (await world.client.get("/api/v1/notifications",
                                          headers=admin.headers)).json()

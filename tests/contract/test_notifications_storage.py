@@ -95,8 +95,14 @@ async def delete_user(storage: Adapter, user: User) -> None:
         await uow.commit()
 
 
-def seqs(notifications: list[Notification]) -> list[int]:
-    return [n.seq for n in notifications]
+def seqs(notifications: list[Notification], base: int = 0) -> list[int]:
+    """Their positions, counted from `base` (the position before the test made any)."""
+    return [n.seq - base for n in notifications]
+
+
+async def newest(storage: Adapter) -> int:
+    async with storage.unit_of_work() as uow:
+        return await uow.notifications.position()
 
 
 def notification_ids(notifications: list[Notification]) -> list[str]:
@@ -105,59 +111,61 @@ def notification_ids(notifications: list[Notification]) -> list[str]:
 
 # --- add and read back -----------------------------------------------------------------------
 
-async def test_add_numbers_each_users_notifications_and_round_trips_them(
+async def test_add_numbers_each_message_in_order_and_round_trips_it(
         storage: Adapter) -> None:
     ann, bob, quiet = await members(storage, 3)
+    base = await newest(storage)
     nobody = IDS.new_id()
     linked = Message(NotificationKind.SECURITY_PUBLISHED, "Security fix: “Agent” 2.1",
                      "Line one\n\n* ünïcode body", "/products/p#release-r")
     plain = Message(NotificationKind.LICENSE_EXPIRING, unique("Expiring"), "", None)
     at_first, at_second = T0.astimezone(INDIA), T0.astimezone(NEW_YORK) + SECOND
-    # Not in user id order, with a user who does not exist in between: each id stays paired
-    # with its user whatever order the adapter writes them in.
+    # Not in user id order: each id stays paired with its user whatever order the adapter
+    # writes them in.
     high, low = sorted([ann.id, bob.id], reverse=True)
-    first_ids = [IDS.new_id() for _ in range(3)]
+    first_ids = [IDS.new_id() for _ in range(2)]
     second_id = IDS.new_id()
     async with storage.unit_of_work() as uow:
-        first = await uow.notifications.add([high, nobody, low], linked, first_ids, at_first)
+        first = await uow.notifications.add([high, low], linked, first_ids, at_first)
         second = await uow.notifications.add([ann.id], plain, [second_id], at_second)
         await uow.commit()
     third = await notify(storage, [bob, ann], plain)  # a unit of work of its own
 
     expected_first = {
-        high: Notification(id=first_ids[0], user_id=high, seq=1, kind=linked.kind,
+        high: Notification(id=first_ids[0], user_id=high, seq=base + 1, kind=linked.kind,
                            title=linked.title, body=linked.body, link=linked.link,
                            created_at=at_first),
-        low: Notification(id=first_ids[2], user_id=low, seq=1, kind=linked.kind,
+        low: Notification(id=first_ids[1], user_id=low, seq=base + 1, kind=linked.kind,
                           title=linked.title, body=linked.body, link=linked.link,
                           created_at=at_first)}
     assert {n.user_id: n for n in first} == expected_first
-    assert len(first) == 2  # nothing for the user who does not exist
-    assert second == [Notification(id=second_id, user_id=ann.id, seq=2, kind=plain.kind,
+    assert len(first) == 2
+    assert second == [Notification(id=second_id, user_id=ann.id, seq=base + 2, kind=plain.kind,
                                    title=plain.title, body=plain.body, link=None,
                                    created_at=at_second)]
-    assert {(n.user_id, n.seq) for n in third} == {(ann.id, 3), (bob.id, 2)}
+    assert {(n.user_id, n.seq - base) for n in third} == {(ann.id, 3), (bob.id, 3)}
 
     async with storage.unit_of_work() as uow:
         of_ann = await uow.notifications.after(ann.id, 0, ALL)
         of_bob = await uow.notifications.after(bob.id, 0, ALL)
-        last = {user_id: await uow.notifications.last_seq(user_id)
-                for user_id in (ann.id, bob.id, quiet.id, nobody)}
+        last = await uow.notifications.position()
+        of_quiet = await uow.notifications.after(quiet.id, 0, ALL)
         unread = await uow.notifications.unread_count(ann.id)
         listed_nobody = await uow.notifications.list_for_user(nobody, PageRequest())
         after_nobody = await uow.notifications.after(nobody, 0, ALL)
-        # The id meant for the missing user was not written under anybody.
-        stray = [await uow.notifications.set_read(user_id, first_ids[1], T0)
-                 for user_id in (nobody, ann.id, bob.id)]
+        # A notification is reached only under its owner.
+        stray = [await uow.notifications.set_read(user_id, second_id, T0)
+                 for user_id in (nobody, bob.id, quiet.id)]
 
     third_of = {n.user_id: n for n in third}
     assert of_ann == [expected_first[ann.id], second[0], third_of[ann.id]]
     assert of_bob == [expected_first[bob.id], third_of[bob.id]]
-    assert seqs(of_ann) == [1, 2, 3] and seqs(of_bob) == [1, 2]
+    # One position a message, in the order committed: a user's are rising, not consecutive.
+    assert seqs(of_ann, base) == [1, 2, 3] and seqs(of_bob, base) == [1, 3]
     # Field by field, with the types the domain uses.
     got = of_ann[0]
     assert (got.id, got.user_id, got.seq, got.title, got.body, got.link) == (
-        expected_first[ann.id].id, ann.id, 1, linked.title, linked.body,
+        expected_first[ann.id].id, ann.id, base + 1, linked.title, linked.body,
         "/products/p#release-r")
     assert got.kind is NotificationKind.SECURITY_PUBLISHED
     assert of_ann[1].kind is NotificationKind.LICENSE_EXPIRING and of_ann[1].link is None
@@ -166,7 +174,7 @@ async def test_add_numbers_each_users_notifications_and_round_trips_them(
     assert (of_ann[0].created_at, of_ann[1].created_at) == (T0, T0 + SECOND)
     assert all(n.created_at.utcoffset() is not None for n in of_ann + of_bob)
     assert all(n.read_at is None for n in of_ann + of_bob)
-    assert last == {ann.id: 3, bob.id: 2, quiet.id: 0, nobody: 0}
+    assert last == base + 3 and of_quiet == []
     assert unread == 3
     assert listed_nobody == [] and after_nobody == []
     assert stray == [None, None, None]
@@ -174,29 +182,29 @@ async def test_add_numbers_each_users_notifications_and_round_trips_them(
 
 async def test_an_uncommitted_add_is_undone_and_its_number_freed(storage: Adapter) -> None:
     (ann,) = await members(storage, 1)
+    base = await newest(storage)
     (kept,) = await notify(storage, [ann])
     dropped_id = IDS.new_id()
 
     async with storage.unit_of_work() as uow:
         dropped = await uow.notifications.add([ann.id], message(), [dropped_id], T0)
-        assert seqs(dropped) == [2]
-        assert await uow.notifications.last_seq(ann.id) == 2
+        assert seqs(dropped, base) == [2]
 
     async with storage.unit_of_work() as uow:
-        assert await uow.notifications.last_seq(ann.id) == 1
+        assert await uow.notifications.position() == base + 1
         assert await uow.notifications.after(ann.id, 0, ALL) == [kept]
         assert await uow.notifications.unread_count(ann.id) == 1
         assert await uow.notifications.set_read(ann.id, dropped_id, T0) is None
     (again,) = await notify(storage, [ann])
-    assert again.seq == 2
-    assert seqs(await stored_of(storage, ann)) == [1, 2]
+    assert again.seq == base + 2
+    assert seqs(await stored_of(storage, ann), base) == [1, 2]
 
 
 # --- numbering under concurrency -------------------------------------------------------------
 
-async def test_concurrent_adds_for_one_user_number_one_after_the_other(
-        storage: Adapter) -> None:
+async def test_concurrent_adds_number_one_after_the_other(storage: Adapter) -> None:
     (ann,) = await members(storage, 1)
+    base = await newest(storage)
     writers = 10
     rolled_back = {3, 7}  # these leave without commit: their numbers go to the next writer
     done = asyncio.Event()
@@ -228,22 +236,23 @@ async def test_concurrent_adds_for_one_user_number_one_after_the_other(
 
     committed = [made for made in results if made is not None]
     count = writers - len(rolled_back)
-    assert sorted(seqs(committed)) == list(range(1, count + 1))
+    assert sorted(seqs(committed, base)) == list(range(1, count + 1))
     stored = await stored_of(storage, ann)
-    assert seqs(stored) == list(range(1, count + 1))
+    assert seqs(stored, base) == list(range(1, count + 1))
     assert sorted(notification_ids(stored)) == sorted(notification_ids(committed))
     assert {n.id: n.seq for n in stored} == {n.id: n.seq for n in committed}
     async with storage.unit_of_work() as uow:
-        assert await uow.notifications.last_seq(ann.id) == count
+        assert await uow.notifications.position() == base + count
         assert await uow.notifications.unread_count(ann.id) == count
     assert seen  # the watcher did look
     for numbers in seen:
-        assert numbers == list(range(1, len(numbers) + 1)), numbers
+        assert numbers == list(range(base + 1, base + len(numbers) + 1)), numbers
 
 
 async def test_writers_for_two_users_in_opposite_orders_do_not_deadlock(
         storage: Adapter) -> None:
     ann, bob = await members(storage, 2)
+    base = await newest(storage)
     rounds = 5
 
     async def write(order: list[User]) -> list[Notification]:
@@ -261,7 +270,7 @@ async def test_writers_for_two_users_in_opposite_orders_do_not_deadlock(
 
     for user in (ann, bob):
         stored = await stored_of(storage, user)
-        assert seqs(stored) == list(range(1, 2 * rounds + 1))
+        assert seqs(stored, base) == list(range(1, 2 * rounds + 1))
         assert all(n.user_id == user.id for n in stored)
 
 
@@ -273,10 +282,11 @@ async def test_an_add_for_more_users_than_a_statement_holds_numbers_every_one(
     async with asyncio.timeout(60):  # a deadlock fails the test instead of hanging it
         made = await asyncio.gather(*(notify(storage, users) for users in writers))
     assert [len(m) for m in made] == [1234, 1229]
-    assert [n.user_id for n in made[0]] == sorted(u.id for u in many)  # in user order
+    assert [n.user_id for n in made[0]] == [u.id for u in reversed(many)]
+    assert len({n.seq for n in made[0] + made[1]}) == 2  # one position each
     for user in (many[0], many[7], many[-1]):
         stored = await stored_of(storage, user)
-        assert seqs(stored) == list(range(1, len(stored) + 1))
+        assert seqs(stored) == sorted(set(seqs(stored)))
         assert len(stored) == 1 + (user in many[:10]) + (user in many[5:])
 
 
@@ -284,6 +294,7 @@ async def test_an_add_for_more_users_than_a_statement_holds_numbers_every_one(
 
 async def test_after_gives_those_above_a_number_oldest_first(storage: Adapter) -> None:
     ann, bob = await members(storage, 2)
+    b = await newest(storage)
     made: list[Notification] = []
     for n in range(6):
         made.extend(await notify(storage, [ann] if n % 2 else [ann, bob]))
@@ -292,21 +303,22 @@ async def test_after_gives_those_above_a_number_oldest_first(storage: Adapter) -
 
     async with storage.unit_of_work() as uow:
         everything = await uow.notifications.after(ann.id, 0, ALL)
-        middle = await uow.notifications.after(ann.id, 2, 3)
+        middle = await uow.notifications.after(ann.id, b + 2, 3)
         one = await uow.notifications.after(ann.id, 0, 1)
-        last = await uow.notifications.after(ann.id, 5, 10)
-        none_left = await uow.notifications.after(ann.id, 6, 10)
-        beyond = await uow.notifications.after(ann.id, 60, 10)
-        of_bob = await uow.notifications.after(bob.id, 1, 10)
+        last = await uow.notifications.after(ann.id, b + 5, 10)
+        none_left = await uow.notifications.after(ann.id, b + 6, 10)
+        beyond = await uow.notifications.after(ann.id, b + 60, 10)
+        of_bob = await uow.notifications.after(bob.id, b + 1, 10)
+        between = await uow.notifications.after(bob.id, b + 2, 10)  # not one of bob's
 
-    assert seqs(mine) == [1, 2, 3, 4, 5, 6] and seqs(theirs) == [1, 2, 3]
+    assert seqs(mine, b) == [1, 2, 3, 4, 5, 6] and seqs(theirs, b) == [1, 3, 5]
     assert everything == mine
     assert middle == mine[2:5]
-    assert seqs(middle) == [3, 4, 5]
+    assert seqs(middle, b) == [3, 4, 5]
     assert one == mine[:1]
     assert last == mine[5:]
     assert none_left == [] and beyond == []
-    assert of_bob == theirs[1:]
+    assert of_bob == theirs[1:] and between == theirs[1:]
     assert all(n.user_id == bob.id for n in of_bob)
 
 
@@ -333,7 +345,7 @@ async def test_list_for_user_pages_newest_first_without_gaps(storage: Adapter) -
     expected = list(reversed(mine))
     expected_unread = [n for n in expected if n.read_at is None]
     assert notification_ids(expected) == sorted(ids)  # newest first is not the ids' order...
-    assert seqs(expected) == [7, 6, 5, 4, 3, 2, 1]  # ...but the numbers'
+    assert seqs(expected) == sorted(set(seqs(expected)), reverse=True)  # ...but positions'
 
     async with asyncio.timeout(10):  # a cursor that does not advance fails, not hangs
         async with storage.unit_of_work() as uow:
@@ -475,10 +487,10 @@ async def test_delete_removes_only_the_owners(storage: Adapter) -> None:
         assert await uow.notifications.list_for_user(ann.id, PageRequest()) == [
             mine[1], mine[0]]
         assert await uow.notifications.unread_count(ann.id) == 2
-        # Numbers are never given twice: a stream that saw 3 must not miss the next one.
-        assert await uow.notifications.last_seq(ann.id) == 3
+        # Positions are never given twice: a stream that saw 3 must not miss the next one.
+        assert await uow.notifications.position() >= theirs.seq > mine[2].seq
     (next_one,) = await notify(storage, [ann])
-    assert next_one.seq == 4
+    assert next_one.seq == await newest(storage) > theirs.seq
 
 
 async def test_an_uncommitted_delete_is_undone(storage: Adapter) -> None:

@@ -23,7 +23,7 @@ from app.domain.products import Product
 from app.domain.reminders import ReminderPolicy
 from app.domain.roles import Role
 from app.domain.users import User
-from app.services.mail import EmailComposer, MailPolicy
+from app.services.mail import QUEUED, EmailComposer, MailPolicy
 from app.services.notifications import CREATED, Notifier
 from app.services.reminders import LOCK, ReminderService
 from tests.contract.test_storage import (
@@ -234,7 +234,8 @@ async def test_reminders_are_e_mailed_unless_turned_off(storage: Adapter) -> Non
     assert mail.subject == f"License {license_.number} expires in 7 days"
     assert f"https://portal.test/licenses/{license_.id}" in mail.text_body
     created = [e for e in job.bus.published if e.name == CREATED]
-    assert len(created) == 1 and created[0].data["mailed"] == 1
+    assert len(created) == 1 and set(created[0].data["users"]) == {mailed.id, quiet.id}
+    assert [e.data["count"] for e in job.bus.published if e.name == QUEUED] == [1]
 
 
 async def test_two_runs_at_once_send_each_reminder_once(storage: Adapter) -> None:
@@ -259,7 +260,7 @@ async def test_a_backlog_of_hundreds_is_sent_in_full(storage: Adapter) -> None:
     job = Job(storage, today)
     assert await job.run() == 230
     assert len(await inbox(storage, user)) == 230
-    announced = [item for e in job.bus.published if e.name == CREATED for item in e.data["items"]]
+    announced = [user for e in job.bus.published if e.name == CREATED for user in e.data["users"]]
     assert len(announced) == 230
 
 

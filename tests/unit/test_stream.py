@@ -5,19 +5,52 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from app.domain.events import DomainEvent
-from app.domain.notifications import Notification, NotificationKind
+from app.domain.notifications import Batch, Message, Notification, NotificationKind
 from app.services.notifications import CREATED, created_event
-from app.web.stream import RESYNC, NotificationHub
+from app.web.stream import RESYNC, Listener, NotificationHub
 from ports.events import RESUMED
 
 AT = datetime(2026, 11, 27, tzinfo=UTC)
 
 
+def batch(seq: int, *user_ids: str) -> Batch:
+    return Batch(position=seq, id=f"b{seq}", message=Message(
+        NotificationKind.ANNOUNCEMENT, f"T{seq}", "B"), created_at=AT, users=user_ids,
+        audience=user_ids)
+
+
 def created(user_id: str, seq: int) -> DomainEvent:
-    made = [Notification(id=f"n{seq}", user_id=user_id, seq=seq,
-                         kind=NotificationKind.ANNOUNCEMENT, title="T", body="B", link=None,
-                         created_at=AT)]
-    return DomainEvent(CREATED, AT, (), created_event(made))
+    return DomainEvent(CREATED, AT, (), created_event(batch(seq, user_id), held=False))
+
+
+class Storage:
+    """What the hub reads when the bus lost or reordered something: these notifications."""
+
+    def __init__(self, *batches: Batch, failing: bool = False) -> None:
+        self.stored = sorted((b.notification(u) for b in batches for u in b.users),
+                             key=lambda n: (n.seq, n.user_id))
+        self.failing = failing
+        self.reads: list[int] = []
+
+    async def since(self, position: int, limit: int) -> list[Notification]:
+        self.reads.append(position)
+        if self.failing:
+            raise OSError("the database is down")
+        return [n for n in self.stored if n.seq >= position][:limit]
+
+    async def newest(self) -> int:
+        return max((n.seq for n in self.stored), default=0)
+
+
+def following(storage: Storage, newest: int, limit: int = 100) -> NotificationHub:
+    hub = NotificationHub(queue_size=10, catch_up_limit=limit)
+    hub.follow(newest, storage.since, storage.newest)
+    return hub
+
+
+async def taken(listener: Listener, count: int) -> list[tuple[int, str] | object]:
+    got = [await listener.next() for _ in range(count)]
+    return [(n.seq, n.title) if isinstance(n, Notification) else n for n in got]
 
 
 async def test_each_listener_gets_its_users_notifications_in_order() -> None:
@@ -75,3 +108,48 @@ async def test_a_bus_that_is_back_makes_every_stream_look_in_storage() -> None:
     assert not bob.dropped
     first, _ = [await bob.next() for _ in range(2)]
     assert first is RESYNC
+
+
+# --- positions in order ----------------------------------------------------------------------
+
+async def test_a_position_that_overtakes_one_below_it_waits_for_it_from_storage() -> None:
+    # Two processes committed 11 then 12 and published at once: 12 came first. 11 is in
+    # storage already (positions are committed in order), so the hub hands it on first.
+    storage = Storage(batch(11, "alice"), batch(12, "alice", "bob"))
+    hub = following(storage, newest=10)
+    alice, bob = hub.attach("alice"), hub.attach("bob")
+    await hub.on_event(created("alice", 12))
+    await hub.on_event(DomainEvent(CREATED, AT, (), created_event(batch(11, "alice"), False)))
+    await hub.on_event(created("alice", 13))
+    assert await taken(alice, 3) == [(11, "T11"), (12, "T12"), (13, "T13")]
+    assert storage.reads == [11]
+    assert alice._items == []  # the late 11 was not handed on twice
+    assert bob._items == []  # 12 was alice's in the event: bob gets nothing from it
+
+
+async def test_what_the_bus_lost_while_away_arrives_when_it_is_back() -> None:
+    storage = Storage(batch(5, "alice"), batch(6, "bob"), batch(7, "alice"))
+    hub = following(storage, newest=4)
+    alice, bob = hub.attach("alice"), hub.attach("bob")
+    await hub.on_event(DomainEvent(RESUMED, AT, (), {}))
+    assert await taken(alice, 2) == [(5, "T5"), (7, "T7")]
+    assert await taken(bob, 1) == [(6, "T6")]
+    await hub.catch_up()  # nothing newer: no read at all
+    await hub.on_event(created("bob", 7))  # the lost message, late: already handed on
+    assert storage.reads == [5] and bob._items == []
+
+
+async def test_too_much_to_catch_up_or_no_storage_makes_each_stream_look_itself() -> None:
+    storage = Storage(*(batch(n, "alice") for n in range(1, 6)))
+    hub = following(storage, newest=0, limit=3)
+    alice = hub.attach("alice")
+    await hub.on_event(DomainEvent(RESUMED, AT, (), {}))
+    assert await alice.next() is RESYNC
+    await hub.on_event(created("alice", 6))  # after the newest: handed on as it comes
+    assert await taken(alice, 1) == [(6, "T6")]
+
+    down = Storage(batch(1, "bob"), failing=True)
+    hub = following(down, newest=0)
+    bob = hub.attach("bob")
+    await hub.on_event(created("bob", 2))
+    assert await taken(bob, 2) == [RESYNC, (2, "T2")]
