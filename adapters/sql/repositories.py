@@ -652,8 +652,10 @@ class SqlNotifications:
         return made
 
     async def write(self, batch: Batch) -> None:
-        await self._insert([batch.notification(user_id) for user_id in batch.users],
-                           batch.message, batch.position, batch.created_at)
+        for start in range(0, len(batch.users), BATCH_ROWS):
+            await self._insert([batch.notification(user_id)
+                                for user_id in batch.users[start:start + BATCH_ROWS]],
+                               batch.message, batch.position, batch.created_at)
 
     async def _insert(self, made: list[Notification], message: Message, position: int,
                       at: datetime) -> None:

@@ -40,6 +40,7 @@ MAX_TITLE, MAX_BODY = 200, 5000
 # the live streams have it without waiting for thousands of rows.
 INLINE_RECIPIENTS = 100
 BATCHES_AT_ONCE = 10
+MAIL_AT_ONCE = 500
 
 
 class Notifier:
@@ -91,13 +92,15 @@ class Notifier:
 
     async def _write(self, uow: UnitOfWork, batch: Batch) -> None:
         await uow.notifications.write(batch)
-        mail = [self._composer.notification(batch.notification_id(user_id), address, name,
+        targets = await uow.notifications.mail_targets(list(batch.audience), batch.message.kind)
+        # A few hundred at a time: the process's live streams are served in between.
+        for start in range(0, len(targets), MAIL_AT_ONCE):
+            await uow.outbox.add(*[
+                self._composer.notification(batch.notification_id(user_id), address, name,
                                             batch.message, batch.created_at)
-                for user_id, address, name in await uow.notifications.mail_targets(
-                    list(batch.audience), batch.message.kind)]
-        await uow.outbox.add(*mail)
-        if mail:
-            uow.events.append(queued(len(mail), batch.created_at))
+                for user_id, address, name in targets[start:start + MAIL_AT_ONCE]])
+        if targets:
+            uow.events.append(queued(len(targets), batch.created_at))
 
     async def _plan(self, uow: UnitOfWork,
                     event: DomainEvent) -> tuple[list[str], Message] | None:

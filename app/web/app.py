@@ -56,6 +56,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 # (one left by a process that stopped first); live streams look for what the event bus lost
 # this often (one query a process).
 BATCH_SECONDS = 30
+SPREAD_DELAY_SECONDS = 1.0
 CATCH_UP_SECONDS = 5
 API_MODULES = (auth, cabinets, users, products, licensing, downloads, notifications, feeds,
                system)
@@ -106,7 +107,8 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
                 if event.name == QUEUED:
                     services.outbox.wake.set()
                 elif event.name == CREATED and event.data.get("held"):
-                    held.set()
+                    # A moment later: the live streams are served first.
+                    asyncio.get_running_loop().call_later(SPREAD_DELAY_SECONDS, held.set)
 
             leave_wake = services.events.subscribe(wake)
             tasks = [asyncio.create_task(_scan_forever(services, settings.catalog.scan_interval)),
