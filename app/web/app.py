@@ -114,7 +114,7 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
             tasks = [asyncio.create_task(_scan_forever(services, settings.catalog.scan_interval)),
                      asyncio.create_task(repeat("notification batches",
                                                 notifications.spread_held, BATCH_SECONDS, held)),
-                     asyncio.create_task(repeat("live streams", hub.catch_up,
+                     asyncio.create_task(repeat("live streams", hub.check,
                                                 CATCH_UP_SECONDS))]
             if settings.notifications.reminder_interval > 0:
                 tasks.append(asyncio.create_task(

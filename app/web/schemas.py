@@ -639,7 +639,9 @@ NotificationKindName = Literal[
 
 class NotificationOut(Out):
     id: str
-    seq: int = Field(description="1, 2, 3... per user; the SSE event id.")
+    seq: int = Field(description="Its position: positions rise portal-wide in the order "
+                                 "notifications were made, so a user's are rising but not "
+                                 "consecutive; the SSE event id.")
     kind: NotificationKindName
     title: str
     body: str

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from app.domain.events import DomainEvent
 from app.domain.notifications import Notification
+from app.services.mail import being_cancelled
 from app.services.notifications import CREATED, delivered
 from ports.events import RESUMED
 
@@ -144,22 +145,31 @@ class NotificationHub:
 
     async def catch_up(self) -> None:
         """Hand on from storage whatever was committed and not heard of: after the bus lost
-        its server, and now and then in case another process's message was lost."""
+        its server."""
         async with self._lock:
-            if self._next is None or self._newest is None:
-                self._resync_all()
-            elif await self._newest() >= self._next:
-                await self._fill(before=None)
+            await self._fill(before=None)
 
-    async def _fill(self, before: int | None) -> None:
-        assert self._next is not None and self._since is not None
-        assert self._newest is not None
+    async def check(self) -> None:
+        """Now and then: the same, in case another process's message was lost. If storage
+        does not answer, the streams are left as they are until the next check."""
+        async with self._lock:
+            await self._fill(before=None, resync_on_failure=False)
+
+    async def _fill(self, before: int | None, resync_on_failure: bool = True) -> None:
+        """Hand on what storage holds from the position due next (up to `before`)."""
+        if self._next is None or self._since is None or self._newest is None:
+            self._resync_all()  # not following positions: each stream looks for itself
+            return
         try:
             newest = await self._newest()
+            if before is None and newest < self._next:
+                return  # nothing missed
             found = await self._since(self._next, self._catch_up_limit)
-        except Exception:
-            log.warning("live streams: could not read missed notifications; every stream "
-                        "looks for itself", exc_info=True)
+        except Exception as exc:
+            if being_cancelled() or not resync_on_failure:
+                raise
+            log.warning("live streams: could not read missed notifications (%s); every "
+                        "stream looks for itself", exc)
             self._resync_all()
             return
         if len(found) >= self._catch_up_limit:  # too many to hold: each stream reads its own

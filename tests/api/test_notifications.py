@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from aiohttp import ClientResponse
 
+from adapters.system import Uuid7Ids
+from app.domain.events import DomainEvent
 from app.domain.licensing import DocumentKind
+from app.domain.notifications import Batch, Message, NotificationKind
 from app.domain.roles import Role
-from app.domain.users import SYSTEM
+from app.domain.users import SYSTEM, User
+from app.services.notifications import CREATED, INLINE_RECIPIENTS, created_event
+from app.web.api import notifications as notifications_api
 from app.web.keys import HUB, SERVICES
 from tests.world import PASSWORD, World, email, login
 
@@ -142,7 +150,10 @@ async def read_events(response: ClientResponse, count: int, seconds: float = 5) 
 
     async def collect() -> None:
         while len(found) < count:
-            line = (await response.content.readline()).decode().rstrip("\r\n")
+            raw = await response.content.readline()
+            if not raw:
+                raise AssertionError(f"the stream ended after {len(found)} events")
+            line = raw.decode().rstrip("\r\n")
             if line == "":
                 if fields:
                     found.append(Event(fields.get("id"), fields.get("event"),
@@ -218,3 +229,90 @@ async def test_405_lists_the_methods_of_the_path_asked(world: World) -> None:
                           ("/api/v1/notifications/some-id", "DELETE,PATCH")):
         answer = await world.client.put(path, headers=headers, json={})
         assert answer.status == 405 and answer.headers["Allow"] == allowed, path
+
+
+async def test_an_announcement_to_many_arrives_at_once_and_is_there_to_mark(
+        world: World) -> None:
+    # More users than one transaction writes at once: the announcement is held as one batch,
+    # pushed at once, and written into everyone's notifications and e-mail just after.
+    extra = INLINE_RECIPIENTS + 10
+    now, ids = datetime.now(UTC), Uuid7Ids()
+    async with world.client.app[SERVICES].storage.unit_of_work() as uow:
+        for n in range(extra):
+            address = email(f"crowd{n}")
+            await uow.users.add(User(id=ids.new_id(), email=address, email_key=address.lower(),
+                                     name=f"Crowd {n}", role=Role.CUSTOMER_USER,
+                                     cabinet_id=world.own.id, active=True, password_hash=None,
+                                     created_at=now, updated_at=now))
+        await uow.commit()
+    headers = world.actors[Role.CUSTOMER_USER].headers
+    stream = await world.client.get("/api/v1/notifications/stream", headers=headers)
+    [ready] = await read_events(stream, 1)
+    title = f"To the crowd {ids.new_id()}"
+
+    response = await announce(world, title=title, cabinet_id=world.own.id)
+
+    assert response.status == 201, await response.text()
+    told = (await response.json())["recipients"]
+    assert told > extra
+    [live] = await read_events(stream, 1)
+    pushed = json.loads(live.data)
+    assert (pushed["title"], int(live.id or 0)) == (title, int(ready.id or 0) + 1)
+    # Marked read at once, by the id the stream gave, whether or not the batch was written.
+    marked = await world.client.patch(f"/api/v1/notifications/{pushed['id']}",
+                                      json={"read": True}, headers=headers)
+    assert marked.status == 200, await marked.text()
+    assert (await marked.json())["read"] is True
+    listed = await mine(world, headers)
+    assert [(n["id"], n["seq"], n["read"]) for n in listed["items"][:1]] == [
+        (pushed["id"], int(live.id or 0), True)]
+    async with world.client.app[SERVICES].storage.unit_of_work() as uow:
+        assert await uow.notifications.held(10) == []
+        queued = await uow.outbox.list_recent(told + 50)
+    assert sum(m.subject == title for m in queued) == told
+    stream.close()
+
+
+async def test_a_client_that_stops_reading_is_dropped_and_never_slows_the_others(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A heartbeat that gives up soon: what unblocks a stream whose client stopped reading.
+    monkeypatch.setattr(notifications_api, "HEARTBEAT_SECONDS", 0.3)
+    monkeypatch.setattr(notifications_api, "SEND_TIMEOUT_SECONDS", 1)
+    actor = world.actors[Role.CUSTOMER_USER]
+    hub = world.client.app[HUB]
+    reader = await world.client.get("/api/v1/notifications/stream", headers=actor.headers)
+    [ready] = await read_events(reader, 1)
+    # The other client: a raw socket with a small receive buffer that never reads.
+    server = world.client.server
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((server.host, server.port))
+    _, writer = await asyncio.open_connection(sock=sock)
+    writer.write(f"GET /api/v1/notifications/stream HTTP/1.1\r\nHost: {server.host}\r\n"
+                 f"Authorization: {actor.headers['Authorization']}\r\n\r\n".encode())
+    await writer.drain()
+    async with asyncio.timeout(5):
+        while hub.open_streams < 2:
+            await asyncio.sleep(0.01)
+
+    # Far more than the stalled connection's buffers and queue hold, published as the bus
+    # would: the reader gets every one, in order, while the other is dropped.
+    events = world.client.app[SERVICES].events
+    first, count, body = int(ready.id or 0) + 1, 2000, "x" * 4000
+    reading = asyncio.create_task(read_events(reader, count, seconds=30))
+    for position in range(first, first + count):
+        await events.publish(DomainEvent(CREATED, datetime.now(UTC), (), created_event(Batch(
+            position, f"b{position}", Message(NotificationKind.ANNOUNCEMENT, f"N{position}",
+                                              body), datetime.now(UTC), (actor.user_id,),
+            (actor.user_id,)), held=False)))
+        if position % 20 == 0:
+            await asyncio.sleep(0.001)  # as from a bus: a few at a time
+    got = await reading
+    assert [int(e.id or 0) for e in got] == list(range(first, first + count))
+    # The stalled stream ends once its heartbeat gives up; the reader's stays.
+    async with asyncio.timeout(10):
+        while hub.open_streams > 1:
+            await asyncio.sleep(0.05)
+    assert hub.open_streams == 1
+    writer.close()
+    reader.close()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from adapters.sql.migrations import load_migrations, split_statements
 from adapters.system import Uuid7Ids
 from app.domain.cabinets import CabinetKind, check_name, check_parent
 from app.domain.errors import Invalid
+from app.domain.notifications import _IDS, notification_id
 from app.domain.paging import BadCursor, Page, PageRequest, decode_cursor, encode_cursor
 from app.domain.reminders import EXPIRED, ReminderPolicy, when
 from app.domain.roles import Role, permissions_of
@@ -141,3 +143,15 @@ def test_reminder_stages_run_nearest_first_and_windows_cover_their_days() -> Non
         "today", "tomorrow", "in 2 days"]
     with pytest.raises(Invalid):
         ReminderPolicy((7, 0))
+
+
+# --- notifications ---------------------------------------------------------------------------
+
+def test_each_recipients_notification_id_is_the_uuid5_of_batch_and_user() -> None:
+    batch_ids = [str(uuid.uuid4()) for _ in range(20)] + ["", "x", "0191c2f0-7c4e-7abc"]
+    user_ids = [str(uuid.uuid4()) for _ in range(20)] + ["ü", "a/b"]
+    made = {(b, u): notification_id(b, u) for b in batch_ids for u in user_ids}
+    assert all(made[(b, u)] == str(uuid.uuid5(_IDS, f"{b}/{u}")) for b, u in made)
+    assert all(uuid.UUID(n).version == 5 for n in made.values())
+    assert len(set(made.values())) == len(made)  # one each
+    assert notification_id(batch_ids[0], user_ids[0]) == made[(batch_ids[0], user_ids[0])]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from app.domain.events import DomainEvent
 from app.domain.notifications import Batch, Message, Notification, NotificationKind
 from app.services.notifications import CREATED, created_event
@@ -153,3 +155,23 @@ async def test_too_much_to_catch_up_or_no_storage_makes_each_stream_look_itself(
     bob = hub.attach("bob")
     await hub.on_event(created("bob", 2))
     assert await taken(bob, 2) == [RESYNC, (2, "T2")]
+
+
+async def test_the_periodic_check_finds_a_lost_message_and_leaves_streams_be_on_failure(
+        ) -> None:
+    storage = Storage(batch(3, "alice"))
+    hub = following(storage, newest=2)
+    alice = hub.attach("alice")
+    await hub.check()  # another process's message for 3 never came
+    assert await taken(alice, 1) == [(3, "T3")]
+    await hub.check()
+    assert storage.reads == [3]  # nothing newer: no second read
+
+    storage.failing = True
+    storage.stored.append(batch(4, "alice").notification("alice"))
+    with pytest.raises(OSError):
+        await hub.check()  # logged by the loop that runs it; no stream is disturbed
+    assert alice._items == []
+    storage.failing = False
+    await hub.check()
+    assert await taken(alice, 1) == [(4, "T4")]
