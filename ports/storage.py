@@ -173,21 +173,35 @@ class NotificationRepository(Protocol):
         """The batches kept and not yet released, oldest first, locked until this
         transaction ends: two writers never write one twice."""
 
+    async def waiting(self, up_to: int) -> list[Batch]:
+        """The batches held and not yet written, up to position `up_to`, without locking
+        them: a reader counts them in instead of waiting for them."""
+
     async def release(self, position: int) -> None:
         """Forget a held batch, once written."""
 
-    async def since(self, position: int, limit: int) -> list[Notification]:
-        """Everyone's notifications from `position` on, in position order: what live
-        streams missed when the event bus lost a message."""
+    async def since(self, position: int, up_to: int, user_ids: list[str],
+                    limit: int) -> list[Notification]:
+        """These users' notifications from `position` to `up_to`, in position order (at
+        most `limit`): what live streams missed when the event bus lost a message."""
 
-    async def list_for_user(self, user_id: str, page: PageRequest,
-                            unread_only: bool = False) -> list[Notification]:
-        """Newest first, paged by the last id seen."""
+    async def list_for_user(self, user_id: str, page: PageRequest, unread_only: bool = False,
+                            up_to: int = ..., below: int | None = None
+                            ) -> list[Notification]:
+        """Newest first, paged by the last id seen (or only those below position `below`);
+        none past position `up_to`."""
 
-    async def after(self, user_id: str, seq: int, limit: int) -> list[Notification]:
-        """Those numbered above `seq`, oldest first: what a reconnecting stream missed."""
+    async def position_of(self, user_id: str, notification_id: str) -> int | None:
+        """The position of one of the user's notifications (None if not theirs)."""
 
-    async def unread_count(self, user_id: str) -> int: ...
+    async def after(self, user_id: str, seq: int, limit: int,
+                    up_to: int = ...) -> list[Notification]:
+        """Those after position `seq` up to `up_to`, oldest first: what a reconnecting
+        stream missed."""
+
+    async def unread_count(self, user_id: str, up_to: int = ...,
+                           excluding: tuple[int, ...] = ()) -> int:
+        """Unread up to position `up_to`, not counting those at the `excluding` positions."""
 
     async def set_read(self, user_id: str, notification_id: str,
                        at: datetime | None) -> Notification | None:

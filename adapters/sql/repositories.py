@@ -617,6 +617,19 @@ class SqlAudit:
 _NOTIFICATION_COLUMNS = "id, user_id, seq, kind, title, body, link, created_at, read_at"
 
 
+# No bound on positions (a BIGINT's greatest value).
+_NO_BOUND = 2 ** 63 - 1
+_BATCH_COLUMNS = "position, id, kind, title, body, link, created_at, users, audience"
+
+
+def _batch(row: Row) -> Batch:
+    return Batch(position=int(row["position"]), id=row["id"],
+                 message=Message(NotificationKind(row["kind"]), row["title"], row["body"],
+                                 row["link"]),
+                 created_at=row["created_at"], users=tuple(json.loads(row["users"])),
+                 audience=tuple(json.loads(row["audience"])))
+
+
 def _notification(row: Row) -> Notification:
     return Notification(id=row["id"], user_id=row["user_id"], seq=int(row["seq"]),
                         kind=NotificationKind(row["kind"]), title=row["title"],
@@ -685,48 +698,70 @@ class SqlNotifications:
 
     async def held(self, limit: int) -> list[Batch]:
         rows = await self._db.fetch_all(
-            "SELECT position, id, kind, title, body, link, created_at, users, audience"
-            f" FROM notification_batches ORDER BY position LIMIT :limit{self._db.for_update}",
-            {"limit": limit})
-        return [Batch(position=int(row["position"]), id=row["id"],
-                      message=Message(NotificationKind(row["kind"]), row["title"],
-                                      row["body"], row["link"]),
-                      created_at=row["created_at"], users=tuple(json.loads(row["users"])),
-                      audience=tuple(json.loads(row["audience"])))
-                for row in rows]
+            f"SELECT {_BATCH_COLUMNS} FROM notification_batches ORDER BY position"
+            f" LIMIT :limit{self._db.for_update}", {"limit": limit})
+        return [_batch(row) for row in rows]
+
+    async def waiting(self, up_to: int) -> list[Batch]:
+        rows = await self._db.fetch_all(
+            f"SELECT {_BATCH_COLUMNS} FROM notification_batches WHERE position <= :up_to"
+            " ORDER BY position", {"up_to": up_to})
+        return [_batch(row) for row in rows]
 
     async def release(self, position: int) -> None:
         await self._db.execute("DELETE FROM notification_batches WHERE position = :position",
                                {"position": position})
 
-    async def since(self, position: int, limit: int) -> list[Notification]:
-        rows = await self._db.fetch_all(
-            f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE seq >= :position"
-            " ORDER BY seq, user_id LIMIT :limit", {"position": position, "limit": limit})
-        return [_notification(row) for row in rows]
+    async def since(self, position: int, up_to: int, user_ids: list[str],
+                    limit: int) -> list[Notification]:
+        found: list[Notification] = []
+        for start in range(0, len(user_ids), BATCH_ROWS):
+            listed, names = in_list("u", user_ids[start:start + BATCH_ROWS])
+            rows = await self._db.fetch_all(
+                f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE seq >= :position"
+                f" AND seq <= :up_to AND user_id IN ({listed}) ORDER BY seq LIMIT :limit",
+                {**names, "position": position, "up_to": up_to, "limit": limit - len(found)})
+            found += [_notification(row) for row in rows]
+            if len(found) >= limit:
+                break
+        return sorted(found, key=lambda n: (n.seq, n.user_id))
 
-    async def list_for_user(self, user_id: str, page: PageRequest,
-                            unread_only: bool = False) -> list[Notification]:
+    async def list_for_user(self, user_id: str, page: PageRequest, unread_only: bool = False,
+                            up_to: int = _NO_BOUND, below: int | None = None
+                            ) -> list[Notification]:
         after = "1 = 1" if page.after is None else (
             "seq < (SELECT seq FROM notifications WHERE id = :after AND user_id = :user_id)")
         unread = " AND read_at IS NULL" if unread_only else ""
+        lower = "" if below is None else " AND seq < :below"
         rows = await self._db.fetch_all(
             f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE user_id = :user_id"
-            f" AND {after}{unread} ORDER BY seq DESC LIMIT :limit",
-            {"user_id": user_id, "after": page.after, "limit": page.limit + 1})
+            f" AND {after}{unread}{lower} AND seq <= :up_to ORDER BY seq DESC LIMIT :limit",
+            {"user_id": user_id, "after": page.after, "limit": page.limit + 1,
+             "up_to": up_to, "below": below})
         return [_notification(row) for row in rows]
 
-    async def after(self, user_id: str, seq: int, limit: int) -> list[Notification]:
+    async def position_of(self, user_id: str, notification_id: str) -> int | None:
+        row = await self._db.fetch_one(
+            "SELECT seq FROM notifications WHERE id = :id AND user_id = :user_id",
+            {"id": notification_id, "user_id": user_id})
+        return int(row["seq"]) if row else None
+
+    async def after(self, user_id: str, seq: int, limit: int,
+                    up_to: int = _NO_BOUND) -> list[Notification]:
         rows = await self._db.fetch_all(
             f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE user_id = :user_id"
-            " AND seq > :seq ORDER BY seq LIMIT :limit",
-            {"user_id": user_id, "seq": seq, "limit": limit})
+            " AND seq > :seq AND seq <= :up_to ORDER BY seq LIMIT :limit",
+            {"user_id": user_id, "seq": seq, "limit": limit, "up_to": up_to})
         return [_notification(row) for row in rows]
 
-    async def unread_count(self, user_id: str) -> int:
+    async def unread_count(self, user_id: str, up_to: int = _NO_BOUND,
+                           excluding: tuple[int, ...] = ()) -> int:
+        listed, names = in_list("x", list(excluding))
+        others = f" AND seq NOT IN ({listed})" if excluding else ""
         row = await self._db.fetch_one(
             "SELECT COUNT(*) AS n FROM notifications WHERE user_id = :user_id"
-            " AND read_at IS NULL", {"user_id": user_id})
+            f" AND read_at IS NULL AND seq <= :up_to{others}",
+            {**names, "user_id": user_id, "up_to": up_to})
         return int(row["n"]) if row else 0
 
     async def set_read(self, user_id: str, notification_id: str,

@@ -7,8 +7,6 @@ misses a wake-up catches up from storage and nothing is lost with the bus.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -176,16 +174,6 @@ class NotificationService:
         self._events = events
         self._notifier = notifier
 
-    @asynccontextmanager
-    async def _settled(self) -> AsyncIterator[UnitOfWork]:
-        """A unit of work in which the batches held for later are written first: whoever
-        reads a user's notifications sees every one the streams have announced."""
-        async with self._storage.unit_of_work() as uow:
-            await self._notifier.spread(uow)
-            yield uow
-            await uow.commit()
-        await publish_all(self._events, uow)
-
     async def spread_held(self) -> int:
         """Write the batches held for later (announcements to many); how many."""
         async with self._storage.unit_of_work() as uow:
@@ -197,19 +185,43 @@ class NotificationService:
     async def list_own(self, actor: Principal, page: PageRequest,
                        unread_only: bool = False) -> tuple[Page[Notification], int]:
         user_id = _user(actor)
-        async with self._settled() as uow:
-            rows = await uow.notifications.list_for_user(user_id, page, unread_only)
-            unread = await uow.notifications.unread_count(user_id)
-        return Page.from_rows(rows, page), unread
+        async with self._storage.unit_of_work() as uow:
+            view = await _view(uow)
+            held = view.held_for(user_id)
+            below: int | None = None
+            if page.after is not None:
+                below = next((n.seq for n in held if n.id == page.after), None)
+                if below is None:
+                    below = await uow.notifications.position_of(user_id, page.after)
+                if below is None:  # not a notification of theirs: nothing after it
+                    return Page.from_rows([], page), await self._unread(uow, user_id, view)
+            rows = await uow.notifications.list_for_user(
+                user_id, PageRequest(limit=page.limit), unread_only, up_to=view.newest,
+                below=below)
+            merged = _merged(rows, [n for n in held if below is None or n.seq < below])
+            unread = await self._unread(uow, user_id, view)
+        return Page.from_rows(merged[::-1][:page.limit + 1], page), unread
 
     async def after(self, actor: Principal, seq: int, limit: int) -> list[Notification]:
-        async with self._settled() as uow:
-            return await uow.notifications.after(_user(actor), seq, limit)
+        """What came after position `seq`, oldest first: a reconnecting stream's replay."""
+        user_id = _user(actor)
+        async with self._storage.unit_of_work() as uow:
+            view = await _view(uow)
+            rows = await uow.notifications.after(user_id, seq, limit, up_to=view.newest)
+        return _merged(rows, [n for n in view.held_for(user_id) if n.seq > seq])[:limit]
 
-    async def since(self, position: int, limit: int) -> list[Notification]:
-        """Everyone's notifications from `position` on: for live streams to catch up."""
-        async with self._settled() as uow:
-            return await uow.notifications.since(position, limit)
+    async def since(self, position: int, user_ids: list[str],
+                    limit: int) -> tuple[list[Notification], int]:
+        """These users' notifications from `position` on, and the position read up to: for
+        live streams to catch up. Only reads: it never waits for, or writes, a batch."""
+        async with self._storage.unit_of_work() as uow:
+            view = await _view(uow)
+            rows = await uow.notifications.since(position, view.newest, user_ids, limit)
+        wanted = set(user_ids)
+        held = [batch.notification(user_id) for batch in view.waiting
+                if batch.position >= position for user_id in batch.users if user_id in wanted]
+        found = {(n.seq, n.user_id): n for n in held} | {(n.seq, n.user_id): n for n in rows}
+        return [found[key] for key in sorted(found)][:limit], view.newest
 
     async def position(self) -> int:
         """The newest notification's position: a new stream starts after it."""
@@ -217,25 +229,57 @@ class NotificationService:
             return await uow.notifications.position()
 
     async def unread_count(self, actor: Principal) -> int:
-        async with self._settled() as uow:
-            return await uow.notifications.unread_count(_user(actor))
+        user_id = _user(actor)
+        async with self._storage.unit_of_work() as uow:
+            return await self._unread(uow, user_id, await _view(uow))
+
+    async def _unread(self, uow: UnitOfWork, user_id: str, view: _View) -> int:
+        held = tuple(n.seq for n in view.held_for(user_id))
+        return len(held) + await uow.notifications.unread_count(user_id, up_to=view.newest,
+                                                                excluding=held)
 
     async def mark(self, actor: Principal, notification_id: str, read: bool) -> Notification:
-        async with self._settled() as uow:
-            found = await uow.notifications.set_read(
-                _user(actor), notification_id, self._clock.now() if read else None)
+        user_id = _user(actor)
+        async with self._storage.unit_of_work() as uow:
+            at = self._clock.now() if read else None
+            found = await uow.notifications.set_read(user_id, notification_id, at)
+            if found is None and await self._write_held(uow, user_id, notification_id):
+                found = await uow.notifications.set_read(user_id, notification_id, at)
             if found is None:
                 raise NotFound("No such notification.")
+            await uow.commit()
+        await publish_all(self._events, uow)
         return found
 
     async def read_all(self, actor: Principal) -> int:
-        async with self._settled() as uow:
-            return await uow.notifications.read_all(_user(actor), self._clock.now())
+        user_id = _user(actor)
+        async with self._storage.unit_of_work() as uow:
+            await self._write_held(uow, user_id)
+            count = await uow.notifications.read_all(user_id, self._clock.now())
+            await uow.commit()
+        await publish_all(self._events, uow)
+        return count
 
     async def delete(self, actor: Principal, notification_id: str) -> None:
-        async with self._settled() as uow:
-            if not await uow.notifications.delete(_user(actor), notification_id):
+        user_id = _user(actor)
+        async with self._storage.unit_of_work() as uow:
+            deleted = await uow.notifications.delete(user_id, notification_id)
+            if not deleted and await self._write_held(uow, user_id, notification_id):
+                deleted = await uow.notifications.delete(user_id, notification_id)
+            if not deleted:
                 raise NotFound("No such notification.")
+            await uow.commit()
+        await publish_all(self._events, uow)
+
+    async def _write_held(self, uow: UnitOfWork, user_id: str,
+                          notification_id: str | None = None) -> bool:
+        """A change to a notification still held (or to all of a user's) writes the held
+        batches first; whether there was one to write."""
+        held = (await _view(uow)).held_for(user_id)
+        if not any(notification_id in (None, n.id) for n in held):
+            return False
+        await self._notifier.spread(uow)
+        return True
 
     async def preferences(self, actor: Principal) -> dict[NotificationKind, Preference]:
         async with self._storage.unit_of_work() as uow:
@@ -294,6 +338,32 @@ class NotificationService:
             await uow.commit()
         await publish_all(self._events, uow)
         return told
+
+
+@dataclass(frozen=True)
+class _View:
+    """What a reader sees: every position up to `newest` is committed, as rows or as a
+    batch still `waiting` to be written."""
+
+    newest: int
+    waiting: list[Batch]
+
+    def held_for(self, user_id: str) -> list[Notification]:
+        return [batch.notification(user_id) for batch in self.waiting
+                if user_id in batch.users]
+
+
+async def _view(uow: UnitOfWork) -> _View:
+    # The position first: everything up to it has committed, so a batch is then either
+    # still held when the batches are read, or written before the rows are read.
+    newest = await uow.notifications.position()
+    return _View(newest, await uow.notifications.waiting(newest))
+
+
+def _merged(rows: list[Notification], held: list[Notification]) -> list[Notification]:
+    """Oldest first, one per position: a batch written between the two reads is a row."""
+    found = {n.seq: n for n in held} | {n.seq: n for n in rows}
+    return [found[seq] for seq in sorted(found)]
 
 
 def _user(actor: Principal) -> str:

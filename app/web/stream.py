@@ -26,9 +26,9 @@ from ports.events import RESUMED
 
 log = logging.getLogger(__name__)
 
-# Notifications from storage (everyone's, from a position on, at most so many) and the
-# newest position.
-Since = Callable[[int, int], Awaitable[list[Notification]]]
+# From storage: these users' notifications from a position on (at most so many), with the
+# position read up to; and the newest position.
+Since = Callable[[int, list[str], int], Awaitable[tuple[list[Notification], int]]]
 Newest = Callable[[], Awaitable[int]]
 
 _END = None
@@ -45,9 +45,25 @@ class Listener:
     """One stream's queue. Not an asyncio.Queue: one of those costs about 3 KB (four
     deques), and a portal holds thousands of streams; a list and a future do."""
 
+    __slots__ = (
+        "_ended",
+        "_items",
+        "_resync_queued",
+        "_size",
+        "_waiter",
+        "abort",
+        "dropped",
+        "user_id",
+        "writing_since",
+    )
+
     def __init__(self, user_id: str, size: int) -> None:
         self.user_id = user_id
         self.dropped = False
+        # When the stream's current write began (loop time), while one waits on the client;
+        # and how to cut its connection if that lasts (set by the stream).
+        self.writing_since: float | None = None
+        self.abort: Callable[[], object] | None = None
         self._ended = False
         self._items: list[Notification | Resync | None] = []
         self._waiter: asyncio.Future[None] | None = None
@@ -90,9 +106,11 @@ class Listener:
 
 
 class NotificationHub:
-    def __init__(self, queue_size: int = 256, catch_up_limit: int = 20_000) -> None:
+    def __init__(self, queue_size: int = 256, catch_up_limit: int = 20_000,
+                 stall_seconds: float = 30) -> None:
         self._queue_size = queue_size
         self._catch_up_limit = catch_up_limit
+        self._stall_seconds = stall_seconds
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
         self.closing = False
         self._next: int | None = None  # the position due next; None: not following
@@ -150,10 +168,29 @@ class NotificationHub:
             await self._fill(before=None)
 
     async def check(self) -> None:
-        """Now and then: the same, in case another process's message was lost. If storage
-        does not answer, the streams are left as they are until the next check."""
+        """Now and then: cut the streams whose client stopped reading, and hand on what
+        storage has that the bus lost (another process's message). If storage does not
+        answer, the streams are left as they are until the next check."""
+        self.cut_stalled(asyncio.get_running_loop().time())
         async with self._lock:
             await self._fill(before=None, resync_on_failure=False)
+
+    def cut_stalled(self, now: float) -> int:
+        """End the streams whose current write has waited on their client for longer than
+        `stall_seconds` (the client stopped reading); how many. One sweep for all streams
+        instead of a timer for every write."""
+        cut = 0
+        for found in list(self._listeners.values()):
+            for listener in list(found):
+                since = listener.writing_since
+                if since is not None and now - since > self._stall_seconds:
+                    listener.end(dropped=True)
+                    if listener.abort is not None:
+                        listener.abort()
+                    cut += 1
+        if cut:
+            log.info("live streams: cut %d whose client stopped reading", cut)
+        return cut
 
     async def _fill(self, before: int | None, resync_on_failure: bool = True) -> None:
         """Hand on what storage holds from the position due next (up to `before`)."""
@@ -161,10 +198,10 @@ class NotificationHub:
             self._resync_all()  # not following positions: each stream looks for itself
             return
         try:
-            newest = await self._newest()
-            if before is None and newest < self._next:
+            if before is None and await self._newest() < self._next:
                 return  # nothing missed
-            found = await self._since(self._next, self._catch_up_limit)
+            found, newest = await self._since(self._next, list(self._listeners),
+                                              self._catch_up_limit)
         except Exception as exc:
             if being_cancelled() or not resync_on_failure:
                 raise
@@ -181,10 +218,7 @@ class NotificationHub:
                 break
             for listener in list(self._listeners.get(notification.user_id, ())):
                 listener.offer(notification)
-        if before is not None:
-            self._next = before
-        else:
-            self._next = max(newest, found[-1].seq if found else 0) + 1
+        self._next = before if before is not None else newest + 1
 
     def _resync_all(self) -> None:
         for found in list(self._listeners.values()):

@@ -275,11 +275,12 @@ async def test_an_announcement_to_many_arrives_at_once_and_is_there_to_mark(
 
 async def test_a_client_that_stops_reading_is_dropped_and_never_slows_the_others(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A heartbeat that gives up soon: what unblocks a stream whose client stopped reading.
-    monkeypatch.setattr(notifications_api, "HEARTBEAT_SECONDS", 0.3)
-    monkeypatch.setattr(notifications_api, "SEND_TIMEOUT_SECONDS", 1)
+    # The kernel's own limit (TCP_USER_TIMEOUT, from the send timeout) far off: the hub's
+    # sweep is what must cut the stream whose client stopped reading.
+    monkeypatch.setattr(notifications_api, "SEND_TIMEOUT_SECONDS", 600)
     actor = world.actors[Role.CUSTOMER_USER]
     hub = world.client.app[HUB]
+    monkeypatch.setattr(hub, "_stall_seconds", 0.5)
     reader = await world.client.get("/api/v1/notifications/stream", headers=actor.headers)
     [ready] = await read_events(reader, 1)
     # The other client: a raw socket with a small receive buffer that never reads.
@@ -309,10 +310,15 @@ async def test_a_client_that_stops_reading_is_dropped_and_never_slows_the_others
             await asyncio.sleep(0.001)  # as from a bus: a few at a time
     got = await reading
     assert [int(e.id or 0) for e in got] == list(range(first, first + count))
-    # The stalled stream ends once its heartbeat gives up; the reader's stays.
+    # The stalled stream's write waits on its client until the sweep cuts it; the reader's
+    # stream stays.
+    cut = 0
     async with asyncio.timeout(10):
         while hub.open_streams > 1:
-            await asyncio.sleep(0.05)
-    assert hub.open_streams == 1
+            await asyncio.sleep(0.1)
+            cut += hub.cut_stalled(asyncio.get_running_loop().time())
+    assert hub.open_streams == 1 and cut == 1
+    # The reader's stream is not waiting on a write: no sweep cuts it, however late.
+    assert hub.cut_stalled(asyncio.get_running_loop().time() + 3600) == 0
     writer.close()
     reader.close()

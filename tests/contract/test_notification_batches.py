@@ -6,11 +6,19 @@ notifications, or a process started after one that stopped. On every storage ada
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
 
+import psycopg2
+import pytest
+
+from adapters.sql.migrations import load_migrations
 from app.config import PROJECT_ROOT
-from app.domain.notifications import NotificationKind, Preference, notification_id
+from app.domain.errors import NotFound
+from app.domain.notifications import Message, NotificationKind, Preference, notification_id
 from app.domain.paging import PageRequest
 from app.domain.users import SYSTEM, Principal, User
+from app.services import notifications as notifications_module
 from app.services.mail import QUEUED, EmailComposer, MailPolicy
 from app.services.notifications import (
     CREATED,
@@ -21,10 +29,20 @@ from app.services.notifications import (
     delivered,
 )
 from tests.contract.test_notifications_storage import members, newest
-from tests.contract.test_storage import IDS, T0, Adapter, storage
+from tests.contract.test_storage import (
+    IDS,
+    T0,
+    Adapter,
+    BlankDatabase,
+    add_all,
+    blank,
+    new_cabinet,
+    new_user,
+    storage,
+)
 from tests.fakes import RecordingEventBus
 
-__all__ = ["storage"]  # the fixture, shared with test_storage
+__all__ = ["blank", "storage"]  # the fixtures, shared with test_storage
 
 MANY = INLINE_RECIPIENTS + 30
 
@@ -34,15 +52,17 @@ class Clock:
         return T0
 
 
+def composer() -> EmailComposer:
+    return EmailComposer(MailPolicy(sender="portal@portal.test", base_url="https://portal.test",
+                                    brand="Acme", templates=PROJECT_ROOT / "templates"))
+
+
 def service(storage: Adapter) -> tuple[NotificationService, RecordingEventBus]:
     """The notification service as one portal process runs it."""
     bus = RecordingEventBus()
-    composer = EmailComposer(MailPolicy(sender="portal@portal.test",
-                                        base_url="https://portal.test", brand="Acme",
-                                        templates=PROJECT_ROOT / "templates"))
     clock = Clock()
     return NotificationService(storage, clock, IDS, bus,  # type: ignore[arg-type]
-                               Notifier(clock, IDS, composer)), bus  # type: ignore[arg-type]
+                               Notifier(clock, IDS, composer())), bus  # type: ignore[arg-type]
 
 
 async def mail_to(storage: Adapter, users: list[User], batch_id: str) -> list[str]:
@@ -88,18 +108,29 @@ async def test_an_announcement_to_many_is_held_then_written_once_with_its_mail(
         assert await uow.notifications.after(users[5].id, 0, 10) == []
     assert await mail_to(storage, users, batch.id) == []
 
-    # A reader comes first: it finds the announcement, by the id its stream was told.
+    # Readers see it while it is held, by the id its stream was told, and write nothing.
     reader = users[5]
-    page, unread = await notifications.list_own(
-        Principal(reader.id, reader.email, reader.role, cabinet_id, "/"), PageRequest())
+    as_reader = Principal(reader.id, reader.email, reader.role, cabinet_id, "/")
+    page, unread = await notifications.list_own(as_reader, PageRequest())
     assert [(n.id, n.seq, n.title) for n in page.items] == [
         (batch.notification_id(reader.id), batch.position, "Maintenance")]
-    assert unread == 1
+    assert unread == 1 == await notifications.unread_count(as_reader)
+    assert [n.id for n in await notifications.after(as_reader, before, 10)] == [
+        batch.notification_id(reader.id)]
+    assert await notifications.after(as_reader, batch.position, 10) == []
+    found, read_up_to = await notifications.since(before, [reader.id, users[0].id], 10)
+    assert [(n.user_id, n.seq) for n in found] == [(reader.id, batch.position)]
+    assert read_up_to == batch.position
+    async with storage.unit_of_work() as uow:
+        assert len(await uow.notifications.held(10)) == 1
+    # The batch writer writes it, once.
+    assert await notifications.spread_held() == 1
     # Written once, with the e-mail of everyone but the one who turned e-mail off.
     async with storage.unit_of_work() as uow:
         assert await uow.notifications.held(10) == []
         assert await uow.notifications.after(users[0].id, 0, 10) == []
-        stored = await uow.notifications.since(batch.position, 10 * MANY)
+        stored = await uow.notifications.since(batch.position, batch.position,
+                                               [u.id for u in users], 10 * MANY)
     assert sorted(n.user_id for n in stored if n.seq == batch.position) == sorted(
         u.id for u in users[1:])
     mailed = await mail_to(storage, users, batch.id)
@@ -140,3 +171,116 @@ async def test_a_few_recipients_are_written_at_once(storage: Adapter) -> None:
     assert [(n.id, n.title) for n in got] == [
         (delivered(event).notification_id(users[2].id), "Small")]
     assert len(await mail_to(storage, users, event.data["id"])) == 3
+
+
+async def test_changing_a_held_notification_writes_the_batch_first(storage: Adapter) -> None:
+    notifications, bus = service(storage)
+    users = await members(storage, MANY)
+    cabinet_id = users[0].cabinet_id
+    await notifications.announce(SYSTEM, "One", "First.", None, Audience(cabinet_id=cabinet_id))
+    await notifications.announce(SYSTEM, "Two", "Second.", None, Audience(cabinet_id=cabinet_id))
+    one, two = [delivered(e) for e in bus.published if e.name == CREATED]
+    ann, bob = (Principal(u.id, u.email, u.role, cabinet_id, "/") for u in users[:2])
+    # Paged while held: the cursor is a held notification's id.
+    first, unread = await notifications.list_own(ann, PageRequest(limit=1))
+    rest, _ = await notifications.list_own(ann, PageRequest.from_cursor(1, first.next_cursor))
+    assert [n.title for n in first.items + rest.items] == ["Two", "One"] and unread == 2
+    assert rest.next_cursor is None
+
+    marked = await notifications.mark(ann, one.notification_id(ann.user_id or ""), True)
+    assert (marked.title, marked.read_at is not None) == ("One", True)
+    async with storage.unit_of_work() as uow:
+        assert await uow.notifications.held(10) == []  # both written, by the change
+    await notifications.delete(bob, two.notification_id(bob.user_id or ""))
+    page, unread = await notifications.list_own(bob, PageRequest())
+    assert [n.title for n in page.items] == ["One"] and unread == 1
+    # Somebody else's id, held or not, is nobody's to change.
+    with pytest.raises(NotFound):
+        await notifications.mark(bob, one.notification_id(ann.user_id or ""), True)
+    page, unread = await notifications.list_own(ann, PageRequest(limit=1))
+    assert [n.title for n in page.items] == ["Two"] and unread == 1
+    rest, _ = await notifications.list_own(
+        ann, PageRequest.from_cursor(1, page.next_cursor))
+    assert [(n.title, n.read_at is not None) for n in rest.items] == [("One", True)]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("storage", ["postgres"], indirect=True)
+async def test_a_reader_never_sees_a_position_without_those_below_it(
+        storage: Adapter, monkeypatch: pytest.MonkeyPatch) -> None:
+    # PostgreSQL reads each statement at its own moment. While one reader is between its
+    # statements, an announcement to many is held (a lower position) and a message to one
+    # user written at once (a higher one): the reader must not return the higher alone,
+    # or a stream would resume past the lower and never get it.
+    notifications, _ = service(storage)
+    elsewhere, _ = service(storage)
+    users = await members(storage, MANY)
+    ann = Principal(users[0].id, users[0].email, users[0].role, users[0].cabinet_id, "/")
+    before = await newest(storage)
+    seen = notifications_module._view
+
+    async def meanwhile(uow: object) -> object:
+        view = await seen(uow)  # type: ignore[arg-type]
+        await elsewhere.announce(SYSTEM, "Held", "To many.", None,
+                                 Audience(cabinet_id=users[0].cabinet_id))
+        async with storage.unit_of_work() as other:
+            await Notifier(Clock(), IDS, composer()).send(  # type: ignore[arg-type]
+                other, [users[0].id], Message(NotificationKind.ANNOUNCEMENT, "Alone", "."))
+            await other.commit()
+        return view
+
+    monkeypatch.setattr(notifications_module, "_view", meanwhile)
+    assert await notifications.after(ann, before, 10) == []  # neither yet: both came later
+    # The next reader has the first two, and not the two made while it read.
+    found, read_up_to = await notifications.since(before, [users[0].id], 10)
+    assert [(n.title, n.seq) for n in found] == [("Held", before + 1), ("Alone", before + 2)]
+    assert read_up_to == before + 2
+    monkeypatch.undo()
+    got = await notifications.after(ann, before, 10)
+    assert [n.title for n in got] == ["Held", "Alone", "Held", "Alone"]
+    assert [n.seq for n in got] == sorted(n.seq for n in got)
+
+
+async def test_positions_start_above_every_number_a_stream_has_seen(
+        blank: BlankDatabase) -> None:
+    """Migration 0011 on a database numbered per user: a user whose newest notification
+    (number 5) was deleted after number 7 was seen must not be sent 6 or 7 again."""
+    dialect = "sqlite" if blank.backend == "sqlite" else "postgres"
+    earlier = [m for m in load_migrations(dialect) if m.version < 11]
+    behind_the_back(blank, [s for m in earlier for s in m.statements] + [
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " applied_at TIMESTAMPTZ NOT NULL)"] + [
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES"
+        f" ({m.version}, '{m.name}', '2026-01-01T00:00:00+00:00')" for m in earlier])
+    storage = await blank.open_storage()
+    cabinet = new_cabinet()
+    ann = new_user(cabinet)
+    await add_all(storage, cabinet, ann)
+    behind_the_back(blank, [
+        f"UPDATE users SET notification_seq = 7 WHERE id = '{ann.id}'",
+        "INSERT INTO notifications (id, user_id, seq, kind, title, body, created_at)"
+        f" VALUES ('n5', '{ann.id}', 5, 'announcement', 'Five', '', '2026-01-01T00:00:00Z')"])
+
+    assert [m.split("_", 1)[0] for m in await storage.migrate()] == ["0011"]
+
+    async with storage.unit_of_work() as uow:
+        assert await uow.notifications.position() == 7
+        [next_one] = await uow.notifications.add([ann.id], Message(
+            NotificationKind.ANNOUNCEMENT, "Eight", ""), [IDS.new_id()], T0)
+        await uow.commit()
+    assert next_one.seq == 8
+    async with storage.unit_of_work() as uow:
+        assert [n.seq for n in await uow.notifications.after(ann.id, 0, 10)] == [5, 8]
+
+
+def behind_the_back(blank: BlankDatabase, statements: list[str]) -> None:
+    if blank.backend == "sqlite":
+        with closing(sqlite3.connect(blank.location)) as conn:
+            for statement in statements:
+                conn.execute(statement)
+            conn.commit()
+        return
+    with closing(psycopg2.connect(blank.location)) as conn, conn.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+        conn.commit()

@@ -34,11 +34,13 @@ class Storage:
         self.failing = failing
         self.reads: list[int] = []
 
-    async def since(self, position: int, limit: int) -> list[Notification]:
+    async def since(self, position: int, user_ids: list[str],
+                    limit: int) -> tuple[list[Notification], int]:
         self.reads.append(position)
         if self.failing:
             raise OSError("the database is down")
-        return [n for n in self.stored if n.seq >= position][:limit]
+        return [n for n in self.stored
+                if n.seq >= position and n.user_id in user_ids][:limit], await self.newest()
 
     async def newest(self) -> int:
         return max((n.seq for n in self.stored), default=0)

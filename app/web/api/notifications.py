@@ -3,6 +3,7 @@ stream (server-sent events)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from datetime import datetime
 
@@ -28,7 +29,7 @@ from app.web.schemas import (
     ReadAllOut,
     StreamQuery,
 )
-from app.web.stream import Resync
+from app.web.stream import Listener, Resync
 
 api = ApiRoutes("notifications")
 HEARTBEAT_SECONDS = 15
@@ -121,33 +122,37 @@ async def stream(request: web.Request, query: StreamQuery) -> web.StreamResponse
                                        send_timeout=SEND_TIMEOUT_SECONDS)
         response.headers["Cache-Control"] = "no-store"
         await response.prepare(request)
+        if request.transport is not None:  # how the hub cuts it if the client stops reading
+            listener.abort = request.transport.abort
         await response.send("", event="ready", id=str(last), retry=RETRY_MS)
-        last = await _replay(response, notifications, actor, last)
+        last = await _replay(response, listener, notifications, actor, last)
         while (notification := await listener.next()) is not None:
             if isinstance(notification, Resync):
-                last = await _replay(response, notifications, actor, last)
+                last = await _replay(response, listener, notifications, actor, last)
                 continue
             if notification.seq <= last:
                 continue  # replayed already
-            await _send(response, notification)
+            await _send(response, listener, notification)
             last = notification.seq
         return response
     finally:
         hub.detach(listener)
 
 
-async def _replay(response: EventSourceResponse, notifications: NotificationService,
+async def _replay(response: EventSourceResponse, listener: Listener,
+                  notifications: NotificationService,
                   actor: Principal, last: int) -> int:
     while True:
         missed = await notifications.after(actor, last, REPLAY_BATCH)
         for notification in missed:
-            await _send(response, notification)
+            await _send(response, listener, notification)
             last = notification.seq
         if len(missed) < REPLAY_BATCH:
             return last
 
 
-async def _send(response: EventSourceResponse, notification: Notification) -> None:
+async def _send(response: EventSourceResponse, listener: Listener,
+                notification: Notification) -> None:
     """One event, written as aiohttp-sse's `send` would, without its per-call parsing: an
     announcement is written to thousands of streams at once."""
     before, after = _json_around_id(notification.seq, notification.kind, notification.title,
@@ -155,16 +160,17 @@ async def _send(response: EventSourceResponse, notification: Notification) -> No
                                     notification.created_at, notification.read_at)
     frame = (f"id: {notification.seq}\r\nevent: {notification.kind.value}\r\n"
              f"data: {before}{notification.id}{after}\r\n\r\n")
-    # No timeout of its own here: with thousands of streams, each timeout is a timer in a
-    # heap that already holds every stream's heartbeat, and scheduling it cost as much as the
-    # write. A write only waits when the client stopped reading: the heartbeat's own timeout
-    # then aborts the connection (and TCP_USER_TIMEOUT one whose peer is gone), and this
-    # write fails with it.
+    # No timeout of its own: with thousands of streams, a timer for every write cost as much
+    # as the write. A write only waits when the client stopped reading; the hub's sweep then
+    # cuts the connection (NotificationHub.cut_stalled), and this write fails with it.
+    listener.writing_since = asyncio.get_running_loop().time()
     try:
         await response.write(frame.encode())
     except ConnectionResetError:
         response.stop_streaming()
         raise
+    finally:
+        listener.writing_since = None
 
 
 @functools.lru_cache(maxsize=64)
