@@ -41,36 +41,37 @@ class Resync:
 RESYNC = Resync()
 
 
+class Heartbeat:
+    """In an idle stream's queue: write a comment, so that the client and anything in
+    between see the connection is alive."""
+
+
+HEARTBEAT = Heartbeat()
+Item = Notification | Resync | Heartbeat
+
+
 class Listener:
     """One stream's queue. Not an asyncio.Queue: one of those costs about 3 KB (four
     deques), and a portal holds thousands of streams; a list and a future do."""
 
-    __slots__ = (
-        "_ended",
-        "_items",
-        "_resync_queued",
-        "_size",
-        "_waiter",
-        "abort",
-        "dropped",
-        "user_id",
-        "writing_since",
-    )
+    __slots__ = ("user_id", "dropped", "writing_since", "written", "abort", "_ended",  # noqa: RUF023
+                 "_items", "_waiter", "_size", "_resync_queued")
 
     def __init__(self, user_id: str, size: int) -> None:
         self.user_id = user_id
         self.dropped = False
         # When the stream's current write began (loop time), while one waits on the client;
-        # and how to cut its connection if that lasts (set by the stream).
+        # when its last one ended; and how to cut its connection (set by the stream).
         self.writing_since: float | None = None
+        self.written = asyncio.get_running_loop().time()
         self.abort: Callable[[], object] | None = None
         self._ended = False
-        self._items: list[Notification | Resync | None] = []
+        self._items: list[Item | None] = []
         self._waiter: asyncio.Future[None] | None = None
         self._size = size
         self._resync_queued = False
 
-    def offer(self, notification: Notification | Resync) -> None:
+    def offer(self, notification: Item) -> None:
         if self._ended or (notification is RESYNC and self._resync_queued):
             return  # one look in storage finds whatever a second would
         self._resync_queued = self._resync_queued or notification is RESYNC
@@ -79,6 +80,12 @@ class Listener:
             return
         self._put(notification)
 
+    def idle_since(self, now: float) -> float:
+        """How long the stream has had nothing to write and written nothing (0 if busy)."""
+        if self.writing_since is not None or self._items or self._ended:
+            return 0.0
+        return now - self.written
+
     def end(self, dropped: bool = False) -> None:
         """Stop the stream after what it holds; once only."""
         if not self._ended:
@@ -86,13 +93,14 @@ class Listener:
             self.dropped = dropped
             self._put(_END)
 
-    def _put(self, item: Notification | Resync | None) -> None:
+    def _put(self, item: Item | None) -> None:
         self._items.append(item)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def next(self) -> Notification | Resync | None:
-        """The next notification (or RESYNC), or None when the stream is to end."""
+    async def next(self) -> Item | None:
+        """The next notification (or RESYNC, or HEARTBEAT), or None when the stream is to
+        end."""
         while not self._items:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
@@ -107,10 +115,11 @@ class Listener:
 
 class NotificationHub:
     def __init__(self, queue_size: int = 256, catch_up_limit: int = 20_000,
-                 stall_seconds: float = 30) -> None:
+                 stall_seconds: float = 30, heartbeat_seconds: float = 10) -> None:
         self._queue_size = queue_size
         self._catch_up_limit = catch_up_limit
         self._stall_seconds = stall_seconds
+        self._heartbeat_seconds = heartbeat_seconds
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
         self.closing = False
         self._next: int | None = None  # the position due next; None: not following
@@ -171,9 +180,22 @@ class NotificationHub:
         """Now and then: cut the streams whose client stopped reading, and hand on what
         storage has that the bus lost (another process's message). If storage does not
         answer, the streams are left as they are until the next check."""
-        self.cut_stalled(asyncio.get_running_loop().time())
+        now = asyncio.get_running_loop().time()
+        self.cut_stalled(now)
+        self.beat(now)
         async with self._lock:
             await self._fill(before=None, resync_on_failure=False)
+
+    def beat(self, now: float) -> int:
+        """A heartbeat for each stream that wrote nothing for `heartbeat_seconds`; how many.
+        One sweep for all streams instead of a timer (and a task) for each."""
+        beaten = 0
+        for found in list(self._listeners.values()):
+            for listener in list(found):
+                if listener.idle_since(now) >= self._heartbeat_seconds:
+                    listener.offer(HEARTBEAT)
+                    beaten += 1
+        return beaten
 
     def cut_stalled(self, now: float) -> int:
         """End the streams whose current write has waited on their client for longer than

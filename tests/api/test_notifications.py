@@ -322,3 +322,27 @@ async def test_a_client_that_stops_reading_is_dropped_and_never_slows_the_others
     assert hub.cut_stalled(asyncio.get_running_loop().time() + 3600) == 0
     writer.close()
     reader.close()
+
+
+async def test_an_idle_stream_gets_a_heartbeat_and_a_busy_one_does_not(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = world.client.app[HUB]
+    headers = world.actors[Role.CUSTOMER_USER].headers
+    stream = await world.client.get("/api/v1/notifications/stream", headers=headers)
+    assert stream.headers["Content-Type"] == "text/event-stream"
+    assert stream.headers["Cache-Control"] == "no-store"
+    [ready] = await read_events(stream, 1)
+    loop = asyncio.get_running_loop()
+    assert hub.beat(loop.time()) == 0  # it just wrote: not idle yet
+    monkeypatch.setattr(hub, "_heartbeat_seconds", 0.2)
+    await asyncio.sleep(0.3)
+    await hub.check()  # the sweep the portal runs every few seconds
+    line = await asyncio.wait_for(stream.content.readline(), 5)
+    assert line == b": ping\r\n"
+    assert await asyncio.wait_for(stream.content.readline(), 5) == b"\r\n"
+    await announce(world, title="After the beat", cabinet_id=world.own.id)
+    [event] = await read_events(stream, 1)
+    assert json.loads(event.data)["title"] == "After the beat"
+    assert int(event.id or 0) == int(ready.id or 0) + 1
+    assert hub.beat(loop.time()) == 0  # it just wrote again
+    stream.close()

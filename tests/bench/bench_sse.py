@@ -6,7 +6,8 @@ Makes a PostgreSQL database of its own (127.0.0.1:5432) with one customer cabine
 users (default 5,000), each with a login and an access token, and starts `portal serve` on
 it (memory event bus, the outbox worker off so that sending 5,000 e-mails does not run
 during the measurement; their outbox rows are still written with the notifications).
-A second process (this module with --clients) opens one stream per user over loopback.
+A second process (this module with --clients) opens one stream per user over loopback and
+notes the time each event arrives (its JSON parsed, its title checked).
 Measured: the server's VmRSS with one stream open and with all N, per stream; then, in
 ROUNDS rounds, a staff announcement to the cabinet (POST /api/v1/notifications) and each
 stream's arrival time of it, from just before the POST; p50 / p99 / max per round and over
@@ -142,9 +143,15 @@ async def clients(url: str, tokens_file: Path) -> None:
         opened += 1
         if opened == len(tokens):
             all_open.set()
-        async for line in answer.content:
-            if line.startswith(b"data: {"):
-                arrived(json.loads(line[6:])["title"])
+        # Whatever bytes came, events cut out of them: one wake-up per read, not four
+        # readline calls per event, so that the clients' own work weighs less on the times.
+        pending = b""
+        async for chunk in answer.content.iter_any():
+            *events, pending = (pending + chunk).split(b"\r\n\r\n")
+            for event in events:
+                for line in event.split(b"\r\n"):
+                    if line.startswith(b"data: {"):
+                        arrived(json.loads(line[6:])["title"])
 
     connector = TCPConnector(limit=0)
     async with ClientSession(connector=connector, timeout=ClientTimeout(total=None)) as http:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 from datetime import datetime
 
 from aiohttp import web
-from aiohttp_sse import EventSourceResponse
 
 from app.domain.errors import BadRequest
 from app.domain.notifications import Notification, NotificationKind, Preference
@@ -29,10 +29,9 @@ from app.web.schemas import (
     ReadAllOut,
     StreamQuery,
 )
-from app.web.stream import Listener, Resync
+from app.web.stream import Heartbeat, Listener, Resync
 
 api = ApiRoutes("notifications")
-HEARTBEAT_SECONDS = 15
 SEND_TIMEOUT_SECONDS = 30
 RETRY_MS = 3000
 REPLAY_BATCH = 200
@@ -118,30 +117,46 @@ async def stream(request: web.Request, query: StreamQuery) -> web.StreamResponse
     try:
         if last is None:
             last = await notifications.position()
-        response = EventSourceResponse(ping_interval=HEARTBEAT_SECONDS,
-                                       send_timeout=SEND_TIMEOUT_SECONDS)
-        response.headers["Cache-Control"] = "no-store"
-        await response.prepare(request)
-        if request.transport is not None:  # how the hub cuts it if the client stops reading
-            listener.abort = request.transport.abort
-        await response.send("", event="ready", id=str(last), retry=RETRY_MS)
+        response = await _open(request, listener)
+        await _write(response, listener,
+                     f"id: {last}\r\nevent: ready\r\ndata: \r\nretry: {RETRY_MS}\r\n\r\n")
         last = await _replay(response, listener, notifications, actor, last)
-        while (notification := await listener.next()) is not None:
-            if isinstance(notification, Resync):
+        while (item := await listener.next()) is not None:
+            if isinstance(item, Resync):
                 last = await _replay(response, listener, notifications, actor, last)
-                continue
-            if notification.seq <= last:
-                continue  # replayed already
-            await _send(response, listener, notification)
-            last = notification.seq
+            elif isinstance(item, Heartbeat):
+                await _write(response, listener, ": ping\r\n\r\n")
+            elif item.seq > last:  # not replayed already
+                await _send(response, listener, item)
+                last = item.seq
         return response
     finally:
         hub.detach(listener)
 
 
-async def _replay(response: EventSourceResponse, listener: Listener,
-                  notifications: NotificationService,
-                  actor: Principal, last: int) -> int:
+async def _open(request: web.Request, listener: Listener) -> web.StreamResponse:
+    """The event stream's response, its headers sent. A plain response, not aiohttp-sse's:
+    that one runs a task and a timer per stream for its heartbeat, where the hub's sweep
+    does every stream's at once (NotificationHub.beat)."""
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-store",
+        "Connection": "keep-alive", "X-Accel-Buffering": "no"})
+    response.enable_chunked_encoding()
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6) \
+            and hasattr(socket, "TCP_USER_TIMEOUT"):
+        # The kernel ends the connection when what was sent stays unacknowledged this long.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
+                        int(SEND_TIMEOUT_SECONDS * 1000))
+    await response.prepare(request)
+    if transport is not None:  # how the hub cuts it if the client stops reading
+        listener.abort = transport.abort
+    return response
+
+
+async def _replay(response: web.StreamResponse, listener: Listener,
+                  notifications: NotificationService, actor: Principal, last: int) -> int:
     while True:
         missed = await notifications.after(actor, last, REPLAY_BATCH)
         for notification in missed:
@@ -151,26 +166,29 @@ async def _replay(response: EventSourceResponse, listener: Listener,
             return last
 
 
-async def _send(response: EventSourceResponse, listener: Listener,
+async def _send(response: web.StreamResponse, listener: Listener,
                 notification: Notification) -> None:
-    """One event, written as aiohttp-sse's `send` would, without its per-call parsing: an
+    """One event. Its JSON is made once for every recipient of one message: an
     announcement is written to thousands of streams at once."""
     before, after = _json_around_id(notification.seq, notification.kind, notification.title,
                                     notification.body, notification.link,
                                     notification.created_at, notification.read_at)
-    frame = (f"id: {notification.seq}\r\nevent: {notification.kind.value}\r\n"
-             f"data: {before}{notification.id}{after}\r\n\r\n")
+    await _write(response, listener,
+                 f"id: {notification.seq}\r\nevent: {notification.kind.value}\r\n"
+                 f"data: {before}{notification.id}{after}\r\n\r\n")
+
+
+async def _write(response: web.StreamResponse, listener: Listener, text: str) -> None:
     # No timeout of its own: with thousands of streams, a timer for every write cost as much
     # as the write. A write only waits when the client stopped reading; the hub's sweep then
     # cuts the connection (NotificationHub.cut_stalled), and this write fails with it.
-    listener.writing_since = asyncio.get_running_loop().time()
+    loop = asyncio.get_running_loop()
+    listener.writing_since = loop.time()
     try:
-        await response.write(frame.encode())
-    except ConnectionResetError:
-        response.stop_streaming()
-        raise
+        await response.write(text.encode())
     finally:
         listener.writing_since = None
+        listener.written = loop.time()
 
 
 @functools.lru_cache(maxsize=64)
