@@ -173,6 +173,9 @@ class NotificationRepository(Protocol):
         """The batches kept and not yet released, oldest first, locked until this
         transaction ends: two writers never write one twice."""
 
+    async def waiting_for(self, user_id: str, up_to: int) -> list[Batch]:
+        """`waiting`, only those for this user, each with this user alone."""
+
     async def waiting(self, up_to: int) -> list[Batch]:
         """The batches held and not yet written, up to position `up_to`, without locking
         them: a reader counts them in instead of waiting for them."""

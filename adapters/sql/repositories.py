@@ -702,6 +702,17 @@ class SqlNotifications:
             f" LIMIT :limit{self._db.for_update}", {"limit": limit})
         return [_batch(row) for row in rows]
 
+    async def waiting_for(self, user_id: str, up_to: int) -> list[Batch]:
+        # The users' list is searched where it is, not sent here and parsed for each reader.
+        pattern = json.dumps(user_id).replace("\\", "\\\\").replace("%", "\\%").replace(
+            "_", "\\_")
+        rows = await self._db.fetch_all(
+            "SELECT position, id, kind, title, body, link, created_at FROM"
+            " notification_batches WHERE position <= :up_to AND users LIKE :pattern"
+            " ESCAPE '\\' ORDER BY position", {"up_to": up_to, "pattern": f"%{pattern}%"})
+        return [_batch({**row, "users": json.dumps([user_id]), "audience": "[]"})
+                for row in rows]
+
     async def waiting(self, up_to: int) -> list[Batch]:
         rows = await self._db.fetch_all(
             f"SELECT {_BATCH_COLUMNS} FROM notification_batches WHERE position <= :up_to"

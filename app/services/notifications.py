@@ -186,7 +186,7 @@ class NotificationService:
                        unread_only: bool = False) -> tuple[Page[Notification], int]:
         user_id = _user(actor)
         async with self._storage.unit_of_work() as uow:
-            view = await _view(uow)
+            view = await _view(uow, user_id)
             held = view.held_for(user_id)
             below: int | None = None
             if page.after is not None:
@@ -206,7 +206,7 @@ class NotificationService:
         """What came after position `seq`, oldest first: a reconnecting stream's replay."""
         user_id = _user(actor)
         async with self._storage.unit_of_work() as uow:
-            view = await _view(uow)
+            view = await _view(uow, user_id)
             rows = await uow.notifications.after(user_id, seq, limit, up_to=view.newest)
         return _merged(rows, [n for n in view.held_for(user_id) if n.seq > seq])[:limit]
 
@@ -231,7 +231,7 @@ class NotificationService:
     async def unread_count(self, actor: Principal) -> int:
         user_id = _user(actor)
         async with self._storage.unit_of_work() as uow:
-            return await self._unread(uow, user_id, await _view(uow))
+            return await self._unread(uow, user_id, await _view(uow, user_id))
 
     async def _unread(self, uow: UnitOfWork, user_id: str, view: _View) -> int:
         held = tuple(n.seq for n in view.held_for(user_id))
@@ -275,7 +275,7 @@ class NotificationService:
                           notification_id: str | None = None) -> bool:
         """A change to a notification still held (or to all of a user's) writes the held
         batches first; whether there was one to write."""
-        held = (await _view(uow)).held_for(user_id)
+        held = (await _view(uow, user_id)).held_for(user_id)
         if not any(notification_id in (None, n.id) for n in held):
             return False
         await self._notifier.spread(uow)
@@ -353,11 +353,14 @@ class _View:
                 if user_id in batch.users]
 
 
-async def _view(uow: UnitOfWork) -> _View:
+async def _view(uow: UnitOfWork, user_id: str | None = None) -> _View:
+    """Everyone's view, or one user's (their held batches only)."""
     # The position first: everything up to it has committed, so a batch is then either
     # still held when the batches are read, or written before the rows are read.
     newest = await uow.notifications.position()
-    return _View(newest, await uow.notifications.waiting(newest))
+    if user_id is None:
+        return _View(newest, await uow.notifications.waiting(newest))
+    return _View(newest, await uow.notifications.waiting_for(user_id, newest))
 
 
 def _merged(rows: list[Notification], held: list[Notification]) -> list[Notification]:

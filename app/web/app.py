@@ -58,6 +58,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 BATCH_SECONDS = 30
 SPREAD_DELAY_SECONDS = 1.0
 CATCH_UP_SECONDS = 5
+# Idle streams get a heartbeat, and stalled ones are cut, this often.
+SWEEP_SECONDS = 5
 API_MODULES = (auth, cabinets, users, products, licensing, downloads, notifications, feeds,
                system)
 ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
@@ -115,7 +117,9 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
                      asyncio.create_task(repeat("notification batches",
                                                 notifications.spread_held, BATCH_SECONDS, held)),
                      asyncio.create_task(repeat("live streams", hub.check,
-                                                CATCH_UP_SECONDS))]
+                                                CATCH_UP_SECONDS)),
+                     asyncio.create_task(repeat("stream heartbeats", hub.sweep,
+                                                SWEEP_SECONDS))]
             if settings.notifications.reminder_interval > 0:
                 tasks.append(asyncio.create_task(
                     services.reminders.run_forever(settings.notifications.reminder_interval)))

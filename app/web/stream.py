@@ -177,14 +177,18 @@ class NotificationHub:
             await self._fill(before=None)
 
     async def check(self) -> None:
-        """Now and then: cut the streams whose client stopped reading, and hand on what
-        storage has that the bus lost (another process's message). If storage does not
-        answer, the streams are left as they are until the next check."""
+        """Now and then: hand on what storage has that the bus lost (another process's
+        message). If storage does not answer, the streams are left as they are until the
+        next check."""
+        async with self._lock:
+            await self._fill(before=None, resync_on_failure=False)
+
+    async def sweep(self) -> None:
+        """Now and then, with no storage involved: cut the streams whose client stopped
+        reading, and give the idle ones a heartbeat."""
         now = asyncio.get_running_loop().time()
         self.cut_stalled(now)
         self.beat(now)
-        async with self._lock:
-            await self._fill(before=None, resync_on_failure=False)
 
     def beat(self, now: float) -> int:
         """A heartbeat for each stream that wrote nothing for `heartbeat_seconds`; how many.
@@ -222,8 +226,8 @@ class NotificationHub:
         try:
             if before is None and await self._newest() < self._next:
                 return  # nothing missed
-            found, newest = await self._since(self._next, list(self._listeners),
-                                              self._catch_up_limit)
+            asked = list(self._listeners)
+            found, newest = await self._since(self._next, asked, self._catch_up_limit)
         except Exception as exc:
             if being_cancelled() or not resync_on_failure:
                 raise
@@ -240,6 +244,11 @@ class NotificationHub:
                 break
             for listener in list(self._listeners.get(notification.user_id, ())):
                 listener.offer(notification)
+        # A stream opened meanwhile, for a user not asked about, may have read storage
+        # before what was just handed on: it looks for itself.
+        for user_id in set(self._listeners).difference(asked):
+            for listener in list(self._listeners[user_id]):
+                listener.offer(RESYNC)
         self._next = before if before is not None else newest + 1
 
     def _resync_all(self) -> None:

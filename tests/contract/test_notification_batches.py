@@ -187,21 +187,32 @@ async def test_changing_a_held_notification_writes_the_batch_first(storage: Adap
     assert [n.title for n in first.items + rest.items] == ["Two", "One"] and unread == 2
     assert rest.next_cursor is None
 
-    marked = await notifications.mark(ann, one.notification_id(ann.user_id or ""), True)
-    assert (marked.title, marked.read_at is not None) == ("One", True)
-    async with storage.unit_of_work() as uow:
-        assert await uow.notifications.held(10) == []  # both written, by the change
-    await notifications.delete(bob, two.notification_id(bob.user_id or ""))
-    page, unread = await notifications.list_own(bob, PageRequest())
-    assert [n.title for n in page.items] == ["One"] and unread == 1
-    # Somebody else's id, held or not, is nobody's to change.
+    # Somebody else's id, held, is nobody else's to change; nothing is written for it.
     with pytest.raises(NotFound):
         await notifications.mark(bob, one.notification_id(ann.user_id or ""), True)
+    async with storage.unit_of_work() as uow:
+        assert len(await uow.notifications.held(10)) == 2
+    # Deleting a held one writes the held batches first.
+    await notifications.delete(bob, two.notification_id(bob.user_id or ""))
+    async with storage.unit_of_work() as uow:
+        assert await uow.notifications.held(10) == []
+    page, unread = await notifications.list_own(bob, PageRequest())
+    assert [n.title for n in page.items] == ["One"] and unread == 1
+    marked = await notifications.mark(ann, one.notification_id(ann.user_id or ""), True)
+    assert (marked.title, marked.read_at is not None) == ("One", True)
+    # Read-all takes in what is still held.
+    await notifications.announce(SYSTEM, "Three", "Third.", None,
+                                 Audience(cabinet_id=cabinet_id))
+    carl = Principal(users[2].id, users[2].email, users[2].role, cabinet_id, "/")
+    assert await notifications.read_all(carl) == 3
+    assert await notifications.unread_count(carl) == 0
     page, unread = await notifications.list_own(ann, PageRequest(limit=1))
-    assert [n.title for n in page.items] == ["Two"] and unread == 1
-    rest, _ = await notifications.list_own(
-        ann, PageRequest.from_cursor(1, page.next_cursor))
-    assert [(n.title, n.read_at is not None) for n in rest.items] == [("One", True)]
+    assert [n.title for n in page.items] == ["Three"] and unread == 2
+    second, _ = await notifications.list_own(ann, PageRequest.from_cursor(1, page.next_cursor))
+    third, _ = await notifications.list_own(ann, PageRequest.from_cursor(1, second.next_cursor))
+    assert [(n.title, n.read_at is not None) for n in second.items + third.items] == [
+        ("Two", False), ("One", True)]
+    assert third.next_cursor is None
 
 
 @pytest.mark.postgres
@@ -219,8 +230,8 @@ async def test_a_reader_never_sees_a_position_without_those_below_it(
     before = await newest(storage)
     seen = notifications_module._view
 
-    async def meanwhile(uow: object) -> object:
-        view = await seen(uow)  # type: ignore[arg-type]
+    async def meanwhile(uow: object, user_id: str | None = None) -> object:
+        view = await seen(uow, user_id)  # type: ignore[arg-type]
         await elsewhere.announce(SYSTEM, "Held", "To many.", None,
                                  Audience(cabinet_id=users[0].cabinet_id))
         async with storage.unit_of_work() as other:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from app.domain.events import DomainEvent
 from app.domain.notifications import Batch, Message, Notification, NotificationKind
 from app.services.notifications import CREATED, created_event
-from app.web.stream import RESYNC, Listener, NotificationHub
+from app.web.stream import HEARTBEAT, RESYNC, Listener, NotificationHub
 from ports.events import RESUMED
 
 AT = datetime(2026, 11, 27, tzinfo=UTC)
@@ -177,3 +178,34 @@ async def test_the_periodic_check_finds_a_lost_message_and_leaves_streams_be_on_
     storage.failing = False
     await hub.check()
     assert await taken(alice, 1) == [(4, "T4")]
+
+
+async def test_heartbeats_go_to_idle_streams_only() -> None:
+    hub = NotificationHub(queue_size=10, heartbeat_seconds=10)
+    idle, busy, writing = hub.attach("alice"), hub.attach("bob"), hub.attach("carol")
+    start = asyncio.get_running_loop().time()
+    assert hub.beat(start + 5) == 0  # nobody idle long enough
+    await hub.on_event(created("bob", 1))  # bob's stream has something to write
+    writing.writing_since = start + 8  # carol's is writing
+    assert hub.beat(start + 11) == 1
+    assert await idle.next() is HEARTBEAT
+    assert hub.beat(start + 11) == 1  # alice again: her heartbeat was not written yet
+    assert [(await busy.next()).seq] == [1]  # type: ignore[union-attr]
+
+
+async def test_a_stream_opened_while_the_hub_reads_storage_looks_for_itself() -> None:
+    storage = Storage(batch(2, "alice"))
+    hub = following(storage, newest=0)
+    alice = hub.attach("alice")
+    late: list[Listener] = []
+    real = storage.since
+
+    async def since(position: int, user_ids: list[str],
+                    limit: int) -> tuple[list[Notification], int]:
+        late.append(hub.attach("bob"))  # bob's stream opens while the hub waits
+        return await real(position, user_ids, limit)
+
+    hub.follow(0, since, storage.newest)
+    await hub.on_event(created("alice", 3))  # 1 and 2 were not heard of
+    assert await taken(alice, 2) == [(2, "T2"), (3, "T3")]
+    assert await late[0].next() is RESYNC  # bob was not asked about: he reads his own

@@ -114,6 +114,7 @@ async def stream(request: web.Request, query: StreamQuery) -> web.StreamResponse
     hub = request.app[HUB]
     # Attached before storage is read: whatever is created meanwhile is queued, not lost.
     listener = hub.attach(actor.user_id or "")
+    response: web.StreamResponse | None = None
     try:
         if last is None:
             last = await notifications.position()
@@ -129,19 +130,26 @@ async def stream(request: web.Request, query: StreamQuery) -> web.StreamResponse
             elif item.seq > last:  # not replayed already
                 await _send(response, listener, item)
                 last = item.seq
-        return response
+    except ConnectionError:
+        if response is None:
+            raise
+        # The client went away: nothing to answer, nothing to log.
     finally:
         hub.detach(listener)
+    if listener.dropped and listener.abort is not None:
+        # It fell behind or stopped reading: no orderly end, which would wait on it too.
+        listener.abort()
+    return response
 
 
 async def _open(request: web.Request, listener: Listener) -> web.StreamResponse:
     """The event stream's response, its headers sent. A plain response, not aiohttp-sse's:
     that one runs a task and a timer per stream for its heartbeat, where the hub's sweep
     does every stream's at once (NotificationHub.beat)."""
+    # No length: aiohttp sends the body chunked on HTTP/1.1, and to the close on HTTP/1.0.
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-store",
-        "Connection": "keep-alive", "X-Accel-Buffering": "no"})
-    response.enable_chunked_encoding()
+        "X-Accel-Buffering": "no"})
     transport = request.transport
     sock = transport.get_extra_info("socket") if transport is not None else None
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6) \
