@@ -103,7 +103,7 @@ async def put_settings(request: web.Request, body: NotificationSettingsIn) -> we
                query=StreamQuery, media=("text/event-stream",),
                extra_responses={200: ("`text/event-stream`: each notification as an event "
                                       "with `id:` (its seq) and `event:` (its kind), JSON "
-                                      "data; a comment every 15 s.", None)},
+                                      "data; a comment at least every 15 s.", None)},
                description="Bearer token or the portal's session cookie. Send "
                            "`Last-Event-ID` (or `lastEventId`) on reconnect to get everything "
                            "after it, in order; without it, only what comes from now on.")
