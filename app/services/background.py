@@ -7,10 +7,15 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from app.services.mail import being_cancelled
 from ports.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
+
+
+def being_cancelled() -> bool:
+    """Whether the running task was asked to stop (its error handlers must not go on)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def repeat(what: str, once: Callable[[], Awaitable[object]], interval: float,
@@ -19,7 +24,7 @@ async def repeat(what: str, once: Callable[[], Awaitable[object]], interval: flo
     logged (a database outage in one line) and tried again."""
     while True:
         if wake is not None:
-            wake.clear()
+            wake.clear()  # before the work: a wake-up during it means work again
         try:
             await once()
         except Exception as exc:
@@ -29,10 +34,13 @@ async def repeat(what: str, once: Callable[[], Awaitable[object]], interval: flo
                 log.warning("%s: the database is not answering: %s", what, exc)
             else:
                 log.exception("%s failed; next try in %.0f s", what, interval)
+        if being_cancelled():  # asked to stop, whatever `once` did with the signal
+            raise asyncio.CancelledError
         if wake is None:
             await asyncio.sleep(interval)
             continue
-        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # arrives as the wake-up does, and the loop would never stop.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(interval):
                 await wake.wait()

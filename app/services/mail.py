@@ -5,7 +5,6 @@ permanent ones."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ import jinja2
 from app.domain.events import DomainEvent
 from app.domain.notifications import Message, NotificationKind
 from app.domain.outbox import MAX_ATTEMPTS, OutboxMessage, retry_delay
+from app.services.background import repeat
 from ports.mail import Email, Mailer, PermanentMailError, TemporaryMailError
-from ports.storage import Storage, StorageUnavailable
+from ports.storage import Storage
 from ports.system import Clock
 
 log = logging.getLogger(__name__)
@@ -124,12 +124,6 @@ def queued(count: int, at: datetime) -> DomainEvent:
     return DomainEvent(QUEUED, at, (), {"count": count})
 
 
-def being_cancelled() -> bool:
-    """Whether the running task was asked to stop (its error handlers must not go on)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
 class OutboxWorker:
     def __init__(self, storage: Storage, mailer: Mailer, clock: Clock, sender: str,
                  policy: OutboxPolicy) -> None:
@@ -187,24 +181,8 @@ class OutboxWorker:
     async def run_forever(self, interval: float) -> None:
         """Send now and then, and at once when woken; a database outage is logged and
         waited out."""
-        while True:
-            if being_cancelled():  # asked to stop, whatever below swallowed the signal
-                raise asyncio.CancelledError
-            try:
-                while await self.run_once() == self._policy.batch:
-                    pass  # more are waiting
-            except Exception as exc:
-                if being_cancelled():
-                    raise  # a cancelled query can surface as a database error
-                if isinstance(exc, StorageUnavailable):
-                    log.warning("outbox: the database is not answering: %s", exc)
-                else:
-                    log.exception("outbox: sending failed unexpectedly")
-            self.wake.clear()
-            if being_cancelled():
-                raise asyncio.CancelledError
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-            # that arrives as the wake-up does, and the worker would never stop.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self.wake.wait()
+        await repeat("outbox", self._send_due, interval, self.wake)
+
+    async def _send_due(self) -> None:
+        while await self.run_once() == self._policy.batch:
+            pass  # more are waiting

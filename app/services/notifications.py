@@ -220,8 +220,7 @@ class NotificationService:
         wanted = set(user_ids)
         held = [batch.notification(user_id) for batch in view.waiting
                 if batch.position >= position for user_id in batch.users if user_id in wanted]
-        found = {(n.seq, n.user_id): n for n in held} | {(n.seq, n.user_id): n for n in rows}
-        return [found[key] for key in sorted(found)][:limit], view.newest
+        return _merged(rows, held, everyone=True)[:limit], view.newest
 
     async def position(self) -> int:
         """The newest notification's position: a new stream starts after it."""
@@ -363,10 +362,12 @@ async def _view(uow: UnitOfWork, user_id: str | None = None) -> _View:
     return _View(newest, await uow.notifications.waiting_for(user_id, newest))
 
 
-def _merged(rows: list[Notification], held: list[Notification]) -> list[Notification]:
-    """Oldest first, one per position: a batch written between the two reads is a row."""
-    found = {n.seq: n for n in held} | {n.seq: n for n in rows}
-    return [found[seq] for seq in sorted(found)]
+def _merged(rows: list[Notification], held: list[Notification],
+            everyone: bool = False) -> list[Notification]:
+    """Oldest first, one per position (and user, for `everyone`'s): a batch written between
+    the two reads is taken as a row."""
+    found = {(n.seq, n.user_id if everyone else ""): n for n in held + rows}
+    return [found[key] for key in sorted(found)]
 
 
 def _user(actor: Principal) -> str:

@@ -22,7 +22,7 @@ from app.container import open_services
 from app.domain.events import DomainEvent
 from app.services import Services
 from app.services.background import repeat
-from app.services.mail import QUEUED, being_cancelled
+from app.services.mail import QUEUED
 from app.services.notifications import CREATED
 from app.web.api import (
     auth,
@@ -150,16 +150,12 @@ async def _scan_forever(services: Services, interval: int) -> None:
     """Look for new releases now and then; several processes may: a version registers once."""
     if interval <= 0:
         return
-    while True:
-        try:
-            added = await services.releases.scan_all()
-            if added:
-                log.info("release scan: %d new", len(added))
-        except Exception:
-            if being_cancelled():
-                raise
-            log.exception("release scan failed; next try in %d s", interval)
-        await asyncio.sleep(interval)
+
+    async def scan() -> None:
+        if added := await services.releases.scan_all():
+            log.info("release scan: %d new", len(added))
+
+    await repeat("release scan", scan, interval)
 
 
 class MalformedRequestFilter(logging.Filter):

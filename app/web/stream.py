@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from app.domain.events import DomainEvent
 from app.domain.notifications import Notification
-from app.services.mail import being_cancelled
+from app.services.background import being_cancelled
 from app.services.notifications import CREATED, delivered
 from ports.events import RESUMED
 
