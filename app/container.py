@@ -42,6 +42,7 @@ from app.services.purchases import FeedPolicy, PurchaseService
 from app.services.releases import ReleaseService
 from app.services.reminders import ReminderService
 from app.services.users import UserPolicy, UserService
+from app.services.work import Transactions
 
 if TYPE_CHECKING:
     from adapters.postgres import PostgresStorage
@@ -141,28 +142,31 @@ class Container(containers.DeclarativeContainer):
         UserPolicy, password_min_length=config.auth.password_min_length,
         password_token_ttl=config.auth.password_token_ttl, base_url=config.base_url)
 
-    auth = providers.Singleton(AuthService, storage=storage, hasher=password_hasher,
-                               tokens=token_codec, clock=clock, ids=ids, policy=auth_policy)
-    cabinets = providers.Singleton(CabinetService, storage=storage, clock=clock, ids=ids)
     composer = providers.Singleton(EmailComposer, policy=providers.Singleton(
         MailPolicy, sender=config.mail.sender, base_url=config.base_url,
         brand=config.web.brand_name, templates=config.paths.templates))
-    users = providers.Singleton(UserService, storage=storage, hasher=password_hasher,
-                                clock=clock, ids=ids, policy=user_policy, composer=composer,
-                                events=event_bus)
-
-    catalog = providers.Singleton(CatalogService, storage=storage, clock=clock, ids=ids)
     notifier = providers.Singleton(Notifier, clock=clock, ids=ids, composer=composer)
-    notifications = providers.Singleton(NotificationService, storage=storage, clock=clock,
-                                        ids=ids, events=event_bus, notifier=notifier)
+    # Every use case's unit of work: its events become notifications before it commits and
+    # are published once it has.
+    work = providers.Singleton(Transactions, storage=storage, publisher=event_bus,
+                               prepare=notifier.provided.prepare)
+    basics = {"work": work, "clock": clock, "ids": ids}
+
+    auth = providers.Singleton(AuthService, **basics, hasher=password_hasher,
+                               tokens=token_codec, policy=auth_policy)
+    cabinets = providers.Singleton(CabinetService, **basics)
+    users = providers.Singleton(UserService, **basics, hasher=password_hasher,
+                                policy=user_policy, composer=composer)
+
+    catalog = providers.Singleton(CatalogService, **basics)
+    notifications = providers.Singleton(NotificationService, **basics, notifier=notifier)
     reminders = providers.Singleton(
-        ReminderService, storage=storage, clock=clock, events=event_bus, notifier=notifier,
+        ReminderService, work=work, clock=clock, notifier=notifier,
         policy=providers.Singleton(
             ReminderPolicy,
             days_before=providers.Callable(tuple, config.notifications.reminder_days),
             lookback_days=config.notifications.expired_lookback_days))
-    licensing = providers.Singleton(LicensingService, storage=storage, clock=clock, ids=ids,
-                                    events=event_bus, notifier=notifier)
+    licensing = providers.Singleton(LicensingService, **basics)
 
     renderer = providers.Resource(_opened, providers.Singleton(
         WeasyPrintRenderer, templates_dir=config.paths.templates, workers=config.pdf.workers,
@@ -200,12 +204,10 @@ class Container(containers.DeclarativeContainer):
             region=config.object_store.region,
             access_key_id=config.object_store.access_key_id,
             secret_access_key=config.object_store.secret_access_key)))
-    releases = providers.Singleton(ReleaseService, storage=storage, objects=object_store,
-                                   clock=clock, ids=ids, events=event_bus, notifier=notifier)
+    releases = providers.Singleton(ReleaseService, **basics, objects=object_store)
 
     purchases = providers.Singleton(
-        PurchaseService, storage=storage, clock=clock, ids=ids, events=event_bus,
-        notifier=notifier,
+        PurchaseService, **basics,
         policy=providers.Singleton(FeedPolicy, secret=config.feeds.purchases.secret,
                                    tolerance_seconds=config.feeds.purchases.tolerance_seconds))
 
@@ -216,6 +218,7 @@ class Container(containers.DeclarativeContainer):
                                    objects=object_store, events=event_bus, mailer=mailer,
                                    outbox=outbox,
                                    web_secret=web_secret)
+    del basics
 
 
 T = TypeVar("T")

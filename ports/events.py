@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias
 
 from app.domain.events import DomainEvent
 
-Subscriber = Callable[[DomainEvent], Awaitable[None]]
 
-# What a bus tells its own subscribers (no one else) when events may have been lost: it had
-# lost its server and has it back, or a publish failed. Whatever events announce is then to
-# be re-read from storage.
-RESUMED = "events.resumed"
+@dataclass(frozen=True)
+class Resumed:
+    """What a bus tells its own subscribers (no one else) when events may have been lost:
+    it had lost its server and has it back, or a publish failed. Whatever events announce
+    is then to be re-read from storage."""
+
+
+Heard: TypeAlias = DomainEvent | Resumed
+Subscriber = Callable[[Heard], Awaitable[None]]
 
 
 class EventPublisher(Protocol):

@@ -6,6 +6,7 @@ an object outside the scope is reported as absent.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
@@ -364,36 +365,94 @@ class LoginThrottleRepository(Protocol):
         """Forget windows that began before `before`."""
 
 
-class UnitOfWork(Protocol):
-    cabinets: CabinetRepository
-    products: ProductRepository
-    licenses: DocumentRepository[License]
-    certificates: DocumentRepository[Certificate]
-    transfers: TransferRepository
-    purchases: PurchaseEventRepository
-    releases: ReleaseRepository
-    notifications: NotificationRepository
-    outbox: OutboxRepository
-    reminders: ReminderRepository
-    users: UserRepository
-    sessions: SessionRepository
-    audit: AuditRepository
-    login_throttle: LoginThrottleRepository
+Prepare = Callable[["UnitOfWork", list[DomainEvent]], Awaitable[None]]
 
-    # Events of this unit of work; the use case publishes them once it has committed.
-    events: list[DomainEvent]
+
+class EventLog:
+    """The events of one unit of work. Just before it commits, what they cause is written
+    in its transaction (`prepare`: the notifications they make); once it has committed,
+    they wait to be published. Those recorded after the last commit go with the rollback."""
+
+    def __init__(self, prepare: Prepare | None = None) -> None:
+        self._prepare = prepare
+        self._recorded: list[DomainEvent] = []
+        self._committed: list[DomainEvent] = []
+
+    def record(self, *events: DomainEvent) -> None:
+        self._recorded.extend(events)
+
+    @property
+    def recorded(self) -> tuple[DomainEvent, ...]:
+        """Recorded and not committed yet."""
+        return tuple(self._recorded)
+
+    @property
+    def committed(self) -> tuple[DomainEvent, ...]:
+        return tuple(self._committed)
+
+    async def commit(self, uow: UnitOfWork, commit: Callable[[], Awaitable[None]]) -> None:
+        """For a storage adapter's `commit`: prepare what was recorded (and what preparing
+        records), then `commit`, then keep the events for publishing."""
+        prepared = 0
+        while prepared < len(self._recorded):
+            fresh = self._recorded[prepared:]
+            prepared = len(self._recorded)
+            if self._prepare is not None:
+                await self._prepare(uow, fresh)
+        await commit()
+        self._committed += self._recorded
+        self._recorded = []
+
+
+class UnitOfWork(Protocol):
+    @property
+    def cabinets(self) -> CabinetRepository: ...
+    @property
+    def products(self) -> ProductRepository: ...
+    @property
+    def licenses(self) -> DocumentRepository[License]: ...
+    @property
+    def certificates(self) -> DocumentRepository[Certificate]: ...
+    @property
+    def transfers(self) -> TransferRepository: ...
+    @property
+    def purchases(self) -> PurchaseEventRepository: ...
+    @property
+    def releases(self) -> ReleaseRepository: ...
+    @property
+    def notifications(self) -> NotificationRepository: ...
+    @property
+    def outbox(self) -> OutboxRepository: ...
+    @property
+    def reminders(self) -> ReminderRepository: ...
+    @property
+    def users(self) -> UserRepository: ...
+    @property
+    def sessions(self) -> SessionRepository: ...
+    @property
+    def audit(self) -> AuditRepository: ...
+    @property
+    def login_throttle(self) -> LoginThrottleRepository: ...
+
+    @property
+    def events(self) -> EventLog:
+        """What this unit of work records happened; see EventLog."""
 
     async def try_lock(self, name: str) -> bool:
         """Take the lock of this name until the transaction ends, if no other transaction
         holds it; False if one does. For work that one process at a time should do."""
 
     async def commit(self) -> None:
-        """Make the work durable. Leaving the context without it rolls everything back."""
+        """Make the work durable, through `events.commit`: what the recorded events cause
+        is written first, in this transaction. Leaving the context without it rolls
+        everything back, events included."""
 
 
 class Storage(Protocol):
-    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
-        """A transaction; StorageUnavailable when no connection can be had in time."""
+    def unit_of_work(self, events: EventLog | None = None
+                     ) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A transaction recording its events on `events` (a new log if None);
+        StorageUnavailable when no connection can be had in time."""
 
     async def ping(self) -> None:
         """Raise StorageUnavailable unless the database answers a trivial query."""

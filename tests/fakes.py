@@ -21,14 +21,14 @@ from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet
 from app.domain.events import DomainEvent
 from app.domain.licensing import Certificate, DocumentFilter, License, Transfer
-from app.domain.notifications import Batch, Notification
+from app.domain.notifications import Batch, Notification, NotificationKind
 from app.domain.outbox import OutboxMessage
 from app.domain.paging import PageRequest
 from app.domain.products import Product
 from app.domain.sessions import LoginSession
 from app.domain.users import User
 from ports.security import InvalidToken
-from ports.storage import DuplicateKey
+from ports.storage import DuplicateKey, EventLog
 
 
 class FakeClock:
@@ -391,9 +391,17 @@ class _Notifications:
     async def write(self, batch: Batch) -> None:
         self.s.notifications.extend(batch.notification(user_id) for user_id in batch.users)
 
+    async def muted(self, kind: NotificationKind) -> set[str]:
+        return set()
+
+    async def mail_targets(self, user_ids: list[str],
+                           kind: NotificationKind) -> list[tuple[str, str, str]]:
+        return [(u.id, u.email, u.name) for u in self.s.users.values()
+                if u.id in user_ids and u.active]
+
 
 class FakeUnitOfWork:
-    def __init__(self, storage: FakeStorage) -> None:
+    def __init__(self, storage: FakeStorage, events: EventLog | None = None) -> None:
         self._storage = storage
         self._state = copy.deepcopy(storage.state)
         self.cabinets = _Cabinets(self._state)
@@ -401,7 +409,7 @@ class FakeUnitOfWork:
         self.licenses = _Documents(self._state.licenses, self._state)
         self.certificates = _Documents(self._state.certificates, self._state)
         self.transfers = _Transfers(self._state)
-        self.events: list[DomainEvent] = []
+        self.events = events or EventLog()
         self.users = _Users(self._state)
         self.sessions = _Sessions(self._state)
         self.audit = _Audit(self._state)
@@ -410,6 +418,9 @@ class FakeUnitOfWork:
         self.notifications = _Notifications(self._state)
 
     async def commit(self) -> None:
+        await self.events.commit(self, self._commit)
+
+    async def _commit(self) -> None:
         self._storage.state = copy.deepcopy(self._state)
 
 
@@ -418,8 +429,9 @@ class FakeStorage:
         self.state = _State()
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[FakeUnitOfWork]:
-        yield FakeUnitOfWork(self)
+    async def unit_of_work(self, events: EventLog | None = None
+                           ) -> AsyncIterator[FakeUnitOfWork]:
+        yield FakeUnitOfWork(self, events)
 
     async def ping(self) -> None:
         return None

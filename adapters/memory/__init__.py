@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from app.domain.events import DomainEvent
-from ports.events import Subscriber
+from ports.events import Heard, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +30,16 @@ class InProcessEventBus:
         return lambda: self._subscribers.remove(subscriber)
 
     async def publish(self, event: DomainEvent) -> None:
-        for subscriber in list(self._subscribers):
-            try:
-                await subscriber(event)
-            except Exception:
-                log.exception("a subscriber failed on %s", event.name)
+        await hand_on(self._subscribers, event)
+
+
+async def hand_on(subscribers: list[Subscriber], event: Heard) -> None:
+    """Each subscriber in turn; one that fails is logged and does not stop the rest."""
+    for subscriber in list(subscribers):
+        try:
+            await subscriber(event)
+        except Exception:
+            log.exception("a subscriber failed on %s", type(event).__name__)
 
 
 class LruBlobCache:

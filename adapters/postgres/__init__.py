@@ -17,8 +17,8 @@ import psycopg2.errors
 from psycopg2.extras import Json
 
 from adapters.sql import migrations
-from adapters.sql.repositories import SqlUnitOfWork
 from adapters.sql.session import Params, Row
+from adapters.sql.storage import SqlStorage
 from ports.storage import ConcurrentUpdate, DuplicateKey, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ async def _utc_session(conn: Any) -> None:
         await cursor.execute("SET TIME ZONE 'UTC'")
 
 
-class PostgresStorage:
+class PostgresStorage(SqlStorage):
     def __init__(self, dsn: str, pool_min: int = 1, pool_max: int = 10,
                  timeout_seconds: float = 10.0) -> None:
         self.dsn = dsn
@@ -153,15 +153,6 @@ class PostgresStorage:
                     conn.close()
         finally:
             await self._pool.release(conn)
-
-    @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[SqlUnitOfWork]:
-        async with self._transaction() as session:
-            yield SqlUnitOfWork(session)
-
-    async def ping(self) -> None:
-        async with self._transaction() as session:
-            await session.fetch_one("SELECT 1 AS ok")
 
     async def pending_migrations(self) -> list[str]:
         async with self._transaction() as session:

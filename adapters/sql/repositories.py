@@ -14,7 +14,6 @@ from adapters.sql.session import Row, SqlSession
 from app.domain.access import Scope
 from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet, CabinetKind
-from app.domain.events import DomainEvent
 from app.domain.licensing import (
     Certificate,
     DocumentFilter,
@@ -38,6 +37,7 @@ from app.domain.reminders import DueDocument
 from app.domain.roles import Role
 from app.domain.sessions import LoginSession
 from app.domain.users import User
+from ports.storage import EventLog
 
 D = TypeVar("D", License, Certificate)
 
@@ -1052,7 +1052,7 @@ class SqlReminders:
 class SqlUnitOfWork:
     """Repositories over one transaction; the adapter's context manager owns begin/rollback."""
 
-    def __init__(self, db: SqlSession) -> None:
+    def __init__(self, db: SqlSession, events: EventLog | None = None) -> None:
         self.cabinets = SqlCabinets(db)
         self.products = SqlProducts(db)
         self.licenses = SqlLicenses(db)
@@ -1067,8 +1067,7 @@ class SqlUnitOfWork:
         self.sessions = SqlSessions(db)
         self.audit = SqlAudit(db)
         self.login_throttle = SqlLoginThrottle(db)
-        self.events: list[DomainEvent] = []
-        self.committed = False
+        self.events = events or EventLog()
         self._db = db
 
     async def try_lock(self, name: str) -> bool:
@@ -1079,6 +1078,8 @@ class SqlUnitOfWork:
         return bool(row and row["locked"])
 
     async def commit(self) -> None:
+        await self.events.commit(self, self._commit)
+
+    async def _commit(self) -> None:
         await self._db.execute("COMMIT")
-        self.committed = True
         await self._db.execute("BEGIN")

@@ -20,8 +20,8 @@ from typing import Any
 import aiosqlite
 
 from adapters.sql import migrations
-from adapters.sql.repositories import SqlUnitOfWork
 from adapters.sql.session import Params, Row
+from adapters.sql.storage import SqlStorage
 from ports.storage import DuplicateKey, StorageUnavailable
 
 _UNIQUE = re.compile(r"UNIQUE constraint failed: (\S+?)(?:,|$)")
@@ -92,7 +92,7 @@ def _params(params: Params | None) -> dict[str, Any]:
     return {key: _to_sql(value) for key, value in (params or {}).items()}
 
 
-class SqliteStorage:
+class SqliteStorage(SqlStorage):
     def __init__(self, path: Path, busy_timeout_ms: int = 10_000) -> None:
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
@@ -142,15 +142,6 @@ class SqliteStorage:
                 await conn.rollback()  # after a commit: a no-op
         finally:
             self._lock.release()
-
-    @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[SqlUnitOfWork]:
-        async with self._transaction() as session:
-            yield SqlUnitOfWork(session)
-
-    async def ping(self) -> None:
-        async with self._transaction() as session:
-            await session.fetch_one("SELECT 1 AS ok")
 
     async def pending_migrations(self) -> list[str]:
         async with self._transaction() as session:

@@ -17,6 +17,8 @@ class NotificationKind(StrEnum):
     LICENSE_EXPIRED = "license.expired"
     CERTIFICATE_EXPIRED = "certificate.expired"
     LICENSE_ISSUED = "license.issued"
+    LICENSE_RENEWED = "license.renewed"
+    LICENSE_REVOKED = "license.revoked"
     LICENSE_TRANSFERRED = "license.transferred"
     CERTIFICATE_TRANSFERRED = "certificate.transferred"
     ISSUE_UPDATED = "issue.updated"
@@ -37,6 +39,8 @@ _LABELS = {
     NotificationKind.LICENSE_EXPIRED: "Licenses that expired",
     NotificationKind.CERTIFICATE_EXPIRED: "Support certificates that expired",
     NotificationKind.LICENSE_ISSUED: "New licenses and certificates",
+    NotificationKind.LICENSE_RENEWED: "Licenses and certificates renewed",
+    NotificationKind.LICENSE_REVOKED: "Licenses and certificates revoked",
     NotificationKind.LICENSE_TRANSFERRED: "Licenses transferred",
     NotificationKind.CERTIFICATE_TRANSFERRED: "Support certificates transferred",
     NotificationKind.ISSUE_UPDATED: "Support requests changed",

@@ -16,6 +16,14 @@ class PurchaseType(StrEnum):
     REFUNDED = "purchase.refunded"
 
 
+class PurchaseAction(StrEnum):
+    """What an event did to one of its items."""
+
+    CREATED = "created"
+    RENEWED = "renewed"
+    REVOKED = "revoked"
+
+
 @dataclass(frozen=True)
 class PurchaseCustomer:
     external_id: str
@@ -58,7 +66,7 @@ class PurchaseOutcome:
     certificates: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, kind: DocumentKind, document_id: str, number: str, purchase_item: str,
-            action: str) -> None:
+            action: PurchaseAction) -> None:
         target = self.licenses if kind is DocumentKind.LICENSE else self.certificates
         target.append({"id": document_id, "number": number, "purchase_item": purchase_item,
-                       "action": action})
+                       "action": action.value})

@@ -13,9 +13,9 @@ from app.domain.paging import MAX_LIMIT, PageRequest
 from app.domain.roles import permissions_of
 from app.domain.sessions import LoginSession, TokenPair
 from app.domain.users import MAX_PASSWORD_LENGTH, Principal, User, email_key
-from app.services.audit import AuditTrail
+from app.services.work import Transactions, UseCases
 from ports.security import InvalidToken, PasswordHasher, TokenCodec
-from ports.storage import Storage, UnitOfWork
+from ports.storage import UnitOfWork
 from ports.system import Clock, IdGenerator
 
 log = logging.getLogger(__name__)
@@ -50,16 +50,13 @@ def _ts(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-class AuthService:
-    def __init__(self, storage: Storage, hasher: PasswordHasher, tokens: TokenCodec,
-                 clock: Clock, ids: IdGenerator, policy: AuthPolicy) -> None:
-        self._storage = storage
+class AuthService(UseCases):
+    def __init__(self, work: Transactions, clock: Clock, ids: IdGenerator,
+                 hasher: PasswordHasher, tokens: TokenCodec, policy: AuthPolicy) -> None:
+        super().__init__(work, clock, ids)
         self._hasher = hasher
         self._tokens = tokens
-        self._clock = clock
-        self._ids = ids
         self._policy = policy
-        self._audit = AuditTrail(clock, ids)
 
     async def login(self, email: str, password: str, address: str | None) -> TokenPair:
         """Tokens for a right e-mail and password. A wrong e-mail, a wrong password and a
@@ -72,19 +69,19 @@ class AuthService:
         window = timedelta(seconds=self._policy.throttle_window)
         # Every attempt counts before the password is checked, so a burst of concurrent
         # guesses cannot all slip under the limit; a success takes its attempt back.
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             counts = {k: await uow.login_throttle.hit(k, now, now - window) for k in limits}
             await uow.commit()
         for throttle_key, (attempts, started) in counts.items():
             if attempts > limits[throttle_key]:
                 wait = max(1, int((started + window - now).total_seconds()) + 1)
                 raise Throttled("Too many failed sign-ins. Try again later.", retry_after=wait)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             user = await uow.users.get_by_email_key(key)
         known_hash = user.password_hash if user else None
         matches = await self._hasher.verify(known_hash, password[:MAX_PASSWORD_LENGTH])
         now = self._clock.now()
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             if not (matches and user and user.active):
                 await uow.login_throttle.prune(now - window)
                 await uow.audit.add(self._audit.entry(
@@ -131,7 +128,7 @@ class AuthService:
         claims = self._claims(refresh_token, REFRESH)
         jti = str(claims.get("jti"))
         now = self._clock.now()
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             session = await uow.sessions.get(str(claims.get("sid")))
             if session is None or session.user_id != claims.get("sub"):
                 raise Unauthenticated(BAD_TOKEN)
@@ -165,7 +162,7 @@ class AuthService:
             session_id = principal.session_id
         else:
             raise Unauthenticated(BAD_TOKEN)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             session = await uow.sessions.get(session_id)
             if session is None:
                 raise Unauthenticated(BAD_TOKEN)
@@ -178,7 +175,7 @@ class AuthService:
     async def authenticate(self, access_token: str, address: str | None = None) -> Principal:
         """The principal of a valid access token whose login and user are still live."""
         claims = self._claims(access_token, ACCESS)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             session = await uow.sessions.get(str(claims.get("sid")))
             user = await uow.users.get(str(claims.get("sub")), Scope.everything())
             if (session is None or user is None or not user.active
@@ -192,7 +189,7 @@ class AuthService:
     async def me(self, principal: Principal) -> Me:
         if principal.user_id is None or principal.cabinet_id is None:
             raise NotFound("The command line has no user of its own.")
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             user = await uow.users.get(principal.user_id, Scope.everything())
             cabinet = await uow.cabinets.get(principal.cabinet_id, Scope.everything())
             if user is None or cabinet is None:
@@ -236,7 +233,7 @@ class AuthService:
 
     async def _rehash(self, user: User, password: str) -> None:
         new_hash = await self._hasher.hash(password)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             current = await uow.users.get(user.id, Scope.everything(), for_update=True)
             if current is not None and current.password_hash == user.password_hash:
                 current.password_hash = new_hash

@@ -11,8 +11,8 @@ from app.domain.errors import Conflict, Forbidden, Invalid
 from app.domain.paging import Page, PageRequest
 from app.domain.users import Principal
 from app.services.audit import AuditTrail
-from ports.storage import DuplicateKey, Storage, UnitOfWork
-from ports.system import Clock, IdGenerator
+from app.services.work import UseCases
+from ports.storage import DuplicateKey, UnitOfWork
 
 
 class Unset:
@@ -49,17 +49,12 @@ async def add_cabinet(uow: UnitOfWork, audit: AuditTrail, actor: Principal, cabi
     return cabinet
 
 
-class CabinetService:
-    def __init__(self, storage: Storage, clock: Clock, ids: IdGenerator) -> None:
-        self._storage = storage
-        self._clock = clock
-        self._ids = ids
-        self._audit = AuditTrail(clock, ids)
+class CabinetService(UseCases):
 
     async def create(self, actor: Principal, name: str, kind: CabinetKind,
                      parent_id: str | None, external_id: str | None = None) -> Cabinet:
         name = check_name(name)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             parent = None
             if parent_id is None:
                 access.require_may_create_root(actor)
@@ -76,21 +71,21 @@ class CabinetService:
         return cabinet
 
     async def get(self, actor: Principal, cabinet_id: str) -> Cabinet:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             return await self._visible(uow, actor, cabinet_id)
 
     async def get_by_external_id(self, actor: Principal, external_id: str) -> Cabinet | None:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             return await uow.cabinets.get_by_external_id(external_id, access.visible_scope(actor))
 
     async def lineage(self, actor: Principal, cabinet: Cabinet) -> list[Cabinet]:
         """The ancestors of `cabinet` that `actor` may open, from the top down."""
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             found = await uow.cabinets.get_many(cabinet.ancestor_ids, access.visible_scope(actor))
         return sorted(found, key=lambda c: len(c.path))
 
     async def update(self, actor: Principal, cabinet_id: str, changes: CabinetChanges) -> Cabinet:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             cabinet = await self._visible(uow, actor, cabinet_id, lock=True)
             access.require_may_edit_cabinet(actor, cabinet)
             restructures = [field for field in ("external_id", "parent_id")
@@ -118,20 +113,20 @@ class CabinetService:
         return cabinet
 
     async def list_visible(self, actor: Principal, page: PageRequest) -> Page[Cabinet]:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             rows = await uow.cabinets.list_visible(access.visible_scope(actor), page)
         return Page.from_rows(rows, page)
 
     async def children(self, actor: Principal, cabinet_id: str,
                        page: PageRequest) -> Page[Cabinet]:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             cabinet = await self._visible(uow, actor, cabinet_id)
             rows = await uow.cabinets.children(cabinet.id, access.visible_scope(actor), page)
         return Page.from_rows(rows, page)
 
     async def below(self, actor: Principal, cabinet_id: str, page: PageRequest) -> Page[Cabinet]:
         """Every cabinet under `cabinet_id` (not itself), at any depth, in creation order."""
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             cabinet = await self._visible(uow, actor, cabinet_id)
             rows = await uow.cabinets.list_visible(access.Scope.subtree(cabinet.path), page)
         rows = [row for row in rows if row.id != cabinet.id]

@@ -17,9 +17,8 @@ from app.domain.products import (
     check_prefix,
 )
 from app.domain.users import Principal
-from app.services.audit import AuditTrail
-from ports.storage import DuplicateKey, Storage, UnitOfWork
-from ports.system import Clock, IdGenerator
+from app.services.work import UseCases
+from ports.storage import DuplicateKey, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -45,25 +44,20 @@ class ProductChanges:
     parameters: dict[str, Any] | None = None
 
 
-class CatalogService:
-    def __init__(self, storage: Storage, clock: Clock, ids: IdGenerator) -> None:
-        self._storage = storage
-        self._clock = clock
-        self._ids = ids
-        self._audit = AuditTrail(clock, ids)
+class CatalogService(UseCases):
 
     async def list_visible(self, actor: Principal, page: PageRequest) -> Page[Product]:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             rows = await uow.products.list_page(
                 page, include_inactive=access.sees_inactive_products(actor))
         return Page.from_rows(rows, page)
 
     async def get(self, actor: Principal, product_id: str) -> Product:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             return await self._visible(uow, actor, product_id)
 
     async def get_by_code(self, actor: Principal, code: str) -> Product:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             found = await uow.products.get_by_code(code)
             return await self._visible(uow, actor, found.id if found else "")
 
@@ -76,7 +70,7 @@ class CatalogService:
             description=check_description(draft.description), bucket=check_bucket(draft.bucket),
             prefix=check_prefix(code if draft.prefix is None else draft.prefix),
             active=draft.active, parameters=draft.parameters, created_at=now, updated_at=now)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             try:
                 await uow.products.add(product)
             except DuplicateKey:
@@ -90,7 +84,7 @@ class CatalogService:
     async def update(self, actor: Principal, product_id: str,
                      changes: ProductChanges) -> Product:
         access.require_may_manage_products(actor)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             product = await self._visible(uow, actor, product_id)
             before = vars(product).copy()
             if changes.name is not None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.domain import access
 from app.domain.cabinets import Cabinet
 from app.domain.errors import BadRequest, Invalid, NotFound
-from app.domain.events import DomainEvent
+from app.domain.events import DocumentTransferred
 from app.domain.licensing import (
     Certificate,
     DocumentFilter,
@@ -22,13 +22,8 @@ from app.domain.licensing import (
 from app.domain.paging import Page, PageRequest
 from app.domain.products import Product
 from app.domain.users import Principal
-from app.services.audit import AuditTrail
-from ports.events import EventPublisher
-from ports.storage import DocumentRepository, Storage, UnitOfWork
-from ports.system import Clock, IdGenerator
-
-if TYPE_CHECKING:
-    from app.services.notifications import Notifier
+from app.services.work import UseCases
+from ports.storage import DocumentRepository, UnitOfWork
 
 Document = License | Certificate
 
@@ -74,22 +69,7 @@ def documents(uow: UnitOfWork, kind: DocumentKind) -> DocumentRepository[Any]:
     return uow.licenses if kind is DocumentKind.LICENSE else uow.certificates
 
 
-async def publish_all(events: EventPublisher, uow: UnitOfWork) -> None:
-    """After the commit: hand on what the unit of work recorded."""
-    for event in uow.events:
-        await events.publish(event)
-
-
-class LicensingService:
-    def __init__(self, storage: Storage, clock: Clock, ids: IdGenerator,
-                 events: EventPublisher, notifier: Notifier) -> None:
-        self._storage = storage
-        self._clock = clock
-        self._ids = ids
-        self._events = events
-        self._notifier = notifier
-        self._audit = AuditTrail(clock, ids)
-
+class LicensingService(UseCases):
     def today(self) -> date:
         return self._clock.now().date()
 
@@ -98,7 +78,7 @@ class LicensingService:
         """What the caller's cabinet and those below it hold (staff: everything), or what
         one visible cabinet and those below it hold."""
         today = self.today()
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             scope = access.visible_scope(actor)
             if query.cabinet_id is not None:
                 cabinet = access.require_visible(
@@ -114,7 +94,7 @@ class LicensingService:
 
     async def get(self, actor: Principal, kind: DocumentKind, document_id: str) -> DocumentView:
         today = self.today()
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             document = await documents(uow, kind).get(document_id,
                                                        access.visible_scope(actor))
             if document is None:
@@ -136,7 +116,7 @@ class LicensingService:
     async def transfer(self, actor: Principal, kind: DocumentKind, document_id: str,
                        target_id: str) -> DocumentView:
         now = self._clock.now()
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             scope = access.visible_scope(actor)
             repository = documents(uow, kind)
             document = await repository.get(document_id, scope, for_update=True)
@@ -159,19 +139,17 @@ class LicensingService:
             await uow.audit.add(self._audit.entry(
                 f"{kind.value}.transferred", actor, kind.value, document.id, target.id,
                 number=document.number, from_cabinet_id=owner.id, to_cabinet_id=target.id))
-            uow.events.append(DomainEvent(
-                f"{kind.value}.transferred", now, (owner.id, target.id),
-                {"id": document.id, "number": document.number, "from": owner.name,
-                 "to": target.name}))
-            await self._notifier.record(uow)
+            uow.events.record(DocumentTransferred(
+                kind=kind, document_id=document.id, number=document.number,
+                from_cabinet_id=owner.id, from_name=owner.name, to_cabinet_id=target.id,
+                to_name=target.name))
             await uow.commit()
-        await publish_all(self._events, uow)
         return await self.get(actor, kind, document_id)
 
     async def verify(self, number: str) -> tuple[DocumentKind, bool] | None:
         """Whether a document with this number is valid today; nothing else about it."""
         kind = DocumentKind.LICENSE if number.startswith("LIC-") else DocumentKind.CERTIFICATE
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             # Public on purpose: the answer says only "valid" or "not".
             document = await documents(uow, kind).get_by_number(number,
                                                                 access.Scope.everything())

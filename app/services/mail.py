@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 import jinja2
 
-from app.domain.events import DomainEvent
 from app.domain.notifications import Message, NotificationKind
 from app.domain.outbox import MAX_ATTEMPTS, OutboxMessage, retry_delay
 from app.services.background import repeat
@@ -114,14 +113,6 @@ class OutboxPolicy:
     max_attempts: int = MAX_ATTEMPTS
     base_delay: float = 5.0
     max_delay: float = 3600.0
-
-
-QUEUED = "mail.queued"
-
-
-def queued(count: int, at: datetime) -> DomainEvent:
-    """The event that wakes the outbox worker: `count` messages were queued."""
-    return DomainEvent(QUEUED, at, (), {"count": count})
 
 
 class OutboxWorker:

@@ -7,13 +7,23 @@ misses a wake-up catches up from storage and nothing is lost with the bus.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import assert_never
 
 from app.domain import access
 from app.domain.errors import Forbidden, Invalid, NotFound
-from app.domain.events import DomainEvent
+from app.domain.events import (
+    DocumentIssued,
+    DocumentRenewed,
+    DocumentRevoked,
+    DocumentTransferred,
+    DomainEvent,
+    MailQueued,
+    NotificationsCreated,
+    ReleasePublished,
+    UserInvited,
+)
+from app.domain.licensing import DocumentKind
 from app.domain.notifications import (
     Batch,
     Message,
@@ -24,14 +34,13 @@ from app.domain.notifications import (
 )
 from app.domain.outbox import OutboxMessage
 from app.domain.paging import Page, PageRequest
+from app.domain.releases import ReleaseKind
 from app.domain.users import Principal
-from app.services.licensing import publish_all
-from app.services.mail import EmailComposer, queued
-from ports.events import EventPublisher
-from ports.storage import Storage, UnitOfWork
+from app.services.mail import EmailComposer
+from app.services.work import Transactions, UseCases
+from ports.storage import UnitOfWork
 from ports.system import Clock, IdGenerator
 
-CREATED = "notifications.created"
 MAX_TITLE, MAX_BODY = 200, 5000
 # Up to this many recipients, a message's notifications and e-mail are written in the
 # transaction that makes it; to more, it is held as one batch and written just after, so
@@ -39,6 +48,15 @@ MAX_TITLE, MAX_BODY = 200, 5000
 INLINE_RECIPIENTS = 100
 BATCHES_AT_ONCE = 10
 MAIL_AT_ONCE = 500
+
+
+@dataclass(frozen=True)
+class Told:
+    """Whom an event is told to, and what; `email`: also by e-mail, per their settings."""
+
+    users: list[str]
+    message: Message
+    email: bool = True
 
 
 class Notifier:
@@ -52,16 +70,18 @@ class Notifier:
         self._ids = ids
         self._composer = composer
 
-    async def record(self, uow: UnitOfWork) -> None:
-        for event in list(uow.events):
-            planned = await self._plan(uow, event)
-            if planned is not None:
-                await self.send(uow, *planned)
+    async def prepare(self, uow: UnitOfWork, events: list[DomainEvent]) -> None:
+        """The unit of work's step before it commits (see ports.storage.EventLog)."""
+        for event in events:
+            told = await self.decide(uow, event)
+            if told is not None:
+                await self.send(uow, told.users, told.message, email=told.email)
 
-    async def send(self, uow: UnitOfWork, user_ids: list[str], message: Message) -> int:
+    async def send(self, uow: UnitOfWork, user_ids: list[str], message: Message, *,
+                   email: bool = True) -> int:
         """A notification for each user who has not turned this kind off in the portal,
-        an e-mail for each who has not turned it off by e-mail, and the event for the live
-        streams; how many are told in the portal."""
+        an e-mail (with `email`) for each who has not turned it off by e-mail, and the
+        event for the live streams; how many are told in the portal."""
         everyone = tuple(dict.fromkeys(user_ids))
         if not everyone:
             return 0
@@ -69,13 +89,14 @@ class Notifier:
         now = self._clock.now()
         batch = Batch(position=await uow.notifications.next_position(),
                       id=self._ids.new_id(), message=message, created_at=now,
-                      users=tuple(u for u in everyone if u not in muted), audience=everyone)
+                      users=tuple(u for u in everyone if u not in muted),
+                      audience=everyone if email else ())
         held = len(everyone) > INLINE_RECIPIENTS
         if held:
             await uow.notifications.hold(batch)
         else:
             await self._write(uow, batch)
-        uow.events.append(DomainEvent(CREATED, now, (), created_event(batch, held)))
+        uow.events.record(NotificationsCreated(batch=replace(batch, audience=()), held=held))
         return len(batch.users)
 
     async def spread(self, uow: UnitOfWork) -> int:
@@ -98,62 +119,79 @@ class Notifier:
                                             batch.message, batch.created_at)
                 for user_id, address, name in targets[start:start + MAIL_AT_ONCE]])
         if targets:
-            uow.events.append(queued(len(targets), batch.created_at))
+            uow.events.record(MailQueued(count=len(targets)))
 
-    async def _plan(self, uow: UnitOfWork,
-                    event: DomainEvent) -> tuple[list[str], Message] | None:
-        data, today = event.data, self._clock.now().date()
-        if event.name in ("release.published", "security.published"):
-            published = date.fromisoformat(str(data.get("published_on") or today.isoformat()))
-            users = await uow.notifications.recipients_licensed(str(data["product_id"]),
-                                                                published, today)
-            link = f"/products/{data['product_id']}#release-{data['release_id']}"
-            if event.name == "security.published":
-                return users, Message(
-                    NotificationKind.SECURITY_PUBLISHED, f"Security fix: {data['title']}",
-                    f"{data['product']} {data['version']} fixes a security vulnerability. "
-                    "Install it soon.", link)
-            return users, Message(
-                NotificationKind.RELEASE_PUBLISHED, f"{data['title']} is out",
-                f"{data['product']} {data['version']} ({data['kind']}) is ready to download.",
-                link)
-        if event.name in ("license.issued", "certificate.issued"):
-            license_ = event.name == "license.issued"
-            what = "license" if license_ else "support certificate"
-            until = f", valid until {data['valid_to']}" if data.get("valid_to") else ""
-            return await uow.notifications.recipients_in(list(event.cabinet_ids)), Message(
-                NotificationKind.LICENSE_ISSUED, f"New {what} {data['number']}",
-                f"A {what} for {data.get('product') or 'your product'} was issued{until}.",
-                f"/{'licenses' if license_ else 'certificates'}/{data['id']}")
-        if event.name in ("license.transferred", "certificate.transferred"):
-            license_ = event.name == "license.transferred"
-            return await uow.notifications.recipients_in(list(event.cabinet_ids)), Message(
-                NotificationKind.LICENSE_TRANSFERRED if license_
-                else NotificationKind.CERTIFICATE_TRANSFERRED,
-                f"{data['number']} moved to {data['to']}",
-                f"{'License' if license_ else 'Support certificate'} {data['number']} was "
-                f"transferred from {data['from']} to {data['to']}.",
-                "/licenses" if license_ else "/certificates")
-        return None
+    async def decide(self, uow: UnitOfWork, event: DomainEvent) -> Told | None:
+        """Who hears of an event, and what they are told. Every event has its answer here:
+        one without fails mypy (assert_never)."""
+        match event:
+            case ReleasePublished():
+                users = await uow.notifications.recipients_licensed(
+                    event.product_id, event.published_on, self._clock.now().date())
+                return Told(users, release_message(event))
+            case DocumentIssued():
+                what = _what(event.kind).lower()
+                until = f", valid until {event.valid_to}" if event.valid_to else ""
+                return Told(await uow.notifications.recipients_in(list(event.cabinet_ids)),
+                            Message(NotificationKind.LICENSE_ISSUED,
+                                    f"New {what} {event.number}",
+                                    f"A {what} for {event.product_name or 'your product'} was "
+                                    f"issued{until}.", _link(event.kind, event.document_id)))
+            case DocumentRenewed():
+                until = f"until {event.valid_to}" if event.valid_to else "without an end"
+                return Told(await uow.notifications.recipients_in(list(event.cabinet_ids)),
+                            Message(NotificationKind.LICENSE_RENEWED,
+                                    f"{event.number} renewed",
+                                    f"{_what(event.kind)} {event.number} is valid {until} now.",
+                                    _link(event.kind, event.document_id)))
+            case DocumentRevoked():
+                return Told(await uow.notifications.recipients_in(list(event.cabinet_ids)),
+                            Message(NotificationKind.LICENSE_REVOKED,
+                                    f"{event.number} revoked",
+                                    f"{_what(event.kind)} {event.number} was revoked and is "
+                                    "no longer valid.", _link(event.kind, event.document_id)))
+            case DocumentTransferred():
+                license_ = event.kind is DocumentKind.LICENSE
+                return Told(await uow.notifications.recipients_in(
+                    list(dict.fromkeys((event.from_cabinet_id, event.to_cabinet_id)))),
+                    Message(NotificationKind.LICENSE_TRANSFERRED if license_
+                            else NotificationKind.CERTIFICATE_TRANSFERRED,
+                            f"{event.number} moved to {event.to_name}",
+                            f"{_what(event.kind)} {event.number} was transferred from "
+                            f"{event.from_name} to {event.to_name}.",
+                            "/licenses" if license_ else "/certificates"))
+            case UserInvited():
+                # What greets them once they are in, in the portal only: the invitation
+                # itself was their e-mail.
+                return Told([event.user_id], Message(
+                    NotificationKind.USER_INVITED,
+                    f"Welcome to the {self._composer.brand} portal",
+                    f"{event.inviter_name} invited you to {event.cabinet_name}. Choose here "
+                    "which news reach you in the portal and by e-mail.",
+                    "/notifications/settings"), email=False)
+            case NotificationsCreated() | MailQueued():
+                return None  # what telling people makes: nothing more to tell
+            case _:
+                assert_never(event)
 
 
-def created_event(batch: Batch, held: bool) -> dict[str, Any]:
-    """What the bus carries: the message once and who it is for, enough to deliver
-    without a query; `held` when its rows are still to be written."""
-    m = batch.message
-    return {"position": batch.position, "id": batch.id, "users": list(batch.users),
-            "kind": m.kind.value, "title": m.title, "body": m.body, "link": m.link,
-            "created_at": batch.created_at.isoformat(), "held": held}
+def release_message(event: ReleasePublished) -> Message:
+    link = f"/products/{event.product_id}#release-{event.release_id}"
+    if event.kind is ReleaseKind.SECURITY:
+        return Message(NotificationKind.SECURITY_PUBLISHED, f"Security fix: {event.title}",
+                       f"{event.product_name} {event.version} fixes a security "
+                       "vulnerability. Install it soon.", link)
+    return Message(NotificationKind.RELEASE_PUBLISHED, f"{event.title} is out",
+                   f"{event.product_name} {event.version} ({event.kind.value}) is ready to "
+                   "download.", link)
 
 
-def delivered(event: DomainEvent) -> Batch:
-    """The batch a `notifications.created` event announces (without its audience)."""
-    data = event.data
-    return Batch(position=int(data["position"]), id=str(data["id"]),
-                 message=Message(NotificationKind(data["kind"]), str(data["title"]),
-                                 str(data["body"]), data.get("link")),
-                 created_at=datetime.fromisoformat(str(data["created_at"])),
-                 users=tuple(data["users"]), audience=())
+def _what(kind: DocumentKind) -> str:
+    return "License" if kind is DocumentKind.LICENSE else "Support certificate"
+
+
+def _link(kind: DocumentKind, document_id: str) -> str:
+    return f"/{'licenses' if kind is DocumentKind.LICENSE else 'certificates'}/{document_id}"
 
 
 @dataclass(frozen=True)
@@ -165,27 +203,23 @@ class Audience:
     product_id: str | None = None
 
 
-class NotificationService:
-    def __init__(self, storage: Storage, clock: Clock, ids: IdGenerator,
-                 events: EventPublisher, notifier: Notifier) -> None:
-        self._storage = storage
-        self._clock = clock
-        self._ids = ids
-        self._events = events
+class NotificationService(UseCases):
+    def __init__(self, work: Transactions, clock: Clock, ids: IdGenerator,
+                 notifier: Notifier) -> None:
+        super().__init__(work, clock, ids)
         self._notifier = notifier
 
     async def spread_held(self) -> int:
         """Write the batches held for later (announcements to many); how many."""
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             done = await self._notifier.spread(uow)
             await uow.commit()
-        await publish_all(self._events, uow)
         return done
 
     async def list_own(self, actor: Principal, page: PageRequest,
                        unread_only: bool = False) -> tuple[Page[Notification], int]:
         user_id = _user(actor)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             view = await _view(uow, user_id)
             held = view.held_for(user_id)
             below: int | None = None
@@ -205,7 +239,7 @@ class NotificationService:
     async def after(self, actor: Principal, seq: int, limit: int) -> list[Notification]:
         """What came after position `seq`, oldest first: a reconnecting stream's replay."""
         user_id = _user(actor)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             view = await _view(uow, user_id)
             rows = await uow.notifications.after(user_id, seq, limit, up_to=view.newest)
         return _merged(rows, [n for n in view.held_for(user_id) if n.seq > seq])[:limit]
@@ -214,7 +248,7 @@ class NotificationService:
                     limit: int) -> tuple[list[Notification], int]:
         """These users' notifications from `position` on, and the position read up to: for
         live streams to catch up. Only reads: it never waits for, or writes, a batch."""
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             view = await _view(uow)
             rows = await uow.notifications.since(position, view.newest, user_ids, limit)
         wanted = set(user_ids)
@@ -224,12 +258,12 @@ class NotificationService:
 
     async def position(self) -> int:
         """The newest notification's position: a new stream starts after it."""
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             return await uow.notifications.position()
 
     async def unread_count(self, actor: Principal) -> int:
         user_id = _user(actor)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             return await self._unread(uow, user_id, await _view(uow, user_id))
 
     async def _unread(self, uow: UnitOfWork, user_id: str, view: _View) -> int:
@@ -239,7 +273,7 @@ class NotificationService:
 
     async def mark(self, actor: Principal, notification_id: str, read: bool) -> Notification:
         user_id = _user(actor)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             at = self._clock.now() if read else None
             found = await uow.notifications.set_read(user_id, notification_id, at)
             if found is None and await self._write_held(uow, user_id, notification_id):
@@ -247,28 +281,25 @@ class NotificationService:
             if found is None:
                 raise NotFound("No such notification.")
             await uow.commit()
-        await publish_all(self._events, uow)
         return found
 
     async def read_all(self, actor: Principal) -> int:
         user_id = _user(actor)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             await self._write_held(uow, user_id)
             count = await uow.notifications.read_all(user_id, self._clock.now())
             await uow.commit()
-        await publish_all(self._events, uow)
         return count
 
     async def delete(self, actor: Principal, notification_id: str) -> None:
         user_id = _user(actor)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             deleted = await uow.notifications.delete(user_id, notification_id)
             if not deleted and await self._write_held(uow, user_id, notification_id):
                 deleted = await uow.notifications.delete(user_id, notification_id)
             if not deleted:
                 raise NotFound("No such notification.")
             await uow.commit()
-        await publish_all(self._events, uow)
 
     async def _write_held(self, uow: UnitOfWork, user_id: str,
                           notification_id: str | None = None) -> bool:
@@ -281,12 +312,12 @@ class NotificationService:
         return True
 
     async def preferences(self, actor: Principal) -> dict[NotificationKind, Preference]:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             return preferences(await uow.notifications.preferences(_user(actor)))
 
     async def set_preferences(self, actor: Principal, chosen: dict[NotificationKind, Preference]
                               ) -> dict[NotificationKind, Preference]:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             await uow.notifications.set_preferences(_user(actor), chosen)
             stored = await uow.notifications.preferences(_user(actor))
             await uow.commit()
@@ -298,7 +329,7 @@ class NotificationService:
         name), sent, waiting or given up, with why."""
         if not actor.role.is_staff:
             raise Forbidden("Only the vendor's staff see the e-mail the portal sends.")
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             return await uow.outbox.list_recent(limit, recipient.strip()[:200])
 
     async def announce(self, actor: Principal, title: str, body: str, link: str | None,
@@ -319,7 +350,7 @@ class NotificationService:
             raise Invalid("A link is a portal path (/licenses) or an https:// address.",
                           field="link")
         today = self._clock.now().date()
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             if audience.cabinet_id:
                 if await uow.cabinets.get(audience.cabinet_id, access.visible_scope(actor)) \
                         is None:
@@ -335,7 +366,6 @@ class NotificationService:
             told = await self._notifier.send(uow, users, Message(
                 NotificationKind.ANNOUNCEMENT, title, body, link))
             await uow.commit()
-        await publish_all(self._events, uow)
         return told
 
 

@@ -10,13 +10,13 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from app.domain.access import Scope
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.errors import Conflict, DomainError, Invalid, Unauthenticated
-from app.domain.events import DomainEvent
+from app.domain.events import DocumentIssued, DocumentRenewed, DocumentRevoked
 from app.domain.licensing import (
     Certificate,
     DocumentKind,
@@ -25,14 +25,18 @@ from app.domain.licensing import (
     check_validity,
     number_for,
 )
-from app.domain.purchases import PurchaseEvent, PurchaseItem, PurchaseOutcome, PurchaseType
+from app.domain.purchases import (
+    PurchaseAction,
+    PurchaseEvent,
+    PurchaseItem,
+    PurchaseOutcome,
+    PurchaseType,
+)
 from app.domain.users import SYSTEM
-from app.services.audit import AuditTrail
 from app.services.cabinets import add_cabinet
-from app.services.licensing import documents, publish_all
-from app.services.notifications import Notifier
-from ports.events import EventPublisher
-from ports.storage import DuplicateKey, Storage, UnitOfWork
+from app.services.licensing import documents
+from app.services.work import Transactions, UseCases
+from ports.storage import DuplicateKey, UnitOfWork
 from ports.system import Clock, IdGenerator
 
 log = logging.getLogger(__name__)
@@ -61,16 +65,11 @@ class FeedPolicy:
     tolerance_seconds: int
 
 
-class PurchaseService:
-    def __init__(self, storage: Storage, clock: Clock, ids: IdGenerator,
-                 events: EventPublisher, policy: FeedPolicy, notifier: Notifier) -> None:
-        self._storage = storage
-        self._notifier = notifier
-        self._clock = clock
-        self._ids = ids
-        self._events = events
+class PurchaseService(UseCases):
+    def __init__(self, work: Transactions, clock: Clock, ids: IdGenerator,
+                 policy: FeedPolicy) -> None:
+        super().__init__(work, clock, ids)
         self._policy = policy
-        self._audit = AuditTrail(clock, ids)
 
     def verify_signature(self, header: str | None, body: bytes) -> None:
         """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`, keyed with the feed
@@ -92,7 +91,7 @@ class PurchaseService:
     async def apply(self, event: PurchaseEvent) -> tuple[dict[str, Any], bool]:
         """The event's outcome, and whether it was a repeat (then nothing changed)."""
         now = self._clock.now()
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             if not await uow.purchases.claim(event.event_id, event.type.value,
                                              event.occurred_at, now):
                 stored = await uow.purchases.outcome(event.event_id)
@@ -113,9 +112,7 @@ class PurchaseService:
                 "purchase.applied", None, "purchase_event", event.event_id,
                 outcome.cabinet["id"], type=event.type.value,
                 licenses=len(outcome.licenses), certificates=len(outcome.certificates)))
-            await self._notifier.record(uow)
             await uow.commit()
-        await publish_all(self._events, uow)
         return result, False
 
     async def _customer(self, uow: UnitOfWork, event: PurchaseEvent, now: datetime,
@@ -186,8 +183,12 @@ class PurchaseService:
                                        license_id=await self._license_id(uow, item, issued,
                                                                          field))
                 await uow.certificates.add(document)
-            outcome.add(item.kind, document.id, document.number, item.external_id, "created")
-            self._event(uow, f"{item.kind.value}.issued", now, cabinet, document, product.name)
+            outcome.add(item.kind, document.id, document.number, item.external_id,
+                        PurchaseAction.CREATED)
+            uow.events.record(DocumentIssued(
+                kind=item.kind, document_id=document.id, number=document.number,
+                product_name=product.name, valid_to=document.valid_to,
+                cabinet_ids=_concerned(cabinet, document)))
         return outcome
 
     async def _renew(self, uow: UnitOfWork, event: PurchaseEvent,
@@ -208,8 +209,11 @@ class PurchaseService:
                 check_validity(document.valid_from, item.valid_to, item.kind)
             document.valid_to, document.updated_at = item.valid_to, now
             await documents(uow, item.kind).update(document)
-            outcome.add(item.kind, document.id, document.number, item.external_id, "renewed")
-            self._event(uow, f"{item.kind.value}.renewed", now, cabinet, document, None)
+            outcome.add(item.kind, document.id, document.number, item.external_id,
+                        PurchaseAction.RENEWED)
+            uow.events.record(DocumentRenewed(
+                kind=item.kind, document_id=document.id, number=document.number,
+                valid_to=document.valid_to, cabinet_ids=_concerned(cabinet, document)))
         return outcome
 
     async def _refund(self, uow: UnitOfWork, event: PurchaseEvent,
@@ -221,8 +225,11 @@ class PurchaseService:
             if document.revoked_at is None:
                 document.revoked_at, document.updated_at = now, now
                 await documents(uow, item.kind).update(document)
-                self._event(uow, f"{item.kind.value}.revoked", now, cabinet, document, None)
-            outcome.add(item.kind, document.id, document.number, item.external_id, "revoked")
+                uow.events.record(DocumentRevoked(
+                    kind=item.kind, document_id=document.id, number=document.number,
+                    cabinet_ids=_concerned(cabinet, document)))
+            outcome.add(item.kind, document.id, document.number, item.external_id,
+                        PurchaseAction.REVOKED)
         return outcome
 
     async def _held(self, uow: UnitOfWork, cabinet: Cabinet, item: PurchaseItem,
@@ -265,11 +272,8 @@ class PurchaseService:
             "id": cabinet.id, "name": cabinet.name, "external_id": cabinet.external_id,
             "created": created})
 
-    @staticmethod
-    def _event(uow: UnitOfWork, name: str, now: datetime, cabinet: Cabinet,
-               document: License | Certificate, product_name: str | None) -> None:
-        valid_to: date | None = document.valid_to
-        concerned = tuple(dict.fromkeys((cabinet.id, document.cabinet_id)))
-        uow.events.append(DomainEvent(name, now, concerned, {
-            "id": document.id, "number": document.number, "product": product_name,
-            "valid_to": valid_to.isoformat() if valid_to else None}))
+
+def _concerned(customer: Cabinet, document: License | Certificate) -> tuple[str, ...]:
+    """The customer of the purchase, and whoever holds the document now (a cabinet below
+    it, after a transfer)."""
+    return tuple(dict.fromkeys((customer.id, document.cabinet_id)))

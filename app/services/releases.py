@@ -18,7 +18,7 @@ import yaml
 from app.domain import access
 from app.domain.audit import AuditEntry
 from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
-from app.domain.events import DomainEvent
+from app.domain.events import ReleasePublished
 from app.domain.licensing import Certificate, DocumentFilter, License
 from app.domain.paging import MAX_LIMIT, Page, PageRequest
 from app.domain.products import Product
@@ -33,12 +33,9 @@ from app.domain.releases import (
     entitlement,
 )
 from app.domain.users import SYSTEM, Principal
-from app.services.audit import AuditTrail
-from app.services.licensing import publish_all
-from app.services.notifications import Notifier
-from ports.events import EventPublisher
+from app.services.work import Transactions, UseCases
 from ports.objects import ObjectInfo, ObjectStore
-from ports.storage import Storage, UnitOfWork
+from ports.storage import UnitOfWork
 from ports.system import Clock, IdGenerator
 
 log = logging.getLogger(__name__)
@@ -85,22 +82,17 @@ class DownloadTarget:
     license: License
 
 
-class ReleaseService:
-    def __init__(self, storage: Storage, objects: ObjectStore, clock: Clock, ids: IdGenerator,
-                 events: EventPublisher, notifier: Notifier) -> None:
-        self._storage = storage
-        self._notifier = notifier
+class ReleaseService(UseCases):
+    def __init__(self, work: Transactions, clock: Clock, ids: IdGenerator,
+                 objects: ObjectStore) -> None:
+        super().__init__(work, clock, ids)
         self._objects = objects
-        self._clock = clock
-        self._ids = ids
-        self._events = events
-        self._audit = AuditTrail(clock, ids)
 
     # ---- discovering releases
 
     async def scan_all(self) -> list[Release]:
         """Register every new version of every product; the ones added now."""
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             products = await uow.products.list_page(PageRequest(MAX_LIMIT), include_inactive=True)
         added: list[Release] = []
         for product in products[:MAX_LIMIT]:
@@ -110,7 +102,7 @@ class ReleaseService:
     async def scan(self, product: Product) -> list[Release]:
         """Versions under `<prefix><version>/` not registered yet. Safe to run in several
         processes at once: each version is registered once, by whoever gets there first."""
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             known = await uow.releases.versions(product.id)
         by_version: dict[str, list[ObjectInfo]] = {}
         after: str | None = None
@@ -142,7 +134,7 @@ class ReleaseService:
         if not _valid_version(draft.version):
             raise Invalid("A version is letters, digits, dots, hyphens, plus and underscores.",
                           field="version")
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             product = await uow.products.get(product_id)
         if product is None:
             raise NotFound("No such product.")
@@ -157,7 +149,7 @@ class ReleaseService:
                          yanked: bool) -> Release:
         access.require_may_manage_products(actor)
         now = self._clock.now()
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             release = await uow.releases.get(release_id)
             if release is None or release.product_id != product_id:
                 raise NotFound("No such release.")
@@ -205,22 +197,17 @@ class ReleaseService:
             published_at=draft.published_at or _moment(manifest.get("published_at")) or now,
             created_at=now, advisories=draft.advisories or _advisories(manifest),
             artifacts=artifacts)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             if not await uow.releases.add(release):
                 return None  # another scan registered it first
             await uow.audit.add(self._audit.entry(
                 "release.registered", actor if actor.user_id else None, "release", release.id,
                 None, product=product.code, version=release.version, files=len(artifacts)))
-            uow.events.append(DomainEvent(
-                "security.published" if release.kind is ReleaseKind.SECURITY
-                else "release.published", now, (),
-                {"product_id": product.id, "product": product.name, "release_id": release.id,
-                 "version": release.version, "kind": release.kind.value,
-                 "title": release.title,
-                 "published_on": release.published_at.date().isoformat()}))
-            await self._notifier.record(uow)
+            uow.events.record(ReleasePublished(
+                product_id=product.id, product_name=product.name, release_id=release.id,
+                version=release.version, kind=release.kind, title=release.title,
+                published_on=release.published_at.date()))
             await uow.commit()
-        await publish_all(self._events, uow)
         log.info("registered %s %s with %d files", product.code, release.version, len(artifacts))
         return release
 
@@ -261,7 +248,7 @@ class ReleaseService:
     async def list_for_product(self, actor: Principal, product_id: str,
                                page: PageRequest) -> Page[Release]:
         """Newest first. Customers see the releases of products they hold a license for."""
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             product = await uow.products.get(product_id)
             if product is None or not (product.active or access.sees_inactive_products(actor)):
                 raise NotFound("No such product.")
@@ -276,7 +263,7 @@ class ReleaseService:
         """Every release of the license's product, newest first, each file available or
         locked with the reason."""
         today = self._clock.now().date()
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             license_, product, certificates = await self._license(uow, actor, license_id, today)
             releases = await uow.releases.list_for_product(product.id, PageRequest(MAX_LIMIT))
         views = []
@@ -299,7 +286,7 @@ class ReleaseService:
         sent: one outside the license is 404 (so is a release of another product), one
         locked is 403 with the reason."""
         today = self._clock.now().date()
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             license_, product, certificates = await self._license(uow, actor, license_id, today)
             found: list[tuple[Release, Artifact]] = []
             if release_id is not None:
@@ -322,7 +309,7 @@ class ReleaseService:
 
     async def record_download(self, actor: Principal, targets: list[DownloadTarget],
                               archive: bool) -> None:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             for target in targets:
                 await uow.audit.add(self._audit.entry(
                     "download", actor, "artifact", target.artifact.id,
@@ -333,7 +320,7 @@ class ReleaseService:
 
     async def downloads(self, actor: Principal, page: PageRequest) -> Page[AuditEntry]:
         access.require_may_see_downloads(actor)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             rows = await uow.audit.list_visible(access.visible_scope(actor), page,
                                                 action="download")
         return Page.from_rows(rows, page)

@@ -16,10 +16,9 @@ from app.domain.licensing import DocumentKind
 from app.domain.notifications import Message, NotificationKind
 from app.domain.reminders import EXPIRED, DueDocument, ReminderPolicy, when
 from app.services.background import repeat
-from app.services.licensing import publish_all
 from app.services.notifications import Notifier
-from ports.events import EventPublisher
-from ports.storage import Storage, UnitOfWork
+from app.services.work import Transactions
+from ports.storage import UnitOfWork
 from ports.system import Clock
 
 log = logging.getLogger(__name__)
@@ -27,11 +26,10 @@ LOCK = "expiry-reminders"
 
 
 class ReminderService:
-    def __init__(self, storage: Storage, clock: Clock, events: EventPublisher,
-                 notifier: Notifier, policy: ReminderPolicy) -> None:
-        self._storage = storage
+    def __init__(self, work: Transactions, clock: Clock, notifier: Notifier,
+                 policy: ReminderPolicy) -> None:
+        self._work = work
         self._clock = clock
-        self._events = events
         self._notifier = notifier
         self._policy = policy
 
@@ -42,13 +40,12 @@ class ReminderService:
         while True:
             # A transaction per document: its recipients are locked in one sorted step, so
             # the job never waits on an announcement that waits on it (a deadlock).
-            async with self._storage.unit_of_work() as uow:
+            async with self._work() as uow:
                 if not await uow.try_lock(LOCK):
                     return total
                 if not await self._remind_one(uow):
                     return total
                 await uow.commit()
-            await publish_all(self._events, uow)
             total += 1
 
     async def _remind_one(self, uow: UnitOfWork) -> bool:

@@ -10,8 +10,7 @@ from datetime import datetime, timedelta
 from app.domain import access
 from app.domain.cabinets import Cabinet, check_name
 from app.domain.errors import Conflict, DomainError, Forbidden, NotFound
-from app.domain.events import DomainEvent
-from app.domain.notifications import Batch, Message, NotificationKind
+from app.domain.events import MailQueued, UserInvited
 from app.domain.paging import Page, PageRequest
 from app.domain.roles import Role
 from app.domain.users import (
@@ -22,13 +21,10 @@ from app.domain.users import (
     check_role_fits_cabinet,
     email_key,
 )
-from app.services.audit import AuditTrail
-from app.services.licensing import publish_all
-from app.services.mail import EmailComposer, queued
-from app.services.notifications import CREATED, created_event
-from ports.events import EventPublisher
+from app.services.mail import EmailComposer
+from app.services.work import Transactions, UseCases
 from ports.security import PasswordHasher
-from ports.storage import DuplicateKey, Storage, UnitOfWork
+from ports.storage import DuplicateKey, UnitOfWork
 from ports.system import Clock, IdGenerator
 
 
@@ -65,28 +61,23 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class UserService:
-    def __init__(self, storage: Storage, hasher: PasswordHasher, clock: Clock,
-                 ids: IdGenerator, policy: UserPolicy, composer: EmailComposer,
-                 events: EventPublisher) -> None:
-        self._storage = storage
-        self._composer = composer
-        self._events = events
+class UserService(UseCases):
+    def __init__(self, work: Transactions, clock: Clock, ids: IdGenerator,
+                 hasher: PasswordHasher, policy: UserPolicy, composer: EmailComposer) -> None:
+        super().__init__(work, clock, ids)
         self._hasher = hasher
-        self._clock = clock
-        self._ids = ids
         self._policy = policy
-        self._audit = AuditTrail(clock, ids)
+        self._composer = composer
 
     async def list_in_cabinet(self, actor: Principal, cabinet_id: str,
                               page: PageRequest) -> Page[User]:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             cabinet = await self._cabinet(uow, actor, cabinet_id)
             rows = await uow.users.list_in_cabinet(cabinet.id, access.visible_scope(actor), page)
         return Page.from_rows(rows, page)
 
     async def get(self, actor: Principal, cabinet_id: str, user_id: str) -> User:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             cabinet = await self._cabinet(uow, actor, cabinet_id)
             return await self._member(uow, actor, cabinet, user_id)
 
@@ -98,7 +89,7 @@ class UserService:
         now = self._clock.now()
         expires_at = now + timedelta(seconds=self._policy.password_token_ttl)
         url = f"{self._policy.base_url.rstrip('/')}/password/set?token={token}"
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             user = await self._add(uow, actor, cabinet_id, email, name, role, None)
             await uow.sessions.add_password_token(_token_hash(token), user.id, expires_at)
             inviter = await uow.users.get(actor.user_id, access.visible_scope(actor)) \
@@ -108,36 +99,24 @@ class UserService:
             await uow.outbox.add(self._composer.invitation(
                 self._ids.new_id(), user.email, user.name, inviter_name, cabinet.name, url,
                 expires_at, now))
-            uow.events.append(queued(1, now))
-            # What greets them once they are in: the invitation, and where to choose what
-            # the portal tells them. In the portal only: the invitation is their e-mail.
-            welcome = Batch(
-                position=await uow.notifications.next_position(), id=self._ids.new_id(),
-                message=Message(
-                    NotificationKind.USER_INVITED,
-                    f"Welcome to the {self._composer.brand} portal",
-                    f"{inviter_name} invited you to {cabinet.name}. Choose here which news "
-                    "reach you in the portal and by e-mail.", "/notifications/settings"),
-                created_at=now, users=(user.id,), audience=())
-            await uow.notifications.write(welcome)
-            uow.events.append(DomainEvent(CREATED, now, (cabinet.id,),
-                                          created_event(welcome, held=False)))
+            uow.events.record(MailQueued(count=1), UserInvited(
+                user_id=user.id, cabinet_id=cabinet.id, cabinet_name=cabinet.name,
+                inviter_name=inviter_name))
             await uow.commit()
-        await publish_all(self._events, uow)
         return Invitation(user, url, expires_at)
 
     async def create_with_password(self, actor: Principal, cabinet_id: str, email: str,
                                    name: str, role: Role, password: str) -> User:
         check_password(password, self._policy.password_min_length)
         password_hash = await self._hasher.hash(password)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             user = await self._add(uow, actor, cabinet_id, email, name, role, password_hash)
             await uow.commit()
         return user
 
     async def update(self, actor: Principal, cabinet_id: str, user_id: str,
                      changes: UserChanges) -> User:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             cabinet = await self._cabinet(uow, actor, cabinet_id)
             user = await self._member(uow, actor, cabinet, user_id, lock=True)
             access.require_may_change_user(actor, cabinet, user)
@@ -168,7 +147,7 @@ class UserService:
         return user
 
     async def delete(self, actor: Principal, cabinet_id: str, user_id: str) -> None:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             cabinet = await self._cabinet(uow, actor, cabinet_id)
             user = await self._member(uow, actor, cabinet, user_id, lock=True)
             access.require_may_change_user(actor, cabinet, user)
@@ -185,7 +164,7 @@ class UserService:
 
     async def check_password_link(self, token: str) -> User:
         """The user a set-password link is for, or InvalidPasswordToken; the link stays valid."""
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             user_id = await uow.sessions.password_token_user(_token_hash(token), self._clock.now())
             user = await uow.users.get(user_id, access.Scope.everything()) if user_id else None
         if user is None:
@@ -201,7 +180,7 @@ class UserService:
         check_password(password, self._policy.password_min_length)
         password_hash = await self._hasher.hash(password)
         now = self._clock.now()
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             user_id = await uow.sessions.use_password_token(_token_hash(token), now)
             user = await uow.users.get(user_id, access.Scope.everything(),
                                        for_update=True) if user_id else None
@@ -219,7 +198,7 @@ class UserService:
         """Set a password directly and reactivate the user (the operator's tool)."""
         check_password(password, self._policy.password_min_length)
         password_hash = await self._hasher.hash(password)
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             user = await uow.users.get(user_id, access.visible_scope(actor), for_update=True)
             if user is None:
                 raise NotFound("No such user.")
@@ -235,7 +214,7 @@ class UserService:
         return user
 
     async def find_by_email(self, email: str) -> User | None:
-        async with self._storage.unit_of_work() as uow:
+        async with self._work() as uow:
             return await uow.users.get_by_email_key(email_key(email))
 
     async def _add(self, uow: UnitOfWork, actor: Principal, cabinet_id: str, email: str,

@@ -19,11 +19,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from app import __version__
 from app.config import PROJECT_ROOT, Settings
 from app.container import open_services
-from app.domain.events import DomainEvent
+from app.domain.events import MailQueued, NotificationsCreated
 from app.services import Services
 from app.services.background import repeat
-from app.services.mail import QUEUED
-from app.services.notifications import CREATED
 from app.web.api import (
     auth,
     cabinets,
@@ -48,6 +46,7 @@ from app.web.pages import documents, views
 from app.web.pages import notifications as notification_pages
 from app.web.pages.markup import code_spans, markdown
 from app.web.stream import NotificationHub
+from ports.events import Heard
 
 log = logging.getLogger(__name__)
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -105,10 +104,10 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
             leave = services.events.subscribe(hub.on_event)
             held = asyncio.Event()
 
-            async def wake(event: DomainEvent) -> None:
-                if event.name == QUEUED:
+            async def wake(event: Heard) -> None:
+                if isinstance(event, MailQueued):
                     services.outbox.wake.set()
-                elif event.name == CREATED and event.data.get("held"):
+                elif isinstance(event, NotificationsCreated) and event.held:
                     # A moment later: the live streams are served first.
                     asyncio.get_running_loop().call_later(SPREAD_DELAY_SECONDS, held.set)
 

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.domain.cabinets import MAX_NAME_LENGTH, Cabinet
-from app.domain.licensing import Certificate, DocumentKind, License
+from app.domain.cabinets import MAX_NAME_LENGTH, Cabinet, CabinetKind
+from app.domain.licensing import Certificate, DocumentKind, DocumentStatus, License
 from app.domain.notifications import Notification, NotificationKind, Preference
 from app.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from app.domain.products import (
@@ -20,13 +20,18 @@ from app.domain.products import (
     MAX_PREFIX_LENGTH,
     Product,
 )
-from app.domain.purchases import PurchaseCustomer, PurchaseEvent, PurchaseItem, PurchaseType
-from app.domain.releases import VERSION_PATTERN, Release
+from app.domain.purchases import (
+    PurchaseAction,
+    PurchaseCustomer,
+    PurchaseEvent,
+    PurchaseItem,
+    PurchaseType,
+)
+from app.domain.releases import VERSION_PATTERN, ArtifactKind, Release, ReleaseKind
+from app.domain.roles import Role
 from app.domain.users import EMAIL_PATTERN, MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, User
 from app.services.licensing import DocumentView
 
-RoleName = Literal["customer_user", "customer_admin", "staff", "staff_admin"]
-KindName = Literal["vendor", "customer"]
 Name = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"\S")
 ExternalId = Field(min_length=1, max_length=100)
 
@@ -87,7 +92,7 @@ class PasswordSetIn(Body):
 class CabinetOut(Out):
     id: str
     name: str
-    kind: KindName
+    kind: CabinetKind
     parent_id: str | None
     external_id: str | None
     created_at: datetime
@@ -95,7 +100,7 @@ class CabinetOut(Out):
 
     @classmethod
     def of(cls, cabinet: Cabinet) -> CabinetOut:
-        return cls(id=cabinet.id, name=cabinet.name, kind=cabinet.kind.value,
+        return cls(id=cabinet.id, name=cabinet.name, kind=cabinet.kind,
                    parent_id=cabinet.parent_id, external_id=cabinet.external_id,
                    created_at=cabinet.created_at, updated_at=cabinet.updated_at)
 
@@ -107,7 +112,7 @@ class CabinetPage(Out):
 
 class CabinetCreate(Body):
     name: str = Name
-    kind: KindName = "customer"
+    kind: CabinetKind = CabinetKind.CUSTOMER
     parent_id: str | None = Field(None, description="Omit (staff admins) for a top-level cabinet.")
     external_id: str | None = Field(None, min_length=1, max_length=100,
                                     description="Billing id; staff admins only.")
@@ -138,7 +143,7 @@ class UserOut(Out):
     id: str
     email: str
     name: str
-    role: RoleName
+    role: Role
     cabinet_id: str
     active: bool
     has_password: bool
@@ -147,7 +152,7 @@ class UserOut(Out):
 
     @classmethod
     def of(cls, user: User) -> UserOut:
-        return cls(id=user.id, email=user.email, name=user.name, role=user.role.value,
+        return cls(id=user.id, email=user.email, name=user.name, role=user.role,
                    cabinet_id=user.cabinet_id, active=user.active,
                    has_password=user.password_hash is not None,
                    created_at=user.created_at, updated_at=user.updated_at)
@@ -161,7 +166,7 @@ class UserPage(Out):
 class UserCreate(Body):
     email: str = Field(max_length=MAX_EMAIL_LENGTH, pattern=EMAIL_PATTERN)
     name: str = Field("", max_length=MAX_NAME_LENGTH)
-    role: RoleName = "customer_user"
+    role: Role = Role.CUSTOMER_USER
 
 
 class UserCreated(Out):
@@ -175,7 +180,7 @@ class UserPatch(Body):
 
     name: str | SkipJsonSchema[None] = Field(None, min_length=1, max_length=MAX_NAME_LENGTH,
                                              pattern=r"\S")
-    role: RoleName | SkipJsonSchema[None] = None
+    role: Role | SkipJsonSchema[None] = None
     active: bool | SkipJsonSchema[None] = None
 
     check_fields = field_validator("name", "role", "active", mode="before")(reject_null)
@@ -237,7 +242,6 @@ class ProductPatch(Body):
 
 # ---- licenses and certificates
 
-StatusName = Literal["pending", "active", "expired", "revoked"]
 
 
 class ProductRef(Out):
@@ -265,7 +269,7 @@ class DocumentOut(Out):
     cabinet: OwnerRef
     valid_from: date
     valid_to: date | None = Field(description="Last valid day; null: perpetual.")
-    status: StatusName
+    status: DocumentStatus
     days_left: int | None = Field(description="Days until valid_to; null when perpetual.")
     revoked_at: datetime | None
     purchase_item: str | None = Field(description="The billing system's purchase item id.")
@@ -281,7 +285,7 @@ class DocumentOut(Out):
                                   name=view.product.name),
             "cabinet": OwnerRef(id=view.cabinet.id, name=view.cabinet.name),
             "valid_from": document.valid_from, "valid_to": document.valid_to,
-            "status": view.status.value, "days_left": view.days_left,
+            "status": view.status, "days_left": view.days_left,
             "revoked_at": document.revoked_at, "purchase_item": document.purchase_item,
             "created_at": document.created_at, "updated_at": document.updated_at,
         }
@@ -348,7 +352,7 @@ def iso_day(value: Any) -> Any:
 
 class DocumentListQuery(ListQuery):
     product: str | None = Field(None, max_length=100, description="A product id or code.")
-    status: StatusName | None = None
+    status: DocumentStatus | None = None
     cabinet_id: str | None = Field(
         None, max_length=100, description="This cabinet and those below it (must be visible).")
     expires_before: date | None = Field(None, description="valid_to before this day.")
@@ -388,7 +392,7 @@ class PurchaseCustomerIn(Body):
 
 class PurchaseItemIn(Body):
     external_id: str = Field(min_length=1, max_length=100, description="Item's billing id.")
-    kind: Literal["license", "certificate"]
+    kind: DocumentKind
     product_code: str | None = Field(None, max_length=63, description="New items only.")
     edition: str | None = Field(None, min_length=1, max_length=100, description="Licenses.")
     seats: int | None = Field(None, ge=1, le=1_000_000, description="Licenses.")
@@ -402,17 +406,16 @@ class PurchaseItemIn(Body):
 
 class PurchaseEventIn(Body):
     event_id: str = Field(min_length=1, max_length=200)
-    type: Literal["purchase.completed", "purchase.renewed", "purchase.refunded"]
+    type: PurchaseType
     occurred_at: datetime
     customer: PurchaseCustomerIn
     items: list[PurchaseItemIn] = Field(min_length=1, max_length=500)
 
     def to_domain(self) -> PurchaseEvent:
         return PurchaseEvent(
-            event_id=self.event_id, type=PurchaseType(self.type), occurred_at=self.occurred_at,
+            event_id=self.event_id, type=self.type, occurred_at=self.occurred_at,
             customer=PurchaseCustomer(**self.customer.model_dump()),
-            items=tuple(PurchaseItem(**{**item.model_dump(), "kind": DocumentKind(item.kind)})
-                        for item in self.items))
+            items=tuple(PurchaseItem(**item.model_dump()) for item in self.items))
 
 
 class PurchaseCabinetOut(Out):
@@ -426,7 +429,7 @@ class PurchaseDocumentOut(Out):
     id: str
     number: str
     purchase_item: str
-    action: Literal["created", "renewed", "revoked"]
+    action: PurchaseAction
 
 
 class PurchaseOutcomeOut(Out):
@@ -439,8 +442,6 @@ class PurchaseOutcomeOut(Out):
 
 # ---- releases and downloads
 
-ReleaseKindName = Literal["release", "update", "fix", "security"]
-ArtifactKindName = Literal["image", "update", "doc"]
 
 
 class Advisory(BaseModel):
@@ -453,7 +454,7 @@ class Advisory(BaseModel):
 class ArtifactOut(Out):
     id: str
     name: str
-    kind: ArtifactKindName
+    kind: ArtifactKind
     size: int
     sha256: str | None
 
@@ -462,7 +463,7 @@ class ReleaseOut(Out):
     id: str
     product_id: str
     version: str
-    kind: ReleaseKindName
+    kind: ReleaseKind
     title: str
     notes: str = Field(description="Markdown.")
     advisories: list[Advisory]
@@ -473,10 +474,10 @@ class ReleaseOut(Out):
     @classmethod
     def of(cls, release: Release) -> ReleaseOut:
         return cls(id=release.id, product_id=release.product_id, version=release.version,
-                   kind=release.kind.value, title=release.title, notes=release.notes,
+                   kind=release.kind, title=release.title, notes=release.notes,
                    advisories=[Advisory(**a) for a in release.advisories],
                    published_at=release.published_at, yanked_at=release.yanked_at,
-                   files=[ArtifactOut(id=a.id, name=a.name, kind=a.kind.value, size=a.size,
+                   files=[ArtifactOut(id=a.id, name=a.name, kind=a.kind, size=a.size,
                                       sha256=a.sha256) for a in release.artifacts])
 
 
@@ -488,7 +489,7 @@ class ReleasePage(Out):
 class ReleaseCreate(Body):
     version: str = Field(pattern=VERSION_PATTERN,
                          description="Its files are those under <prefix><version>/.")
-    kind: ReleaseKindName | None = None
+    kind: ReleaseKind | None = None
     title: str | None = Field(None, min_length=1, max_length=200)
     notes: str | None = Field(None, max_length=100_000, description="Markdown.")
     published_at: datetime | None = None
@@ -502,7 +503,7 @@ class ReleasePatch(Body):
 class FileAccess(Out):
     id: str
     name: str
-    kind: ArtifactKindName
+    kind: ArtifactKind
     size: int
     sha256: str | None
     available: bool
@@ -513,7 +514,7 @@ class FileAccess(Out):
 class ReleaseAccess(Out):
     id: str
     version: str
-    kind: ReleaseKindName
+    kind: ReleaseKind
     title: str
     published_at: datetime
     available: bool
@@ -565,11 +566,11 @@ class DownloadPage(Out):
 class CabinetRef(Out):
     id: str
     name: str
-    kind: KindName
+    kind: CabinetKind
 
     @classmethod
     def of(cls, cabinet: Cabinet) -> CabinetRef:
-        return cls(id=cabinet.id, name=cabinet.name, kind=cabinet.kind.value)
+        return cls(id=cabinet.id, name=cabinet.name, kind=cabinet.kind)
 
 
 class MyCabinet(CabinetOut):
@@ -580,7 +581,7 @@ class MyCabinet(CabinetOut):
 class MeOut(Out):
     user: UserOut
     cabinet: MyCabinet
-    role: RoleName
+    role: Role
     permissions: list[str]
 
 
@@ -630,19 +631,13 @@ class OpenApiDocument(Out):
 
 # ---- notifications
 
-NotificationKindName = Literal[
-    "release.published", "security.published", "license.expiring", "certificate.expiring",
-    "license.expired", "certificate.expired", "license.issued", "license.transferred",
-    "certificate.transferred", "issue.updated", "issue.commented", "announcement",
-    "user.invited"]
-
 
 class NotificationOut(Out):
     id: str
     seq: int = Field(description="Its position: positions rise portal-wide in the order "
                                  "notifications were made, so a user's are rising but not "
                                  "consecutive; the SSE event id.")
-    kind: NotificationKindName
+    kind: NotificationKind
     title: str
     body: str
     link: str | None
@@ -652,7 +647,7 @@ class NotificationOut(Out):
 
     @classmethod
     def of(cls, n: Notification) -> NotificationOut:
-        return cls(id=n.id, seq=n.seq, kind=n.kind.value, title=n.title, body=n.body,
+        return cls(id=n.id, seq=n.seq, kind=n.kind, title=n.title, body=n.body,
                    link=n.link, created_at=n.created_at, read=n.read_at is not None,
                    read_at=n.read_at)
 
@@ -691,13 +686,13 @@ class AnnouncementOut(Out):
 
 
 class NotificationSettingIn(Body):
-    kind: NotificationKindName
+    kind: NotificationKind
     in_app: bool
     email: bool
 
 
 class NotificationSettingOut(Out):
-    kind: NotificationKindName
+    kind: NotificationKind
     label: str
     in_app: bool
     email: bool
@@ -712,7 +707,7 @@ class NotificationSettingsOut(Out):
 
     @classmethod
     def of(cls, chosen: dict[NotificationKind, Preference]) -> NotificationSettingsOut:
-        return cls(items=[NotificationSettingOut(kind=kind.value, label=kind.label,
+        return cls(items=[NotificationSettingOut(kind=kind, label=kind.label,
                                                  in_app=p.in_app, email=p.email)
                           for kind, p in chosen.items()])
 

@@ -18,11 +18,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
-from app.domain.events import DomainEvent
+from app.domain.events import NotificationsCreated
 from app.domain.notifications import Notification
 from app.services.background import being_cancelled
-from app.services.notifications import CREATED, delivered
-from ports.events import RESUMED
+from ports.events import Heard, Resumed
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +148,13 @@ class NotificationHub:
     def open_streams(self) -> int:
         return sum(len(found) for found in self._listeners.values())
 
-    async def on_event(self, event: DomainEvent) -> None:
-        if event.name == RESUMED:
+    async def on_event(self, event: Heard) -> None:
+        if isinstance(event, Resumed):
             await self.catch_up()  # whatever the bus lost meanwhile
             return
-        if event.name != CREATED:
+        if not isinstance(event, NotificationsCreated):
             return
-        batch = delivered(event)
+        batch = event.batch
         async with self._lock:
             if self._next is not None:
                 if batch.position < self._next:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from app.domain.events import DomainEvent
+from app.domain.events import DocumentTransferred, NotificationsCreated
 from app.domain.licensing import DocumentKind
 from app.domain.roles import Role
 from app.web.keys import SERVICES
+from ports.events import Heard
 from tests.world import World
 
 
@@ -81,9 +82,9 @@ async def test_a_license_shows_product_owner_status_and_days_left(world: World) 
 
 async def test_customer_admin_hands_a_license_down_and_both_sides_hear_of_it(
         world: World) -> None:
-    events: list[DomainEvent] = []
+    events: list[Heard] = []
 
-    async def collect(event: DomainEvent) -> None:
+    async def collect(event: Heard) -> None:
         events.append(event)
 
     world.client.app[SERVICES].events.subscribe(collect)
@@ -96,12 +97,12 @@ async def test_customer_admin_hands_a_license_down_and_both_sides_hear_of_it(
     assert body["cabinet"]["id"] == world.child.id
     assert [(t["from_cabinet_id"], t["to_cabinet_id"], t["by"]) for t in body["transfers"]] == [
         (world.own.id, world.child.id, admin.email)]
-    [event] = [e for e in events if e.name == "license.transferred"]
-    assert event.cabinet_ids == (world.own.id, world.child.id)
-    assert event.data["number"] == license_.number
+    [event] = [e for e in events if isinstance(e, DocumentTransferred)]
+    assert (event.from_cabinet_id, event.to_cabinet_id) == (world.own.id, world.child.id)
+    assert event.number == license_.number
     # Both sides hear of it: the users of the giving and of the receiving cabinet.
-    [created] = [e for e in events if e.name == "notifications.created"]
-    told = set(created.data["users"])
+    [created] = [e for e in events if isinstance(e, NotificationsCreated)]
+    told = set(created.batch.users)
     assert admin.user_id in told and world.actors[Role.CUSTOMER_USER].user_id in told
     mine = await (await world.client.get("/api/v1/notifications",
                                          headers=admin.headers)).json()

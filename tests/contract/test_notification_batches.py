@@ -15,19 +15,19 @@ import pytest
 from adapters.sql.migrations import load_migrations
 from app.config import PROJECT_ROOT
 from app.domain.errors import NotFound
+from app.domain.events import MailQueued, NotificationsCreated
 from app.domain.notifications import Message, NotificationKind, Preference, notification_id
 from app.domain.paging import PageRequest
 from app.domain.users import SYSTEM, Principal, User
 from app.services import notifications as notifications_module
-from app.services.mail import QUEUED, EmailComposer, MailPolicy
+from app.services.mail import EmailComposer, MailPolicy
 from app.services.notifications import (
-    CREATED,
     INLINE_RECIPIENTS,
     Audience,
     NotificationService,
     Notifier,
-    delivered,
 )
+from app.services.work import Transactions
 from tests.contract.test_notifications_storage import members, newest
 from tests.contract.test_storage import (
     IDS,
@@ -61,8 +61,9 @@ def service(storage: Adapter) -> tuple[NotificationService, RecordingEventBus]:
     """The notification service as one portal process runs it."""
     bus = RecordingEventBus()
     clock = Clock()
-    return NotificationService(storage, clock, IDS, bus,  # type: ignore[arg-type]
-                               Notifier(clock, IDS, composer())), bus  # type: ignore[arg-type]
+    notifier = Notifier(clock, IDS, composer())  # type: ignore[arg-type]
+    return NotificationService(Transactions(storage, bus, notifier.prepare),
+                               clock, IDS, notifier), bus  # type: ignore[arg-type]
 
 
 async def mail_to(storage: Adapter, users: list[User], batch_id: str) -> list[str]:
@@ -93,12 +94,12 @@ async def test_an_announcement_to_many_is_held_then_written_once_with_its_mail(
                                         Audience(cabinet_id=cabinet_id))
 
     assert told == MANY - 1  # not the one who turned announcements off in the portal
-    [event] = [e for e in bus.published if e.name == CREATED]
-    batch = delivered(event)
-    assert event.data["held"] is True
+    [event] = [e for e in bus.published if isinstance(e, NotificationsCreated)]
+    batch = event.batch
+    assert event.held is True
     assert batch.position == before + 1 == await newest(storage)
     assert sorted(batch.users) == sorted(u.id for u in users[1:])
-    assert not [e for e in bus.published if e.name == QUEUED]
+    assert not [e for e in bus.published if isinstance(e, MailQueued)]
     # Held: one row, not MANY, and no e-mail yet.
     async with storage.unit_of_work() as uow:
         [held] = await uow.notifications.held(10)
@@ -135,7 +136,7 @@ async def test_an_announcement_to_many_is_held_then_written_once_with_its_mail(
         u.id for u in users[1:])
     mailed = await mail_to(storage, users, batch.id)
     assert len(mailed) == MANY - 1 and not any(users[1].email in m for m in mailed)
-    assert [e.data["count"] for e in bus.published if e.name == QUEUED] == [MANY - 1]
+    assert [e.count for e in bus.published if isinstance(e, MailQueued)] == [MANY - 1]
 
     assert await notifications.spread_held() == 0  # nothing left: nothing twice
     assert len(await mail_to(storage, users, batch.id)) == MANY - 1
@@ -163,14 +164,14 @@ async def test_a_few_recipients_are_written_at_once(storage: Adapter) -> None:
     told = await notifications.announce(SYSTEM, "Small", "Three people.", None,
                                         Audience(cabinet_id=users[0].cabinet_id))
     assert told == 3
-    [event] = [e for e in bus.published if e.name == CREATED]
-    assert event.data["held"] is False
+    [event] = [e for e in bus.published if isinstance(e, NotificationsCreated)]
+    assert event.held is False
     async with storage.unit_of_work() as uow:
         assert await uow.notifications.held(10) == []
         got = await uow.notifications.after(users[2].id, 0, 10)
     assert [(n.id, n.title) for n in got] == [
-        (delivered(event).notification_id(users[2].id), "Small")]
-    assert len(await mail_to(storage, users, event.data["id"])) == 3
+        (event.batch.notification_id(users[2].id), "Small")]
+    assert len(await mail_to(storage, users, event.batch.id)) == 3
 
 
 async def test_changing_a_held_notification_writes_the_batch_first(storage: Adapter) -> None:
@@ -179,7 +180,7 @@ async def test_changing_a_held_notification_writes_the_batch_first(storage: Adap
     cabinet_id = users[0].cabinet_id
     await notifications.announce(SYSTEM, "One", "First.", None, Audience(cabinet_id=cabinet_id))
     await notifications.announce(SYSTEM, "Two", "Second.", None, Audience(cabinet_id=cabinet_id))
-    one, two = [delivered(e) for e in bus.published if e.name == CREATED]
+    one, two = [e.batch for e in bus.published if isinstance(e, NotificationsCreated)]
     ann, bob = (Principal(u.id, u.email, u.role, cabinet_id, "/") for u in users[:2])
     # Paged while held: the cursor is a held notification's id.
     first, unread = await notifications.list_own(ann, PageRequest(limit=1))

@@ -17,15 +17,17 @@ import pytest
 
 from app.config import PROJECT_ROOT
 from app.domain.cabinets import Cabinet, CabinetKind
+from app.domain.events import MailQueued, NotificationsCreated
 from app.domain.licensing import Certificate, DocumentKind, License
 from app.domain.notifications import Notification, NotificationKind, Preference
 from app.domain.products import Product
 from app.domain.reminders import ReminderPolicy
 from app.domain.roles import Role
 from app.domain.users import User
-from app.services.mail import QUEUED, EmailComposer, MailPolicy
-from app.services.notifications import CREATED, Notifier
+from app.services.mail import EmailComposer, MailPolicy
+from app.services.notifications import Notifier
 from app.services.reminders import LOCK, ReminderService
+from app.services.work import Transactions
 from tests.contract.test_storage import (
     IDS,
     Adapter,
@@ -65,9 +67,9 @@ class Job:
         composer = EmailComposer(MailPolicy(sender="portal@portal.test",
                                             base_url="https://portal.test", brand="Acme",
                                             templates=PROJECT_ROOT / "templates"))
-        self.service = ReminderService(storage, self.clock, self.bus,
-                                       Notifier(self.clock, IDS, composer),
-                                       ReminderPolicy(days, lookback))
+        notifier = Notifier(self.clock, IDS, composer)
+        self.service = ReminderService(Transactions(storage, self.bus, notifier.prepare),
+                                       self.clock, notifier, ReminderPolicy(days, lookback))
 
     async def run(self) -> int:
         return await self.service.run_once()
@@ -233,9 +235,9 @@ async def test_reminders_are_e_mailed_unless_turned_off(storage: Adapter) -> Non
     assert mail.recipient == f"{mailed.name} <{mailed.email}>"
     assert mail.subject == f"License {license_.number} expires in 7 days"
     assert f"https://portal.test/licenses/{license_.id}" in mail.text_body
-    created = [e for e in job.bus.published if e.name == CREATED]
-    assert len(created) == 1 and set(created[0].data["users"]) == {mailed.id, quiet.id}
-    assert [e.data["count"] for e in job.bus.published if e.name == QUEUED] == [1]
+    created = [e for e in job.bus.published if isinstance(e, NotificationsCreated)]
+    assert len(created) == 1 and set(created[0].batch.users) == {mailed.id, quiet.id}
+    assert [e.count for e in job.bus.published if isinstance(e, MailQueued)] == [1]
 
 
 async def test_two_runs_at_once_send_each_reminder_once(storage: Adapter) -> None:
@@ -260,7 +262,8 @@ async def test_a_backlog_of_hundreds_is_sent_in_full(storage: Adapter) -> None:
     job = Job(storage, today)
     assert await job.run() == 230
     assert len(await inbox(storage, user)) == 230
-    announced = [user for e in job.bus.published if e.name == CREATED for user in e.data["users"]]
+    announced = [user for e in job.bus.published if isinstance(e, NotificationsCreated)
+                 for user in e.batch.users]
     assert len(announced) == 230
 
 

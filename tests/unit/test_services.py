@@ -18,7 +18,9 @@ from app.domain.users import SYSTEM, Principal
 from app.services.auth import AuthPolicy, AuthService
 from app.services.cabinets import CabinetChanges, CabinetService
 from app.services.mail import EmailComposer, MailPolicy
+from app.services.notifications import Notifier
 from app.services.users import InvalidPasswordToken, UserChanges, UserPolicy, UserService
+from app.services.work import Transactions
 from tests.fakes import (
     FakeClock,
     FakeIds,
@@ -52,17 +54,18 @@ class Core:
 def core() -> Core:
     storage, clock, ids = FakeStorage(), FakeClock(), FakeIds()
     hasher = FakePasswordHasher()
+    composer = EmailComposer(MailPolicy(sender="portal@portal.example",
+                                        base_url="https://portal.example", brand="Acme",
+                                        templates=PROJECT_ROOT / "templates"))
+    notifier = Notifier(clock, ids, composer)
+    work = Transactions(storage, RecordingEventBus(), notifier.prepare)
     return Core(
         storage, clock,
-        AuthService(storage, hasher, FakeTokenCodec(clock), clock, ids, POLICY),
-        CabinetService(storage, clock, ids),
-        UserService(storage, hasher, clock, ids,
+        AuthService(work, clock, ids, hasher, FakeTokenCodec(clock), POLICY),
+        CabinetService(work, clock, ids),
+        UserService(work, clock, ids, hasher,
                     UserPolicy(password_min_length=10, password_token_ttl=3600,
-                               base_url="https://portal.example"),
-                    EmailComposer(MailPolicy(sender="portal@portal.example",
-                                             base_url="https://portal.example", brand="Acme",
-                                             templates=PROJECT_ROOT / "templates")),
-                    RecordingEventBus()))
+                               base_url="https://portal.example"), composer))
 
 
 async def test_access_tokens_expire_and_refresh_renews_them(core: Core) -> None:

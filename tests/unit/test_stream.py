@@ -7,11 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.domain.events import DomainEvent
+from app.domain.events import NotificationsCreated
 from app.domain.notifications import Batch, Message, Notification, NotificationKind
-from app.services.notifications import CREATED, created_event
 from app.web.stream import HEARTBEAT, RESYNC, Listener, NotificationHub
-from ports.events import RESUMED
+from ports.events import Resumed
 
 AT = datetime(2026, 11, 27, tzinfo=UTC)
 
@@ -22,8 +21,8 @@ def batch(seq: int, *user_ids: str) -> Batch:
         audience=user_ids)
 
 
-def created(user_id: str, seq: int) -> DomainEvent:
-    return DomainEvent(CREATED, AT, (), created_event(batch(seq, user_id), held=False))
+def created(user_id: str, seq: int) -> NotificationsCreated:
+    return NotificationsCreated(batch=batch(seq, user_id), held=False)
 
 
 class Storage:
@@ -104,11 +103,11 @@ async def test_a_bus_that_is_back_makes_every_stream_look_in_storage() -> None:
     hub = NotificationHub(queue_size=2)
     alice, bob = hub.attach("alice"), hub.attach("bob")
     await hub.on_event(created("alice", 1))
-    await hub.on_event(DomainEvent(RESUMED, AT, (), {}))
+    await hub.on_event(Resumed())
     assert [await alice.next() for _ in range(2)][1] is RESYNC
     assert await bob.next() is RESYNC
     for _ in range(5):  # one mark waits, however often the bus comes back meanwhile
-        await hub.on_event(DomainEvent(RESUMED, AT, (), {}))
+        await hub.on_event(Resumed())
     await hub.on_event(created("bob", 1))
     assert not bob.dropped
     first, _ = [await bob.next() for _ in range(2)]
@@ -124,7 +123,7 @@ async def test_a_position_that_overtakes_one_below_it_waits_for_it_from_storage(
     hub = following(storage, newest=10)
     alice, bob = hub.attach("alice"), hub.attach("bob")
     await hub.on_event(created("alice", 12))
-    await hub.on_event(DomainEvent(CREATED, AT, (), created_event(batch(11, "alice"), False)))
+    await hub.on_event(NotificationsCreated(batch=batch(11, "alice"), held=False))
     await hub.on_event(created("alice", 13))
     assert await taken(alice, 3) == [(11, "T11"), (12, "T12"), (13, "T13")]
     assert storage.reads == [11]
@@ -136,7 +135,7 @@ async def test_what_the_bus_lost_while_away_arrives_when_it_is_back() -> None:
     storage = Storage(batch(5, "alice"), batch(6, "bob"), batch(7, "alice"))
     hub = following(storage, newest=4)
     alice, bob = hub.attach("alice"), hub.attach("bob")
-    await hub.on_event(DomainEvent(RESUMED, AT, (), {}))
+    await hub.on_event(Resumed())
     assert await taken(alice, 2) == [(5, "T5"), (7, "T7")]
     assert await taken(bob, 1) == [(6, "T6")]
     await hub.catch_up()  # nothing newer: no read at all
@@ -148,7 +147,7 @@ async def test_too_much_to_catch_up_or_no_storage_makes_each_stream_look_itself(
     storage = Storage(*(batch(n, "alice") for n in range(1, 6)))
     hub = following(storage, newest=0, limit=3)
     alice = hub.attach("alice")
-    await hub.on_event(DomainEvent(RESUMED, AT, (), {}))
+    await hub.on_event(Resumed())
     assert await alice.next() is RESYNC
     await hub.on_event(created("alice", 6))  # after the newest: handed on as it comes
     assert await taken(alice, 1) == [(6, "T6")]

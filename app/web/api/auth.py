@@ -60,7 +60,7 @@ async def get_me(request: web.Request) -> web.Response:
     cabinet = MyCabinet(**CabinetOut.of(me.cabinet).model_dump(),
                         ancestors=[CabinetRef.of(c) for c in me.ancestors],
                         children=[CabinetRef.of(c) for c in me.children])
-    return json_out(MeOut(user=UserOut.of(me.user), cabinet=cabinet, role=me.user.role.value,
+    return json_out(MeOut(user=UserOut.of(me.user), cabinet=cabinet, role=me.user.role,
                           permissions=me.permissions))
 
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.domain.cabinets import CabinetKind
 from app.services.cabinets import UNSET, CabinetChanges
 from app.web.api.common import json_out, page_request, principal, services
 from app.web.openapi import ApiRoutes
@@ -26,7 +25,7 @@ async def list_cabinets(request: web.Request, query: ListQuery) -> web.Response:
                            "their own subtree.")
 async def create_cabinet(request: web.Request, body: CabinetCreate) -> web.Response:
     cabinet = await services(request).cabinets.create(
-        principal(request), body.name, CabinetKind(body.kind), body.parent_id, body.external_id)
+        principal(request), body.name, body.kind, body.parent_id, body.external_id)
     return json_out(CabinetOut.of(cabinet), status=201)
 
 

@@ -13,7 +13,6 @@ from aiohttp import web
 
 from app.domain import access
 from app.domain.errors import BadRequest, Conflict
-from app.domain.releases import ReleaseKind
 from app.services.archives import Member, Piece, Span, ZipLayout, read_pieces
 from app.services.releases import DownloadTarget, ReleaseDraft
 from app.web.api.common import json_out, page_request, principal, services
@@ -69,7 +68,7 @@ async def list_releases(request: web.Request, query: ListQuery) -> web.Response:
 async def create_release(request: web.Request, body: ReleaseCreate) -> web.Response:
     release = await services(request).releases.register(
         principal(request), request.match_info["id"], ReleaseDraft(
-            version=body.version, kind=ReleaseKind(body.kind) if body.kind else None,
+            version=body.version, kind=body.kind,
             title=body.title, notes=body.notes, published_at=body.published_at,
             advisories=[a.model_dump() for a in body.advisories] if body.advisories else None))
     return json_out(ReleaseOut.of(release), status=201)
@@ -112,11 +111,11 @@ async def license_images(request: web.Request) -> web.Response:
         product=ProductRef(id=product.id, code=product.code, name=product.name),
         archive_url=f"{base}/archive",
         releases=[ReleaseAccess(
-            id=v.release.id, version=v.release.version, kind=v.release.kind.value,
+            id=v.release.id, version=v.release.version, kind=v.release.kind,
             title=v.release.title, published_at=v.release.published_at,
             available=v.entitlement.available, locked_reason=v.entitlement.reason,
             files=[FileAccess(
-                id=f.artifact.id, name=f.artifact.name, kind=f.artifact.kind.value,
+                id=f.artifact.id, name=f.artifact.name, kind=f.artifact.kind,
                 size=f.artifact.size, sha256=f.artifact.sha256,
                 available=f.entitlement.available, locked_reason=f.entitlement.reason,
                 download_url=f"{base}/{f.artifact.id}" if f.entitlement.available else None)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import BaseModel
 
-from app.domain.licensing import DocumentKind, DocumentStatus
+from app.domain.licensing import DocumentKind
 from app.services.licensing import DocumentQuery, DocumentView
 from app.web.api.common import json_out, page_request, principal, services
 from app.web.openapi import ApiRoutes
@@ -82,7 +82,7 @@ def _register(shapes: Shapes) -> None:
         page = await services(request).licensing.list_visible(
             principal(request), kind, DocumentQuery(
                 product=query.product, cabinet_id=query.cabinet_id,
-                status=DocumentStatus(query.status) if query.status else None,
+                status=query.status,
                 expires_before=query.expires_before),
             page_request(query))
         return json_out(shapes.page_of(list(page.items), page.next_cursor))

@@ -94,7 +94,7 @@ async def get_settings(request: web.Request) -> web.Response:
                description="The kinds given change; the others stay as they are.")
 async def put_settings(request: web.Request, body: NotificationSettingsIn) -> web.Response:
     chosen = await services(request).notifications.set_preferences(principal(request), {
-        NotificationKind(item.kind): Preference(item.in_app, item.email)
+        item.kind: Preference(item.in_app, item.email)
         for item in body.items})
     return json_out(NotificationSettingsOut.of(chosen))
 
@@ -204,7 +204,7 @@ def _json_around_id(seq: int, kind: NotificationKind, title: str, body: str, lin
                     created_at: datetime, read_at: datetime | None) -> tuple[str, str]:
     """A notification's JSON before and after its id, the same for every recipient of one
     message: made once, not once a stream. The id comes first and is a UUID."""
-    text = NotificationOut(id=_ID_MARK, seq=seq, kind=kind.value, title=title, body=body,
+    text = NotificationOut(id=_ID_MARK, seq=seq, kind=kind, title=title, body=body,
                            link=link, created_at=created_at, read=read_at is not None,
                            read_at=read_at).model_dump_json()
     before, after = text.split(_ID_MARK, 1)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.domain.roles import Role
 from app.services.users import UserChanges
 from app.web.api.common import json_out, page_request, principal, services
 from app.web.openapi import ApiRoutes
@@ -27,7 +26,7 @@ async def list_users(request: web.Request, query: ListQuery) -> web.Response:
                            "which the new user sets a password.")
 async def create_user(request: web.Request, body: UserCreate) -> web.Response:
     invitation = await services(request).users.invite(
-        principal(request), request.match_info["id"], body.email, body.name, Role(body.role))
+        principal(request), request.match_info["id"], body.email, body.name, body.role)
     return json_out(UserCreated(user=UserOut.of(invitation.user),
                                 set_password_url=invitation.set_password_url,
                                 set_password_expires_at=invitation.expires_at), status=201)
@@ -38,7 +37,7 @@ async def create_user(request: web.Request, body: UserCreate) -> web.Response:
                description="Name, role and active flag. Nobody changes their own role or "
                            "deactivates themselves; deactivation ends the user's logins.")
 async def update_user(request: web.Request, body: UserPatch) -> web.Response:
-    changes = UserChanges(name=body.name, role=Role(body.role) if body.role else None,
+    changes = UserChanges(name=body.name, role=body.role,
                           active=body.active)
     user = await services(request).users.update(
         principal(request), request.match_info["id"], request.match_info["user_id"], changes)

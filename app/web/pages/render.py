@@ -9,8 +9,12 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp_jinja2
 from aiohttp import web
 
+from app.domain.notifications import NotificationKind
 from app.web.keys import PRINCIPAL, REQUEST_ID, SETTINGS
 from app.web.pages.session import csrf_token
+
+# The live bell listens for one server-sent event name per kind.
+NOTIFICATION_KINDS = [kind.value for kind in NotificationKind]
 
 
 def render(request: web.Request, template: str, context: Mapping[str, Any] | None = None, *,
@@ -22,6 +26,7 @@ def render(request: web.Request, template: str, context: Mapping[str, Any] | Non
         "csrf_token": csrf_token(request),
         "request_id": request.get(REQUEST_ID, ""),
         "path": request.path,
+        "notification_kinds": NOTIFICATION_KINDS,
     }
     response = aiohttp_jinja2.render_template(template, request, {**base, **(context or {})},
                                               status=status)

@@ -33,12 +33,6 @@ document.addEventListener("DOMContentLoaded", () => {
 
 // The bell: the unread count and the latest notifications, kept live over server-sent
 // events. Without JavaScript the bell is a link to /notifications.
-const NOTIFICATION_KINDS = [
-  "release.published", "security.published", "license.expiring", "certificate.expiring",
-  "license.expired", "certificate.expired", "license.issued", "license.transferred",
-  "certificate.transferred", "issue.updated", "issue.commented", "announcement", "user.invited",
-];
-
 function bellItem(n) {
   const item = document.createElement("li");
   item.className = n.read ? "" : "unread";
@@ -101,7 +95,8 @@ function setupBell(bell) {
     bell.classList.add("bell-ring");
     setTimeout(() => bell.classList.remove("bell-ring"), 1200);
   };
-  NOTIFICATION_KINDS.forEach((kind) => stream.addEventListener(kind, arrived));
+  // Each event is named by its kind; the page lists the kinds (data-kinds), from the server.
+  JSON.parse(bell.dataset.kinds || "[]").forEach((kind) => stream.addEventListener(kind, arrived));
   stream.addEventListener("ready", () => { bell.dataset.live = "1"; });
   window.addEventListener("pagehide", () => stream.close());
 }

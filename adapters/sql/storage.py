@@ -1,0 +1,28 @@
+"""What both SQL adapters offer above a transaction of their own driver."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from adapters.sql.repositories import SqlUnitOfWork
+from adapters.sql.session import SqlSession
+from ports.storage import EventLog
+
+
+class SqlStorage(ABC):
+    @abstractmethod
+    def _transaction(self) -> AbstractAsyncContextManager[SqlSession]:
+        """One connection inside a transaction that is rolled back on leaving (a commit
+        before that makes the work durable)."""
+
+    @asynccontextmanager
+    async def unit_of_work(self, events: EventLog | None = None
+                           ) -> AsyncIterator[SqlUnitOfWork]:
+        async with self._transaction() as session:
+            yield SqlUnitOfWork(session, events)
+
+    async def ping(self) -> None:
+        async with self._transaction() as session:
+            await session.fetch_one("SELECT 1 AS ok")
