@@ -143,7 +143,7 @@ async def _migrate(services: Services, args: argparse.Namespace) -> int:
 
 
 async def _scan(services: Services, args: argparse.Namespace) -> int:
-    added = await services.releases.scan_all()
+    added = await services.releases.scan_all(SYSTEM)
     for release in added:
         print(f"registered {release.version} ({release.kind.value}, "
               f"{len(release.artifacts)} files) of product {release.product_id}")

@@ -35,6 +35,7 @@ from app.services.auth import AuthPolicy, AuthService
 from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
 from app.services.documents import DocumentService, PrintPolicy
+from app.services.downloads import DownloadService
 from app.services.licensing import LicensingService
 from app.services.mail import EmailComposer, MailPolicy, OutboxPolicy, OutboxWorker
 from app.services.notifications import NotificationService, Notifier
@@ -205,6 +206,8 @@ class Container(containers.DeclarativeContainer):
             access_key_id=config.object_store.access_key_id,
             secret_access_key=config.object_store.secret_access_key)))
     releases = providers.Singleton(ReleaseService, **basics, objects=object_store)
+    downloads = providers.Singleton(DownloadService, **basics, objects=object_store,
+                                    presign_ttl=config.downloads.presign_ttl)
 
     purchases = providers.Singleton(
         PurchaseService, **basics,
@@ -214,6 +217,7 @@ class Container(containers.DeclarativeContainer):
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
                                    users=users, catalog=catalog, licensing=licensing,
                                    purchases=purchases, documents=documents, releases=releases,
+                                   downloads=downloads,
                                    notifications=notifications, reminders=reminders,
                                    objects=object_store, events=event_bus, mailer=mailer,
                                    outbox=outbox,

@@ -11,6 +11,8 @@ from typing import Any
 from app.domain.licensing import Certificate, License
 
 VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$"
+# Files in one zip at the most: each is checked, and listed in its central directory.
+MAX_ARCHIVE_FILES = 100
 
 
 class ReleaseKind(StrEnum):

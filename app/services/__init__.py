@@ -8,6 +8,7 @@ from app.services.auth import AuthService
 from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
 from app.services.documents import DocumentService
+from app.services.downloads import DownloadService
 from app.services.licensing import LicensingService
 from app.services.mail import OutboxWorker
 from app.services.notifications import NotificationService
@@ -34,6 +35,7 @@ class Services:
     purchases: PurchaseService
     documents: DocumentService
     releases: ReleaseService
+    downloads: DownloadService
     notifications: NotificationService
     reminders: ReminderService
     objects: ObjectStore

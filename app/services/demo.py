@@ -174,7 +174,7 @@ async def _releases(services: Services, today: date) -> None:
             log.warning("demo releases left out: the object store refused them (%s)", exc)
             return
     for product in products.values():
-        await services.releases.scan(product)
+        await services.releases.scan(SYSTEM, product.id)
 
 
 async def _exists(objects: ObjectStore, bucket: str, key: str) -> bool:

@@ -1,5 +1,6 @@
-"""Releases: found in the product's object-store prefix (or registered by staff), listed
-per product and per license with what each license may download."""
+"""Releases: found in the product's object-store prefix (or registered by staff), withdrawn
+and restored by staff, and listed per product. What a license may download of them is
+app.services.downloads."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import hashlib
 import logging
 import re
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -16,23 +17,20 @@ from typing import Any
 import yaml
 
 from app.domain import access
-from app.domain.audit import AuditEntry
-from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from app.domain.errors import Conflict, Invalid, NotFound
 from app.domain.events import ReleasePublished
-from app.domain.licensing import Certificate, DocumentFilter, License
+from app.domain.licensing import DocumentFilter
 from app.domain.paging import MAX_LIMIT, Page, PageRequest
 from app.domain.products import Product
 from app.domain.releases import (
     VERSION_PATTERN,
     Artifact,
     ArtifactKind,
-    Entitlement,
     Release,
     ReleaseKind,
     artifact_kind_for,
-    entitlement,
 )
-from app.domain.users import SYSTEM, Principal
+from app.domain.users import Principal
 from app.services.work import Transactions, UseCases
 from ports.objects import ObjectInfo, ObjectStore
 from ports.storage import UnitOfWork
@@ -55,33 +53,6 @@ class ReleaseDraft:
     advisories: list[dict[str, Any]] | None = None
 
 
-@dataclass(frozen=True)
-class FileView:
-    artifact: Artifact
-    entitlement: Entitlement
-
-
-@dataclass(frozen=True)
-class ReleaseView:
-    release: Release
-    entitlement: Entitlement
-    files: list[FileView] = field(default_factory=list)
-
-    @property
-    def id(self) -> str:
-        return self.release.id
-
-
-@dataclass(frozen=True)
-class DownloadTarget:
-    """A file a principal may download now, and where it lies."""
-
-    product: Product
-    release: Release
-    artifact: Artifact
-    license: License
-
-
 class ReleaseService(UseCases):
     def __init__(self, work: Transactions, clock: Clock, ids: IdGenerator,
                  objects: ObjectStore) -> None:
@@ -90,16 +61,26 @@ class ReleaseService(UseCases):
 
     # ---- discovering releases
 
-    async def scan_all(self) -> list[Release]:
+    async def scan_all(self, actor: Principal) -> list[Release]:
         """Register every new version of every product; the ones added now."""
+        access.require_may_manage_products(actor)
         async with self._work() as uow:
             products = await uow.products.list_page(PageRequest(MAX_LIMIT), include_inactive=True)
         added: list[Release] = []
         for product in products[:MAX_LIMIT]:
-            added += await self.scan(product)
+            added += await self._scan(actor, product)
         return added
 
-    async def scan(self, product: Product) -> list[Release]:
+    async def scan(self, actor: Principal, product_id: str) -> list[Release]:
+        """Register the new versions of one product ("Scan now"); the ones added now."""
+        access.require_may_manage_products(actor)
+        async with self._work() as uow:
+            product = await uow.products.get(product_id)
+        if product is None:
+            raise NotFound("No such product.")
+        return await self._scan(actor, product)
+
+    async def _scan(self, actor: Principal, product: Product) -> list[Release]:
         """Versions under `<prefix><version>/` not registered yet. Safe to run in several
         processes at once: each version is registered once, by whoever gets there first."""
         async with self._work() as uow:
@@ -122,7 +103,7 @@ class ReleaseService(UseCases):
                 log.warning("skipping %s/%s%s/: not a version name", product.bucket,
                             product.prefix, version)
                 continue
-            release = await self._register(product, ReleaseDraft(version), SYSTEM,
+            release = await self._register(product, ReleaseDraft(version), actor,
                                            by_version[version])
             if release is not None:
                 added.append(release)
@@ -257,87 +238,6 @@ class ReleaseService(UseCases):
                 raise NotFound("No such product among the ones you hold a license for.")
             rows = await uow.releases.list_for_product(product.id, page)
         return Page.from_rows(rows, page)
-
-    async def for_license(self, actor: Principal,
-                          license_id: str) -> tuple[License, Product, list[ReleaseView]]:
-        """Every release of the license's product, newest first, each file available or
-        locked with the reason."""
-        today = self._clock.now().date()
-        async with self._work() as uow:
-            license_, product, certificates = await self._license(uow, actor, license_id, today)
-            releases = await uow.releases.list_for_product(product.id, PageRequest(MAX_LIMIT))
-        views = []
-        for release in releases[:MAX_LIMIT]:
-            verdict = entitlement(release, [license_], certificates, today)
-            views.append(ReleaseView(release, verdict,
-                                     [FileView(a, verdict) for a in release.artifacts]))
-        return license_, product, views
-
-    async def download_target(self, actor: Principal, license_id: str,
-                              artifact_id: str) -> DownloadTarget:
-        """A file the license gives access to now; NotFound outside it, Forbidden if locked."""
-        [target] = await self.download_targets(actor, license_id, [artifact_id])
-        return target
-
-    async def download_targets(self, actor: Principal, license_id: str,
-                               artifact_ids: list[str],
-                               release_id: str | None = None) -> list[DownloadTarget]:
-        """The files named, and every file of `release_id`, each checked before any is
-        sent: one outside the license is 404 (so is a release of another product), one
-        locked is 403 with the reason."""
-        today = self._clock.now().date()
-        async with self._work() as uow:
-            license_, product, certificates = await self._license(uow, actor, license_id, today)
-            found: list[tuple[Release, Artifact]] = []
-            if release_id is not None:
-                release = await uow.releases.get(release_id)
-                if release is None or release.product_id != product.id:
-                    raise NotFound("No such release under this license.", field="release")
-                found += [(release, artifact) for artifact in release.artifacts]
-            for artifact_id in artifact_ids:
-                pair = await uow.releases.get_artifact(artifact_id)
-                if pair is None or pair[0].product_id != product.id:
-                    raise NotFound("No such file under this license.", field="file")
-                found.append(pair)
-        targets: dict[str, DownloadTarget] = {}
-        for release, artifact in found:
-            verdict = entitlement(release, [license_], certificates, today)
-            if not verdict.available:
-                raise Forbidden(f"{artifact.name}: {verdict.reason}", field="file")
-            targets.setdefault(artifact.id, DownloadTarget(product, release, artifact, license_))
-        return list(targets.values())
-
-    async def record_download(self, actor: Principal, targets: list[DownloadTarget],
-                              archive: bool) -> None:
-        async with self._work() as uow:
-            for target in targets:
-                await uow.audit.add(self._audit.entry(
-                    "download", actor, "artifact", target.artifact.id,
-                    target.license.cabinet_id, license=target.license.number,
-                    product=target.product.code, version=target.release.version,
-                    file=target.artifact.name, size=target.artifact.size, archive=archive))
-            await uow.commit()
-
-    async def downloads(self, actor: Principal, page: PageRequest) -> Page[AuditEntry]:
-        access.require_may_see_downloads(actor)
-        async with self._work() as uow:
-            rows = await uow.audit.list_visible(access.visible_scope(actor), page,
-                                                action="download")
-        return Page.from_rows(rows, page)
-
-    async def _license(self, uow: UnitOfWork, actor: Principal, license_id: str,
-                       today: date) -> tuple[License, Product, list[Certificate]]:
-        license_ = await uow.licenses.get(license_id, access.visible_scope(actor))
-        if license_ is None:
-            raise NotFound("No such license.")
-        product = await uow.products.get(license_.product_id)
-        owner = await uow.cabinets.get(license_.cabinet_id, EVERYTHING)
-        if product is None or owner is None:
-            raise NotFound("No such license.")
-        certificates = await uow.certificates.list_visible(
-            access.Scope.subtree(owner.path),
-            DocumentFilter(today=today, product_id=product.id), PageRequest(MAX_LIMIT))
-        return license_, product, list(certificates)
 
 
 async def _holds_license(uow: UnitOfWork, actor: Principal, product_id: str,

@@ -20,6 +20,7 @@ from app import __version__
 from app.config import PROJECT_ROOT, Settings
 from app.container import open_services
 from app.domain.events import MailQueued, NotificationsCreated
+from app.domain.users import SYSTEM
 from app.services import Services
 from app.services.background import repeat
 from app.web.api import (
@@ -30,6 +31,7 @@ from app.web.api import (
     licensing,
     notifications,
     products,
+    releases,
     system,
     users,
 )
@@ -59,8 +61,8 @@ SPREAD_DELAY_SECONDS = 1.0
 CATCH_UP_SECONDS = 5
 # Idle streams get a heartbeat, and stalled ones are cut, this often.
 SWEEP_SECONDS = 5
-API_MODULES = (auth, cabinets, users, products, licensing, downloads, notifications, feeds,
-               system)
+API_MODULES = (auth, cabinets, users, products, releases, licensing, downloads, notifications,
+               feeds, system)
 ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
 
 API_DESCRIPTION = (
@@ -151,7 +153,7 @@ async def _scan_forever(services: Services, interval: int) -> None:
         return
 
     async def scan() -> None:
-        if added := await services.releases.scan_all():
+        if added := await services.releases.scan_all(SYSTEM):
             log.info("release scan: %d new", len(added))
 
     await repeat("release scan", scan, interval)

@@ -27,7 +27,13 @@ from app.domain.purchases import (
     PurchaseItem,
     PurchaseType,
 )
-from app.domain.releases import VERSION_PATTERN, ArtifactKind, Release, ReleaseKind
+from app.domain.releases import (
+    MAX_ARCHIVE_FILES,
+    VERSION_PATTERN,
+    ArtifactKind,
+    Release,
+    ReleaseKind,
+)
 from app.domain.roles import Role
 from app.domain.users import EMAIL_PATTERN, MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, User
 from app.services.licensing import DocumentView
@@ -530,7 +536,6 @@ class LicenseImages(Out):
     releases: list[ReleaseAccess]
 
 
-MAX_ARCHIVE_FILES = 100
 FileId = Annotated[str, Field(pattern=r"^[0-9A-Za-z-]{1,40}$")]
 
 

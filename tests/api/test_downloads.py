@@ -15,7 +15,8 @@ from aiohttp import ClientSession, web
 from app.domain.licensing import DocumentKind
 from app.domain.roles import Role
 from app.services.archives import Span
-from app.web.api.downloads import ranged
+from app.services.downloads import Download
+from app.web.api.downloads import send
 from app.web.app import create_app
 from app.web.keys import SERVICES
 from tests.world import World, build_world
@@ -311,9 +312,12 @@ async def test_a_client_that_goes_away_stops_the_reads(aiohttp_client) -> None: 
                 closed.set()
 
     async def big(request: web.Request) -> web.StreamResponse:
-        return await ranged(request, RemoteStore(), len(chunk) * count, "e", "big.bin",  # type: ignore[arg-type]
-                            "application/octet-stream",
-                            lambda start, end: [Span("b", "k", start, end)])
+        async def nothing() -> None:
+            return None
+
+        return await send(request, RemoteStore(), Download(  # type: ignore[arg-type]
+            "big.bin", "application/octet-stream", len(chunk) * count, "e",
+            lambda start, end: [Span("b", "k", start, end)], nothing))
 
     app = web.Application()
     app.router.add_get("/big", big)

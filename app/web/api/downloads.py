@@ -1,22 +1,21 @@
-"""Releases of products, and the files a license gives access to: one, or many as a zip."""
+"""The files a license gives access to, one or many as a zip, and the download history.
+
+What to send is the download service's plan; this module speaks HTTP around it: byte
+ranges, conditional requests, and member bytes sent straight from local files.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from aiohttp import web
 
-from app.domain import access
-from app.domain.errors import BadRequest, Conflict
-from app.services.archives import Member, Piece, Span, ZipLayout, read_pieces
-from app.services.releases import DownloadTarget, ReleaseDraft
+from app.services.archives import Piece, read_pieces
+from app.services.downloads import Download
 from app.web.api.common import json_out, page_request, principal, services
-from app.web.keys import SETTINGS
 from app.web.openapi import ApiRoutes
 from app.web.schemas import (
     ArchiveQuery,
@@ -27,10 +26,6 @@ from app.web.schemas import (
     ListQuery,
     ProductRef,
     ReleaseAccess,
-    ReleaseCreate,
-    ReleaseOut,
-    ReleasePage,
-    ReleasePatch,
 )
 from ports.objects import (
     ObjectNotFound,
@@ -44,67 +39,15 @@ api = ApiRoutes("downloads")
 log = logging.getLogger(__name__)
 # At most 18 digits: any real offset, and never a number too long for int().
 _RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})$")
-Pieces = Callable[[int, int], Iterable[Piece]]
-
-
-# ---- releases
-
-
-@api.operation("GET", "/api/v1/products/{id}/releases", summary="A product's releases",
-               query=ListQuery, response=ReleasePage,
-               description="Newest first. Customers see them for products they hold a "
-                           "license for.")
-async def list_releases(request: web.Request, query: ListQuery) -> web.Response:
-    page = await services(request).releases.list_for_product(
-        principal(request), request.match_info["id"], page_request(query))
-    return json_out(ReleasePage(items=[ReleaseOut.of(r) for r in page.items],
-                                next_cursor=page.next_cursor))
-
-
-@api.operation("POST", "/api/v1/products/{id}/releases", summary="Register a release",
-               body=ReleaseCreate, response=ReleaseOut, status=201, errors=(403, 409),
-               description="Staff admins. The files are those under <prefix><version>/ in the "
-                           "product's bucket; the body's fields win over release.yaml.")
-async def create_release(request: web.Request, body: ReleaseCreate) -> web.Response:
-    release = await services(request).releases.register(
-        principal(request), request.match_info["id"], ReleaseDraft(
-            version=body.version, kind=body.kind,
-            title=body.title, notes=body.notes, published_at=body.published_at,
-            advisories=[a.model_dump() for a in body.advisories] if body.advisories else None))
-    return json_out(ReleaseOut.of(release), status=201)
-
-
-@api.operation("PATCH", "/api/v1/products/{id}/releases/{release_id}",
-               summary="Withdraw (yank) or restore a release", body=ReleasePatch,
-               response=ReleaseOut, errors=(403,))
-async def update_release(request: web.Request, body: ReleasePatch) -> web.Response:
-    release = await services(request).releases.set_yanked(
-        principal(request), request.match_info["id"], request.match_info["release_id"],
-        body.yanked)
-    return json_out(ReleaseOut.of(release))
-
-
-@api.operation("POST", "/api/v1/products/{id}/scan", summary="Look for new releases now",
-               response=ReleasePage, errors=(403,),
-               description="Staff admins. Registers the versions found in the product's prefix "
-                           "that are not registered yet; answers those.")
-async def scan_product(request: web.Request) -> web.Response:
-    service = services(request)
-    access.require_may_manage_products(principal(request))
-    product = await service.catalog.get(principal(request), request.match_info["id"])
-    added = await service.releases.scan(product)
-    return json_out(ReleasePage(items=[ReleaseOut.of(r) for r in added], next_cursor=None))
-
-
-# ---- what a license gives access to
 
 
 @api.operation("GET", "/api/v1/licenses/{id}/images",
                summary="Releases and files the license gives access to", response=LicenseImages,
                description="Newest first; every file is available or locked with the reason.")
 async def license_images(request: web.Request) -> web.Response:
-    license_, product, views = await services(request).releases.for_license(
-        principal(request), request.match_info["id"])
+    found = await services(request).downloads.for_license(principal(request),
+                                                          request.match_info["id"])
+    license_, product, views = found.license, found.product, found.releases
     base = f"/api/v1/licenses/{license_.id}/images"
     return json_out(LicenseImages(
         license_id=license_.id, number=license_.number,
@@ -132,43 +75,9 @@ async def license_images(request: web.Request) -> web.Response:
                            "before the first byte; the length is known up front and `Range` "
                            "works, so a broken download resumes.")
 async def license_archive(request: web.Request, query: ArchiveQuery) -> web.StreamResponse:
-    service = services(request)
-    actor = principal(request)
-    if not query.file and not query.release:
-        raise BadRequest("Name files (file=<id>) or a release (release=<id>).", field="file")
-    targets = await service.releases.download_targets(
-        actor, request.match_info["id"], list(dict.fromkeys(query.file or [])), query.release)
-    if not targets:
-        raise BadRequest("This release has no files.", field="release")
-    layout = _layout(targets)
-    etag = hashlib.sha256("|".join(f"{t.artifact.id}:{t.artifact.etag}"
-                                   for t in targets).encode()).hexdigest()[:32]
-
-    async def record() -> None:
-        await service.releases.record_download(actor, targets, archive=True)
-
-    return await ranged(request, service.objects, layout.size, etag,
-                        f"{targets[0].license.number}-files.zip", "application/zip",
-                        layout.pieces, record)
-
-
-def _layout(targets: list[DownloadTarget]) -> ZipLayout:
-    members = []
-    sums = []
-    for target in targets:
-        product, release, artifact = target.product, target.release, target.artifact
-        if artifact.crc32 is None:
-            raise Conflict(f"{artifact.name} was registered without a checksum; download it "
-                           "on its own.", field="file")
-        name = f"{product.code}-{release.version}/{artifact.name}"
-        members.append(Member(name, artifact.size, artifact.crc32, release.published_at,
-                              bucket=product.bucket, key=artifact.key))
-        sums.append(f"{artifact.sha256}  {name}\n")
-    # Dated by its newest release, not by now: the same files make the same bytes, so a
-    # download resumed with If-Range continues the very archive it began.
-    newest = max(target.release.published_at for target in targets)
-    members.append(Member.of_bytes("SHA256SUMS", "".join(sums).encode(), newest))
-    return ZipLayout(members)
+    download = await services(request).downloads.archive(
+        principal(request), request.match_info["id"], query.file or [], query.release)
+    return await send(request, services(request).objects, download)
 
 
 @api.operation("GET", "/api/v1/licenses/{id}/images/{file_id}", summary="Download one file",
@@ -178,33 +87,21 @@ def _layout(targets: list[DownloadTarget]) -> ZipLayout:
                description="From S3: a redirect to a presigned URL. From the local store: "
                            "streamed, with Range and If-Range.")
 async def download_file(request: web.Request) -> web.StreamResponse:
-    service = services(request)
-    actor = principal(request)
-    target = await service.releases.download_target(actor, request.match_info["id"],
-                                                    request.match_info["file_id"])
-    bucket, artifact = target.product.bucket, target.artifact
-
-    async def record() -> None:
-        await service.releases.record_download(actor, [target], archive=False)
-
-    url = await service.objects.presigned_url(
-        bucket, artifact.key, request.app[SETTINGS].downloads.presign_ttl, artifact.name)
-    if url is not None:
-        await record()
-        return web.Response(status=302, headers={"Location": url})
-    return await ranged(request, service.objects, artifact.size, artifact.etag, artifact.name,
-                        "application/octet-stream",
-                        lambda start, end: [Span(bucket, artifact.key, start, end)], record)
+    download = await services(request).downloads.file(
+        principal(request), request.match_info["id"], request.match_info["file_id"])
+    if download.redirect is not None:
+        return web.Response(status=302, headers={"Location": download.redirect})
+    return await send(request, services(request).objects, download)
 
 
-async def ranged(request: web.Request, objects: ObjectStore, size: int, etag: str,
-                 filename: str, content_type: str, pieces: Pieces,
-                 record: Callable[[], Awaitable[None]] | None = None) -> web.StreamResponse:
+async def send(request: web.Request, objects: ObjectStore,
+               download: Download) -> web.StreamResponse:
     """The whole body, or the one byte range asked for (416 if it starts past the end).
     Several ranges, an invalid one, or an If-Range that no longer matches get the whole
-    body. `record` runs once per download: for the whole body or a range from byte 0."""
+    body. The download is recorded once: for the whole body or a range from byte 0."""
+    size, etag = download.size, download.etag
     headers = {"ETag": f'"{etag}"', "Accept-Ranges": "bytes",
-               "Content-Disposition": attachment_header(filename),
+               "Content-Disposition": attachment_header(download.filename),
                "Cache-Control": "private, no-cache"}
     start, end, status = 0, size, 200
     match = _RANGE.match(request.headers.get("Range", "").replace(" ", ""))
@@ -220,11 +117,11 @@ async def ranged(request: web.Request, objects: ObjectStore, size: int, etag: st
             return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
     if status == 206:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    chosen = await _locate(objects, list(pieces(start, end)))
-    if record is not None and start == 0:
-        await record()
+    chosen = await _locate(objects, list(download.pieces(start, end)))
+    if start == 0:
+        await download.record()
     response = web.StreamResponse(status=status, headers=headers)
-    response.content_type = content_type
+    response.content_type = download.content_type
     response.content_length = end - start
     await response.prepare(request)
     try:
@@ -306,7 +203,7 @@ async def _sendfile(request: web.Request, path: Path, offset: int, count: int) -
                description="Customer admins: their organisation and those below it; staff: "
                            "everyone's.")
 async def list_downloads(request: web.Request, query: ListQuery) -> web.Response:
-    page = await services(request).releases.downloads(principal(request), page_request(query))
+    page = await services(request).downloads.history(principal(request), page_request(query))
     return json_out(DownloadPage(items=[DownloadOut(
         id=e.id, at=e.at, by=e.actor_email, cabinet_id=e.cabinet_id,
         license=str(e.details.get("license", "")), product=str(e.details.get("product", "")),

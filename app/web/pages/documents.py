@@ -13,14 +13,13 @@ from app.domain.errors import DomainError, Invalid, NotFound
 from app.domain.licensing import DocumentKind, DocumentStatus
 from app.domain.paging import MAX_LIMIT, PageRequest
 from app.domain.products import Product
-from app.domain.releases import ReleaseKind
+from app.domain.releases import MAX_ARCHIVE_FILES, ReleaseKind
 from app.domain.users import Principal
 from app.services.catalog import ProductChanges, ProductDraft
 from app.services.licensing import DocumentQuery, DocumentView
 from app.web.keys import SERVICES
 from app.web.pages.render import render, see_other
 from app.web.pages.views import PAGE_SIZE, form_of, signed_in
-from app.web.schemas import MAX_ARCHIVE_FILES
 
 routes = web.RouteTableDef()
 KINDS = {"licenses": DocumentKind.LICENSE, "certificates": DocumentKind.CERTIFICATE}
@@ -91,7 +90,7 @@ async def _document_page(request: web.Request, me: Principal, plural: str,
                                                       PageRequest(MAX_LIMIT))).items)
     releases: list[Any] = []
     if kind is DocumentKind.LICENSE:
-        _, _, releases = await services.releases.for_license(me, view.document.id)
+        releases = (await services.downloads.for_license(me, view.document.id)).releases
     return render(request, "document.html", {
         "plural": plural, "kind": kind, "view": view, "badge": badge(view),
         "targets": targets, "may_transfer": may_transfer, "releases": releases,
@@ -126,7 +125,7 @@ async def transfer(request: web.Request, me: Principal) -> web.StreamResponse:
 @routes.get("/downloads")
 @signed_in
 async def download_history(request: web.Request, me: Principal) -> web.StreamResponse:
-    page = await request.app[SERVICES].releases.downloads(
+    page = await request.app[SERVICES].downloads.history(
         me, PageRequest.from_cursor(PAGE_SIZE, request.query.get("cursor")))
     return render(request, "downloads.html", {"entries": page.items,
                                               "next_cursor": page.next_cursor})
@@ -214,11 +213,9 @@ async def product_page(request: web.Request, me: Principal) -> web.StreamRespons
 @routes.post("/products/{id}/scan")
 @signed_in
 async def product_scan(request: web.Request, me: Principal) -> web.StreamResponse:
-    access.require_may_manage_products(me)
-    services = request.app[SERVICES]
-    product = await services.catalog.get(me, request.match_info["id"])
-    added = await services.releases.scan(product)
-    return see_other(f"/products/{product.id}?scanned={len(added)}#releases")
+    product_id = request.match_info["id"]
+    added = await request.app[SERVICES].releases.scan(me, product_id)
+    return see_other(f"/products/{product_id}?scanned={len(added)}#releases")
 
 
 @routes.post("/products/{id}/releases/{release_id}")
