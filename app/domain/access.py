@@ -1,7 +1,9 @@
 """The access rule: which cabinets a principal reaches and what it may do there.
 
-Every query for tenant data takes the `Scope` computed here, and every decision about
-managing a cabinet or its users is one of the functions below. Outside a principal's
+Every query for tenant data takes the `Scope` computed here, and every decision about what
+a principal may do is one of the `may_*` functions below: use cases enforce it with the
+`require_*` twin (Forbidden with the reason), pages ask it in advance through
+`capabilities` and `in_cabinet`, and `/me` lists it as `permissions`. Outside a principal's
 scope an object does not exist for them (404); inside it, a refused action is 403.
 """
 
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.errors import Forbidden, Invalid, NotFound
 from app.domain.roles import Role
-from app.domain.users import Principal, User
+from app.domain.users import Principal, User, role_fits
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,17 @@ class Scope:
         return self.path_prefix is None or cabinet_path.startswith(self.path_prefix)
 
 
+# ---- what a principal sees
+
+
+def sees_everyone(principal: Principal) -> bool:
+    """The vendor's staff see every customer; a customer sees its own subtree."""
+    return principal.role.is_staff
+
+
 def visible_scope(principal: Principal) -> Scope:
     """Staff see every cabinet; a customer sees their own cabinet and its descendants."""
-    if principal.role.is_staff:
+    if sees_everyone(principal):
         return Scope.everything()
     return Scope.subtree(principal.cabinet_path)
 
@@ -47,46 +57,107 @@ def require_visible(principal: Principal, cabinet: Cabinet | None,
     return cabinet
 
 
-def _manages(principal: Principal, cabinet: Cabinet) -> bool:
+def sees_inactive_products(principal: Principal) -> bool:
+    """Customers see the products on sale; staff also those withdrawn, and where their
+    releases lie."""
+    return sees_everyone(principal)
+
+
+def sees_all_releases(principal: Principal) -> bool:
+    """Staff see every product's releases; a customer those of products it holds a
+    license for."""
+    return sees_everyone(principal)
+
+
+# ---- organisations and their users
+
+
+def managed_scope(principal: Principal) -> Scope | None:
+    """Where a principal manages users and child cabinets: a staff admin everywhere, a
+    customer admin in their own subtree, anyone else nowhere."""
     if principal.role is Role.STAFF_ADMIN:
-        return True
-    return principal.role is Role.CUSTOMER_ADMIN and cabinet.path.startswith(principal.cabinet_path)
+        return Scope.everything()
+    if principal.role is Role.CUSTOMER_ADMIN:
+        return Scope.subtree(principal.cabinet_path)
+    return None
+
+
+def _manages(principal: Principal, cabinet: Cabinet) -> bool:
+    scope = managed_scope(principal)
+    return scope is not None and scope.contains(cabinet.path)
+
+
+def may_create_child(principal: Principal, parent: Cabinet) -> bool:
+    return _manages(principal, parent)
 
 
 def require_may_create_child(principal: Principal, parent: Cabinet) -> None:
-    if not _manages(principal, parent):
+    if not may_create_child(principal, parent):
         raise Forbidden("You may not create cabinets here.")
 
 
-def require_may_create_root(principal: Principal) -> None:
-    if principal.role is not Role.STAFF_ADMIN:
-        raise Forbidden("Only staff administrators create top-level cabinets.", field="parent_id")
-
-
-def require_may_edit_cabinet(principal: Principal, cabinet: Cabinet) -> None:
-    """Staff admins edit any cabinet; a customer admin edits the cabinets below their own."""
-    if principal.role is Role.STAFF_ADMIN:
-        return
-    if (principal.role is Role.CUSTOMER_ADMIN and cabinet.path.startswith(principal.cabinet_path)
-            and cabinet.path != principal.cabinet_path):
-        return
-    raise Forbidden("You may not change this cabinet.")
-
-
 def may_restructure(principal: Principal) -> bool:
-    """Moving cabinets and setting billing ids is for staff admins only."""
+    """Creating top-level cabinets, moving cabinets and setting billing ids is for staff
+    admins only."""
     return principal.role is Role.STAFF_ADMIN
 
 
+def require_may_create_root(principal: Principal) -> None:
+    if not may_restructure(principal):
+        raise Forbidden("Only staff administrators create top-level cabinets.", field="parent_id")
+
+
+def may_edit_cabinet(principal: Principal, cabinet: Cabinet) -> bool:
+    """Staff admins edit any cabinet; a customer admin edits the cabinets below their own."""
+    if may_restructure(principal):
+        return True
+    return _manages(principal, cabinet) and cabinet.path != principal.cabinet_path
+
+
+def require_may_edit_cabinet(principal: Principal, cabinet: Cabinet) -> None:
+    if not may_edit_cabinet(principal, cabinet):
+        raise Forbidden("You may not change this cabinet.")
+
+
+def may_manage_users(principal: Principal, cabinet: Cabinet) -> bool:
+    return _manages(principal, cabinet)
+
+
 def require_may_manage_users(principal: Principal, cabinet: Cabinet) -> None:
-    if not _manages(principal, cabinet):
+    if not may_manage_users(principal, cabinet):
         raise Forbidden("You may not manage the users of this cabinet.")
 
 
-def require_may_assign(principal: Principal, role: Role) -> None:
+def may_assign(principal: Principal, role: Role) -> bool:
     """Nobody hands out a role above their own."""
-    if not principal.role.outranks_or_equals(role):
+    return principal.role.outranks_or_equals(role)
+
+
+def require_may_assign(principal: Principal, role: Role) -> None:
+    if not may_assign(principal, role):
         raise Forbidden(f"You may not give the role {role.value}.", field="role")
+
+
+def assignable_roles(principal: Principal, cabinet: Cabinet) -> tuple[Role, ...]:
+    """The roles a principal may give the users of this cabinet (none if they do not
+    manage its users)."""
+    if not may_manage_users(principal, cabinet):
+        return ()
+    return tuple(role for role in Role if may_assign(principal, role)
+                 and role_fits(role, cabinet))
+
+
+def may_change_user(principal: Principal, cabinet: Cabinet, user: User) -> bool:
+    return may_manage_users(principal, cabinet) and principal.role.outranks_or_equals(user.role)
+
+
+def require_may_change_user(principal: Principal, cabinet: Cabinet, user: User) -> None:
+    require_may_manage_users(principal, cabinet)
+    if not may_change_user(principal, cabinet, user):
+        raise Forbidden("You may not change a user whose role is above yours.")
+
+
+# ---- licenses, certificates and downloads
 
 
 def may_transfer(principal: Principal) -> bool:
@@ -119,7 +190,12 @@ def require_may_see_downloads(principal: Principal) -> None:
         raise Forbidden("Only administrators see the download history.")
 
 
+# ---- the catalogue
+
+
 def may_manage_products(principal: Principal) -> bool:
+    """Adding and changing products, and registering, withdrawing and scanning for their
+    releases."""
     return principal.role is Role.STAFF_ADMIN
 
 
@@ -128,12 +204,101 @@ def require_may_manage_products(principal: Principal) -> None:
         raise Forbidden("Only staff administrators add and change products.")
 
 
-def sees_inactive_products(principal: Principal) -> bool:
-    """Customers see the products on sale; staff also those withdrawn."""
-    return principal.role.is_staff
+# ---- notifications
 
 
-def require_may_change_user(principal: Principal, cabinet: Cabinet, user: User) -> None:
-    require_may_manage_users(principal, cabinet)
-    if not principal.role.outranks_or_equals(user.role):
-        raise Forbidden("You may not change a user whose role is above yours.")
+def may_announce(principal: Principal) -> bool:
+    return sees_everyone(principal)
+
+
+def require_may_announce(principal: Principal) -> None:
+    if not may_announce(principal):
+        raise Forbidden("Only the vendor's staff send announcements.")
+
+
+def may_read_mail_log(principal: Principal) -> bool:
+    """The e-mail the portal sent (and to whom) is the vendor's to see."""
+    return sees_everyone(principal)
+
+
+def require_may_read_mail_log(principal: Principal) -> None:
+    if not may_read_mail_log(principal):
+        raise Forbidden("Only the vendor's staff see the e-mail the portal sends.")
+
+
+# ---- asked in advance, for pages and /me
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a principal may do anywhere, for pages to offer or leave out; each is the rule
+    its use case enforces."""
+
+    sees_everyone: bool
+    sees_catalog_internals: bool
+    manage_products: bool
+    see_downloads: bool
+    transfer: bool
+    announce: bool
+    read_mail_log: bool
+
+
+def capabilities(principal: Principal) -> Capabilities:
+    return Capabilities(
+        sees_everyone=sees_everyone(principal),
+        sees_catalog_internals=sees_inactive_products(principal),
+        manage_products=may_manage_products(principal),
+        see_downloads=may_see_downloads(principal),
+        transfer=may_transfer(principal),
+        announce=may_announce(principal),
+        read_mail_log=may_read_mail_log(principal))
+
+
+@dataclass(frozen=True)
+class CabinetCapabilities:
+    """What a principal may do on one cabinet they see."""
+
+    principal: Principal
+    cabinet: Cabinet
+    manage_users: bool
+    create_child: bool
+    edit: bool
+    roles: tuple[Role, ...]
+
+    def may_change(self, user: User) -> bool:
+        """Whether to offer deactivating or removing this user of the cabinet (never
+        oneself)."""
+        return (user.id != self.principal.user_id
+                and may_change_user(self.principal, self.cabinet, user))
+
+
+def in_cabinet(principal: Principal, cabinet: Cabinet) -> CabinetCapabilities:
+    return CabinetCapabilities(
+        principal, cabinet, manage_users=may_manage_users(principal, cabinet),
+        create_child=may_create_child(principal, cabinet),
+        edit=may_edit_cabinet(principal, cabinet),
+        roles=assignable_roles(principal, cabinet))
+
+
+def permissions(principal: Principal, own: Cabinet) -> list[str]:
+    """What `/me` lists: the rules above, as answered for the principal in their own
+    cabinet (`*_all`: in every cabinet)."""
+    can, here, managed = capabilities(principal), in_cabinet(principal, own), \
+        managed_scope(principal)
+    granted = {
+        "cabinets:read": True,
+        "cabinets:read_all": can.sees_everyone,
+        "cabinets:create_child": here.create_child,
+        "cabinets:manage_all": may_restructure(principal),
+        "users:read": True,
+        "users:manage": here.manage_users,
+        "users:manage_all": managed is not None and managed.path_prefix is None,
+        "products:read": True,
+        "products:manage": can.manage_products,
+        "licenses:read": True,
+        "licenses:transfer": can.transfer,
+        "downloads:read": can.see_downloads,
+        "notifications:announce": can.announce,
+        "mail:read": can.read_mail_log,
+    }
+    return sorted(name for name, allowed in granted.items() if allowed)

@@ -78,8 +78,12 @@ def check_password(password: str, min_length: int) -> None:
                       field="password")
 
 
-def check_role_fits_cabinet(role: Role, cabinet: Cabinet) -> None:
+def role_fits(role: Role, cabinet: Cabinet) -> bool:
     """Staff roles live in vendor cabinets, customer roles in customer cabinets."""
-    if role.is_staff != (cabinet.kind is CabinetKind.VENDOR):
+    return role.is_staff == (cabinet.kind is CabinetKind.VENDOR)
+
+
+def check_role_fits_cabinet(role: Role, cabinet: Cabinet) -> None:
+    if not role_fits(role, cabinet):
         raise Invalid(f"The role {role.value} does not exist in a {cabinet.kind.value} cabinet.",
                       field="role")

@@ -6,11 +6,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.domain.access import Scope, visible_scope
+from app.domain.access import Scope, permissions, visible_scope
 from app.domain.cabinets import Cabinet
 from app.domain.errors import NotFound, Throttled, Unauthenticated
 from app.domain.paging import MAX_LIMIT, PageRequest
-from app.domain.roles import permissions_of
 from app.domain.sessions import LoginSession, TokenPair
 from app.domain.users import MAX_PASSWORD_LENGTH, Principal, User, email_key
 from app.services.work import Transactions, UseCases
@@ -200,7 +199,8 @@ class AuthService(UseCases):
             children = await uow.cabinets.children(cabinet.id, visible_scope(principal),
                                                    PageRequest(MAX_LIMIT))
         ancestors.sort(key=lambda c: len(c.path))
-        return Me(user, cabinet, ancestors, children[:MAX_LIMIT], permissions_of(user.role))
+        return Me(user, cabinet, ancestors, children[:MAX_LIMIT],
+                  permissions(Principal.of(user, cabinet), cabinet))
 
     def public_jwks(self) -> dict[str, object]:
         return self._tokens.public_jwks()

@@ -124,14 +124,6 @@ class CabinetService(UseCases):
             rows = await uow.cabinets.children(cabinet.id, access.visible_scope(actor), page)
         return Page.from_rows(rows, page)
 
-    async def below(self, actor: Principal, cabinet_id: str, page: PageRequest) -> Page[Cabinet]:
-        """Every cabinet under `cabinet_id` (not itself), at any depth, in creation order."""
-        async with self._work() as uow:
-            cabinet = await self._visible(uow, actor, cabinet_id)
-            rows = await uow.cabinets.list_visible(access.Scope.subtree(cabinet.path), page)
-        rows = [row for row in rows if row.id != cabinet.id]
-        return Page.from_rows(rows, page)
-
     async def _visible(self, uow: UnitOfWork, actor: Principal, cabinet_id: str, *,
                        lock: bool = False) -> Cabinet:
         cabinet = await uow.cabinets.get(cabinet_id, access.visible_scope(actor), for_update=lock)

@@ -20,6 +20,9 @@ from app.domain.users import Principal
 from app.services.work import UseCases
 from ports.storage import DuplicateKey, UnitOfWork
 
+# Where a new product's releases usually go: the bucket the demo and the tests use.
+DEFAULT_BUCKET = "releases"
+
 
 @dataclass(frozen=True)
 class ProductDraft:
@@ -60,6 +63,12 @@ class CatalogService(UseCases):
         async with self._work() as uow:
             found = await uow.products.get_by_code(code)
             return await self._visible(uow, actor, found.id if found else "")
+
+    def blank(self, actor: Principal) -> ProductDraft:
+        """What the form for a new product starts from; Forbidden for whoever may not add
+        one."""
+        access.require_may_manage_products(actor)
+        return ProductDraft(code="", name="", bucket=DEFAULT_BUCKET)
 
     async def create(self, actor: Principal, draft: ProductDraft) -> Product:
         access.require_may_manage_products(actor)

@@ -19,7 +19,7 @@ from app.domain.licensing import (
     License,
     Transfer,
 )
-from app.domain.paging import Page, PageRequest
+from app.domain.paging import MAX_LIMIT, Page, PageRequest
 from app.domain.products import Product
 from app.domain.users import Principal
 from app.services.work import UseCases
@@ -145,6 +145,25 @@ class LicensingService(UseCases):
                 to_name=target.name))
             await uow.commit()
         return await self.get(actor, kind, document_id)
+
+    async def transfer_targets(self, actor: Principal, kind: DocumentKind,
+                               document_id: str) -> list[Cabinet]:
+        """Where the actor may hand a document down to: the cabinets below its owner, or
+        none (they may not transfer, or it is revoked)."""
+        if not access.may_transfer(actor):
+            return []
+        async with self._work() as uow:
+            document = await documents(uow, kind).get(document_id, access.visible_scope(actor))
+            if document is None:
+                raise NotFound(f"No such {kind.label.lower()}.")
+            if document.status(self._clock.now().date()) is DocumentStatus.REVOKED:
+                return []
+            owner = await uow.cabinets.get(document.cabinet_id, access.visible_scope(actor))
+            if owner is None:
+                return []
+            rows = await uow.cabinets.list_visible(access.Scope.subtree(owner.path),
+                                                   PageRequest(MAX_LIMIT))
+        return [row for row in rows if row.id != owner.id][:MAX_LIMIT]
 
     async def verify(self, number: str) -> tuple[DocumentKind, bool] | None:
         """Whether a document with this number is valid today; nothing else about it."""

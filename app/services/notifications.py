@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import assert_never
 
 from app.domain import access
+from app.domain.cabinets import Cabinet
 from app.domain.errors import Forbidden, Invalid, NotFound
 from app.domain.events import (
     DocumentIssued,
@@ -33,7 +34,8 @@ from app.domain.notifications import (
     preferences,
 )
 from app.domain.outbox import OutboxMessage
-from app.domain.paging import Page, PageRequest
+from app.domain.paging import MAX_LIMIT, Page, PageRequest
+from app.domain.products import Product
 from app.domain.releases import ReleaseKind
 from app.domain.users import Principal
 from app.services.mail import EmailComposer
@@ -327,17 +329,26 @@ class NotificationService(UseCases):
                           limit: int = 100) -> list[OutboxMessage]:
         """Staff: the latest e-mail in the outbox (to `recipient`, a part of an address or
         name), sent, waiting or given up, with why."""
-        if not actor.role.is_staff:
-            raise Forbidden("Only the vendor's staff see the e-mail the portal sends.")
+        access.require_may_read_mail_log(actor)
         async with self._work() as uow:
             return await uow.outbox.list_recent(limit, recipient.strip()[:200])
+
+    async def audiences(self, actor: Principal) -> tuple[list[Product], list[Cabinet]]:
+        """Staff: what an announcement may go to, besides everyone: a product's licensees,
+        or one cabinet's users."""
+        access.require_may_announce(actor)
+        async with self._work() as uow:
+            products = await uow.products.list_page(PageRequest(MAX_LIMIT),
+                                                    include_inactive=True)
+            cabinets = await uow.cabinets.list_visible(access.visible_scope(actor),
+                                                       PageRequest(MAX_LIMIT))
+        return products[:MAX_LIMIT], cabinets[:MAX_LIMIT]
 
     async def announce(self, actor: Principal, title: str, body: str, link: str | None,
                        audience: Audience) -> int:
         """Staff tell everyone, one cabinet's users, or a product's licensees; how many
         were told."""
-        if not actor.role.is_staff:
-            raise Forbidden("Only the vendor's staff send announcements.")
+        access.require_may_announce(actor)
         if audience.cabinet_id and audience.product_id:
             raise Invalid("Name a cabinet or a product, not both.", field="cabinet_id")
         title, body, link = title.strip(), body.strip(), (link or "").strip() or None

@@ -233,7 +233,7 @@ class ReleaseService(UseCases):
             product = await uow.products.get(product_id)
             if product is None or not (product.active or access.sees_inactive_products(actor)):
                 raise NotFound("No such product.")
-            if not actor.role.is_staff and not await _holds_license(
+            if not access.sees_all_releases(actor) and not await _holds_license(
                     uow, actor, product.id, self._clock.now().date()):
                 raise NotFound("No such product among the ones you hold a license for.")
             rows = await uow.releases.list_for_product(product.id, page)

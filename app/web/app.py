@@ -44,8 +44,10 @@ from app.web.middlewares import (
     response_headers,
 )
 from app.web.openapi import build_document, route_table
-from app.web.pages import documents, views
+from app.web.pages import licensing as licensing_pages
 from app.web.pages import notifications as notification_pages
+from app.web.pages import organisations, public, signin
+from app.web.pages import products as product_pages
 from app.web.pages.markup import code_spans, markdown
 from app.web.stream import NotificationHub
 from ports.events import Heard
@@ -86,9 +88,9 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
         settings.auth.password_min_length)
     app[OPENAPI] = document
     app.router.add_routes(route_table(operations))
-    app.router.add_routes(views.routes)
-    app.router.add_routes(documents.routes)
-    app.router.add_routes(notification_pages.routes)
+    for pages in (signin, organisations, licensing_pages, product_pages, notification_pages,
+                  public):
+        app.router.add_routes(pages.routes)
     app.router.add_static("/static", STATIC_DIR)
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
                                autoescape=jinja2.select_autoescape(default=True))

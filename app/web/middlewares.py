@@ -24,12 +24,12 @@ log = logging.getLogger("portal.web")
 _REQUEST_ID = re.compile(r"^[\w.:-]{8,128}$")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Paths that answer in JSON rather than HTML.
-_API_PREFIXES = ("/api/", "/.well-known/", "/healthz", "/readyz")
+API_PREFIXES = ("/api/", "/.well-known/", "/healthz", "/readyz")
 STATIC_PREFIX = "/static/"
 
 
 def is_api(request: web.Request) -> bool:
-    return request.path.startswith(_API_PREFIXES)
+    return request.path.startswith(API_PREFIXES)
 
 
 @web.middleware

@@ -113,3 +113,35 @@ def test_only_staff_admins_restructure_and_create_top_level() -> None:
     assert [access.may_restructure(principal(r)) for r in Role] == [False, False, False, True]
     assert outcome(access.require_may_create_root, principal(Role.CUSTOMER_ADMIN)) == "403"
     assert outcome(access.require_may_create_root, principal(Role.STAFF_ADMIN)) == "ok"
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("name", list(TREE))
+def test_what_pages_offer_is_what_the_use_cases_allow(role: Role, name: str) -> None:
+    who, target = principal(role), TREE[name]
+    here = access.in_cabinet(who, target)
+    assert here.manage_users == (outcome(access.require_may_manage_users, who, target) == "ok")
+    assert here.create_child == (outcome(access.require_may_create_child, who, target) == "ok")
+    assert here.edit == (outcome(access.require_may_edit_cabinet, who, target) == "ok")
+    assert set(here.roles) == {r for r in Role if here.manage_users and r.is_staff is False
+                               and outcome(access.require_may_assign, who, r) == "ok"}
+    can = access.capabilities(who)
+    assert can.manage_products == (outcome(access.require_may_manage_products, who) == "ok")
+    assert can.see_downloads == (outcome(access.require_may_see_downloads, who) == "ok")
+    assert can.announce == (outcome(access.require_may_announce, who) == "ok")
+    assert can.read_mail_log == (outcome(access.require_may_read_mail_log, who) == "ok")
+
+
+def test_nobody_is_offered_changing_themselves_or_someone_above() -> None:
+    admin = principal(Role.CUSTOMER_ADMIN)
+    here = access.in_cabinet(admin, TREE["own"])
+
+    def user(user_id: str, role: Role) -> User:
+        return User(id=user_id, email=f"{user_id}@x.test", email_key=f"{user_id}@x.test",
+                    name=user_id, role=role, cabinet_id="own", active=True,
+                    password_hash=None, created_at=NOW, updated_at=NOW)
+
+    assert here.may_change(user("other", Role.CUSTOMER_USER))
+    assert here.may_change(user("peer", Role.CUSTOMER_ADMIN))
+    assert not here.may_change(user(admin.user_id or "", Role.CUSTOMER_ADMIN))
+    assert not here.may_change(user("staff", Role.STAFF))

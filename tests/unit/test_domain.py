@@ -8,14 +8,15 @@ import pytest
 from adapters.postgres import to_pyformat
 from adapters.sql.migrations import load_migrations, split_statements
 from adapters.system import Uuid7Ids
-from app.domain.cabinets import CabinetKind, check_name, check_parent
+from app.domain.access import permissions
+from app.domain.cabinets import Cabinet, CabinetKind, check_name, check_parent, path_under
 from app.domain.errors import Invalid
 from app.domain.notifications import _IDS, notification_id
 from app.domain.paging import BadCursor, Page, PageRequest, decode_cursor, encode_cursor
 from app.domain.reminders import EXPIRED, ReminderPolicy, when
-from app.domain.roles import Role, permissions_of
-from app.domain.users import check_email, check_password, email_key
-from tests.unit.test_access import TREE
+from app.domain.roles import Role
+from app.domain.users import Principal, check_email, check_password, email_key
+from tests.unit.test_access import NOW, TREE
 
 
 def test_ids_sort_by_creation_and_are_uuid_v7() -> None:
@@ -77,7 +78,14 @@ def test_password_rules() -> None:
 
 
 def test_roles_only_gain_permissions_going_up() -> None:
-    ranked = [set(permissions_of(r)) for r in Role]
+    def of(role: Role) -> set[str]:
+        kind = CabinetKind.VENDOR if role.is_staff else CabinetKind.CUSTOMER
+        home = Cabinet(id="home", name="Home", kind=kind, parent_id=None,
+                       path=path_under(None, "home"), external_id=None, created_at=NOW,
+                       updated_at=NOW)
+        return set(permissions(Principal("u", "u@x.test", role, home.id, home.path), home))
+
+    ranked = [of(r) for r in Role]
     assert ranked[0] < ranked[1] < ranked[3]
     assert ranked[0] < ranked[2] < ranked[3]
     assert "products:manage" in ranked[3] and "products:manage" not in ranked[2]

@@ -9,12 +9,12 @@ from aiohttp import web
 
 from app.domain.errors import DomainError
 from app.domain.notifications import NotificationKind, Preference
-from app.domain.paging import MAX_LIMIT, PageRequest
+from app.domain.paging import PageRequest
 from app.domain.users import Principal
 from app.services.notifications import Audience
 from app.web.keys import SERVICES
+from app.web.pages.common import PAGE_SIZE, form_of, signed_in
 from app.web.pages.render import render, see_other
-from app.web.pages.views import PAGE_SIZE, form_of, signed_in
 
 routes = web.RouteTableDef()
 
@@ -81,8 +81,6 @@ async def notification_settings_save(request: web.Request,
 @routes.get("/notifications/mail")
 @signed_in
 async def mail_log(request: web.Request, me: Principal) -> web.StreamResponse:
-    if not me.role.is_staff:
-        raise web.HTTPForbidden(text="Only the vendor's staff see the e-mail the portal sends.")
     to = request.query.get("to", "")
     messages = await request.app[SERVICES].notifications.recent_mail(me, to)
     return render(request, "mail_log.html", {
@@ -91,19 +89,14 @@ async def mail_log(request: web.Request, me: Principal) -> web.StreamResponse:
 
 async def _announce_page(request: web.Request, me: Principal, *, status: int = 200,
                          **extra: object) -> web.Response:
-    services = request.app[SERVICES]
-    products = await services.catalog.list_visible(me, PageRequest(MAX_LIMIT))
-    cabinets = await services.cabinets.list_visible(me, PageRequest(MAX_LIMIT))
+    products, cabinets = await request.app[SERVICES].notifications.audiences(me)
     return render(request, "announce.html", {
-        "products": products.items, "cabinets": cabinets.items, "form": {}, **extra},
-        status=status)
+        "products": products, "cabinets": cabinets, "form": {}, **extra}, status=status)
 
 
 @routes.get("/notifications/announce")
 @signed_in
 async def announce_form(request: web.Request, me: Principal) -> web.StreamResponse:
-    if not me.role.is_staff:
-        raise web.HTTPForbidden(text="Only the vendor's staff send announcements.")
     return await _announce_page(request, me, sent=request.query.get("sent"))
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp_jinja2
 from aiohttp import web
 
+from app.domain.access import capabilities
 from app.domain.notifications import NotificationKind
 from app.web.keys import PRINCIPAL, REQUEST_ID, SETTINGS
 from app.web.pages.session import csrf_token
@@ -20,9 +21,12 @@ NOTIFICATION_KINDS = [kind.value for kind in NotificationKind]
 def render(request: web.Request, template: str, context: Mapping[str, Any] | None = None, *,
            status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     settings = request.app[SETTINGS]
+    me = request.get(PRINCIPAL)
     base = {
         "brand": settings.web.brand_name,
-        "me": request.get(PRINCIPAL),
+        "me": me,
+        # What the signed-in principal may do, for the page to offer or leave out.
+        "can": capabilities(me) if me is not None else None,
         "csrf_token": csrf_token(request),
         "request_id": request.get(REQUEST_ID, ""),
         "path": request.path,

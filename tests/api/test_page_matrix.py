@@ -1,0 +1,229 @@
+"""Every portal page and form x every role (and signed out) x every relation of the target
+to the caller's cabinet, on SQLite and on PostgreSQL.
+
+The same table shape as the API's matrix: a row per route with the status each role
+expects in its own cabinet, a child, the parent, a sibling and a foreign cabinet. Whatever
+the row, nothing answers 5xx, and an error is an HTML page. A test fails while any page
+route of the app has no row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from app.domain.licensing import DocumentKind
+from app.domain.roles import Role
+from app.web.keys import SERVICES
+from app.web.middlewares import API_PREFIXES
+from app.web.pages.session import ACCESS_COOKIE, CSRF_COOKIE, CSRF_FIELD
+from tests.api.test_authorization_matrix import (
+    ANONYMOUS,
+    RELATIONS,
+    Expect,
+    Placeholders,
+    document_in_cabinet,
+    everyone,
+    everywhere,
+    forbidden_in_reach,
+    in_cabinet,
+    managed_below,
+    only_the_customer_user,
+    product_with_license,
+    seen,
+    staff_admins_only,
+    the_product,
+    user_in_cabinet,
+    users_notification,
+)
+from tests.world import World, unique
+
+SEED = "page-matrix-csrf-seed"
+Form = Callable[[World, str, dict[str, str]], dict[str, str]]
+
+
+def staff_only(ok: int) -> dict[str, Expect]:
+    return {role.value: everywhere(ok if role.is_staff else 403) for role in Role}
+
+
+def by_role(**statuses: int) -> dict[str, Expect]:
+    return {role: everywhere(status) for role, status in statuses.items()}
+
+
+async def nothing(world: World, relation: str) -> dict[str, str]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Page:
+    method: str
+    # The route as the app registers it, and the URL to open (placeholders filled in).
+    route: str
+    url: str
+    expect: dict[str, Expect]
+    anonymous: int = 303  # signed out: to the sign-in page
+    relational: bool = False
+    placeholders: Placeholders = nothing
+    form: Form | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def page(method: str, route: str, expect: dict[str, Expect], *, url: str | None = None,
+         **options: Any) -> Page:
+    return Page(method, route, url or route, expect, **options)
+
+
+def _documents() -> list[Page]:
+    rows = []
+    for kind, plural in ((DocumentKind.LICENSE, "licenses"),
+                         (DocumentKind.CERTIFICATE, "certificates")):
+        rows += [
+            page("GET", "/{plural}", everyone(200), url=f"/{plural}"),
+            page("GET", "/{plural}/{id}", {
+                "customer_user": seen(200), "customer_admin": seen(200),
+                "staff": everywhere(200), "staff_admin": everywhere(200)},
+                url=f"/{plural}/{{id}}", relational=True, placeholders=document_in_cabinet(kind)),
+            page("POST", "/{plural}/{id}/transfer", {
+                "customer_user": forbidden_in_reach(), "customer_admin": seen(303),
+                "staff": everywhere(403), "staff_admin": everywhere(303)},
+                url=f"/{plural}/{{id}}/transfer", relational=True,
+                placeholders=document_in_cabinet(kind),
+                form=lambda world, relation, values: {"cabinet_id": values["child"]}),
+        ]
+    return rows
+
+
+PAGES = [
+    page("GET", "/", everyone(303)),
+    page("GET", "/login", everyone(303), anonymous=200),
+    page("POST", "/login", everyone(401), anonymous=401,
+         form=lambda world, relation, _: {"email": "nobody@example.test", "password": "no"}),
+    page("POST", "/logout", everyone(303)),
+    page("GET", "/password/set", everyone(400), anonymous=400),
+    page("POST", "/password/set", everyone(400), anonymous=400,
+         form=lambda world, relation, _: {"token": "spent", "password": "x" * 20,
+                                          "password_again": "x" * 20}),
+    page("GET", "/organisation", everyone(303)),
+    page("GET", "/cabinets", everyone(200)),
+    page("GET", "/cabinets/{id}", {
+        "customer_user": seen(200), "customer_admin": seen(200),
+        "staff": everywhere(200), "staff_admin": everywhere(200)},
+        relational=True, placeholders=in_cabinet),
+    page("POST", "/cabinets/{id}/users", {
+        "customer_user": forbidden_in_reach(), "customer_admin": seen(201),
+        "staff": everywhere(403), "staff_admin": everywhere(201)},
+        relational=True, placeholders=in_cabinet,
+        form=lambda world, relation, _: {"email": f"{unique('new')}@example.test",
+                                         "role": "customer_user"}),
+    page("POST", "/cabinets/{id}/children", {
+        "customer_user": forbidden_in_reach(), "customer_admin": seen(303),
+        "staff": everywhere(403), "staff_admin": everywhere(303)},
+        relational=True, placeholders=in_cabinet,
+        form=lambda world, relation, _: {"child_name": unique("child")}),
+    page("POST", "/cabinets/{id}/name", {
+        "customer_user": forbidden_in_reach(), "customer_admin": managed_below(303),
+        "staff": everywhere(403), "staff_admin": everywhere(303)},
+        relational=True, placeholders=in_cabinet,
+        form=lambda world, relation, _: {"name": unique("renamed")}),
+    page("POST", "/cabinets/{id}/users/{user_id}", {
+        "customer_user": forbidden_in_reach(), "customer_admin": seen(303),
+        "staff": everywhere(403), "staff_admin": everywhere(303)},
+        relational=True, placeholders=user_in_cabinet,
+        form=lambda world, relation, _: {"operation": "deactivate"}),
+    *_documents(),
+    page("GET", "/downloads", by_role(customer_user=403, customer_admin=200, staff=200,
+                                      staff_admin=200)),
+    page("GET", "/products", everyone(200)),
+    page("GET", "/products/new", staff_admins_only(200)),
+    page("POST", "/products/new", staff_admins_only(303),
+         form=lambda world, relation, _: {"code": unique("p").lower(), "name": "P",
+                                          "bucket": "releases", "parameters": "{}"}),
+    page("GET", "/products/{id}", everyone(200), placeholders=product_with_license),
+    page("POST", "/products/{id}", staff_admins_only(303), placeholders=the_product,
+         form=lambda world, relation, _: {"name": world.product.name, "bucket": "releases",
+                                          "prefix": world.product.prefix,
+                                          "description": unique("changed"),
+                                          "active": "on", "parameters": "{}"}),
+    page("POST", "/products/{id}/scan", staff_admins_only(303), placeholders=the_product),
+    page("POST", "/products/{id}/releases/{release_id}", staff_admins_only(303),
+         placeholders=product_with_license, form=lambda world, relation, _: {"yanked": "1"}),
+    page("GET", "/notifications", everyone(200)),
+    page("POST", "/notifications/read-all", everyone(303)),
+    *(page("POST", "/notifications/{id}/{action}", only_the_customer_user(303),
+           url=f"/notifications/{{id}}/{action}", placeholders=users_notification)
+      for action in ("read", "unread", "delete")),
+    page("GET", "/notifications/open/{id}", only_the_customer_user(303),
+         placeholders=users_notification),
+    page("GET", "/notifications/settings", everyone(200)),
+    page("POST", "/notifications/settings", everyone(303),
+         form=lambda world, relation, _: {"announcement:in_app": "on"}),
+    page("GET", "/notifications/mail", staff_only(200)),
+    page("GET", "/notifications/announce", staff_only(200)),
+    page("POST", "/notifications/announce", staff_only(303),
+         form=lambda world, relation, _: {"title": "Maintenance", "body": "Tonight.",
+                                          "audience": "cabinet",
+                                          "target_cabinet": world.own.id}),
+    page("GET", "/verify/{number}", everyone(200), anonymous=200, url="/verify/LIC-2026-000000"),
+    page("GET", "/docs/api", everyone(200), anonymous=200),
+    page("GET", "/problems", everyone(200), anonymous=200),
+    page("GET", "/problems/{slug}", everyone(303), anonymous=303, url="/problems/not-found"),
+]
+
+
+def _csrf(world: World) -> str:
+    secret = world.client.app[SERVICES].web_secret
+    return hmac.new(secret, SEED.encode(), hashlib.sha256).hexdigest()
+
+
+def _row_id(row: Page) -> str:
+    return f"{row.method} {row.url}"
+
+
+@pytest.mark.parametrize("row", PAGES, ids=_row_id)
+async def test_page_matrix(world: World, row: Page) -> None:
+    mismatches = []
+    for who in [*(r.value for r in Role), ANONYMOUS]:
+        for relation in RELATIONS if row.relational else ("own",):
+            values = await row.placeholders(world, relation)
+            url = row.url
+            for name, value in values.items():
+                url = url.replace("{" + name + "}", value)
+            cookies = {CSRF_COOKIE: SEED}
+            if who != ANONYMOUS:
+                cookies[ACCESS_COOKIE] = world.actors[Role(who)].access_token
+            data = None
+            if row.method == "POST":
+                data = {CSRF_FIELD: _csrf(world),
+                        **(row.form(world, relation, values) if row.form else {})}
+            world.client.session.cookie_jar.clear()
+            world.client.session.cookie_jar.update_cookies(cookies)
+            response = await world.client.request(row.method, url, data=data,
+                                                  allow_redirects=False)
+            body = await response.read()
+            expected = row.anonymous if who == ANONYMOUS else row.expect[who][relation]
+            assert response.status < 500, (who, relation, body[:300])
+            if response.status != expected:
+                mismatches.append(f"{who:>15} on {relation:<8} expected {expected}, "
+                                  f"got {response.status}: {body[:160]!r}")
+            elif response.status >= 400:
+                assert response.content_type == "text/html", (who, relation)
+    world.client.session.cookie_jar.clear()
+    assert not mismatches, f"{_row_id(row)}:\n" + "\n".join(mismatches)
+
+
+async def test_every_page_has_a_row(world: World) -> None:
+    app = world.client.app
+    routes = set()
+    for route in app.router.routes():
+        canonical = route.resource.canonical if route.resource else ""
+        if route.method in ("HEAD", "*") or canonical.startswith("/static"):
+            continue
+        if canonical.startswith(API_PREFIXES):
+            continue
+        routes.add((route.method, canonical))
+    assert routes == {(row.method, row.route) for row in PAGES}
