@@ -30,7 +30,9 @@ from app.domain.users import SYSTEM
 from app.services import Services
 from app.services.demo import seed_demo
 from app.web.openapi import RequestInvalid, parse_json
-from app.web.schemas import CabinetOut, PurchaseEventIn, UserOut
+from app.web.schemas.cabinets import CabinetOut
+from app.web.schemas.feeds import PurchaseEventIn
+from app.web.schemas.users import UserOut
 from ports.storage import StorageUnavailable
 
 log = logging.getLogger("portal")

@@ -38,7 +38,8 @@ from app.services.documents import DocumentService, PrintPolicy
 from app.services.downloads import DownloadService
 from app.services.licensing import LicensingService
 from app.services.mail import EmailComposer, MailPolicy, OutboxPolicy, OutboxWorker
-from app.services.notifications import NotificationService, Notifier
+from app.services.notifications import NotificationService
+from app.services.notifier import Notifier
 from app.services.purchases import FeedPolicy, PurchaseService
 from app.services.releases import ReleaseService
 from app.services.reminders import ReminderService

@@ -6,8 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from adapters.sql.repositories import SqlUnitOfWork
 from adapters.sql.session import SqlSession
+from adapters.sql.unit_of_work import SqlUnitOfWork
 from ports.storage import EventLog
 
 

@@ -16,7 +16,7 @@ from app.domain.licensing import DocumentKind
 from app.domain.notifications import Message, NotificationKind
 from app.domain.reminders import EXPIRED, DueDocument, ReminderPolicy, when
 from app.services.background import repeat
-from app.services.notifications import Notifier
+from app.services.notifier import Notifier
 from app.services.work import Transactions
 from ports.storage import UnitOfWork
 from ports.system import Clock

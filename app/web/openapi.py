@@ -19,7 +19,7 @@ from pydantic.json_schema import models_json_schema
 from app.domain.errors import DomainError, Unauthenticated
 from app.web.keys import PRINCIPAL
 from app.web.problems import PROBLEM_JSON
-from app.web.schemas import Problem
+from app.web.schemas.system import Problem
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 RawCheck = Callable[[web.Request, bytes], None]

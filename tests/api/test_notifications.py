@@ -19,7 +19,7 @@ from app.domain.licensing import DocumentKind
 from app.domain.notifications import Batch, Message, NotificationKind
 from app.domain.roles import Role
 from app.domain.users import SYSTEM, User
-from app.services.notifications import INLINE_RECIPIENTS
+from app.services.notifier import INLINE_RECIPIENTS
 from app.web.api import notifications as notifications_api
 from app.web.keys import HUB, SERVICES
 from tests.world import PASSWORD, World, email, login

@@ -21,12 +21,8 @@ from app.domain.paging import PageRequest
 from app.domain.users import SYSTEM, Principal, User
 from app.services import notifications as notifications_module
 from app.services.mail import EmailComposer, MailPolicy
-from app.services.notifications import (
-    INLINE_RECIPIENTS,
-    Audience,
-    NotificationService,
-    Notifier,
-)
+from app.services.notifications import Audience, NotificationService
+from app.services.notifier import INLINE_RECIPIENTS, Notifier
 from app.services.work import Transactions
 from tests.contract.test_notifications_storage import members, newest
 from tests.contract.test_storage import (

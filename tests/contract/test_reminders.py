@@ -25,7 +25,7 @@ from app.domain.reminders import ReminderPolicy
 from app.domain.roles import Role
 from app.domain.users import User
 from app.services.mail import EmailComposer, MailPolicy
-from app.services.notifications import Notifier
+from app.services.notifier import Notifier
 from app.services.reminders import LOCK, ReminderService
 from app.services.work import Transactions
 from tests.contract.test_storage import (

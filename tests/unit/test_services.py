@@ -18,7 +18,7 @@ from app.domain.users import SYSTEM, Principal
 from app.services.auth import AuthPolicy, AuthService
 from app.services.cabinets import CabinetChanges, CabinetService
 from app.services.mail import EmailComposer, MailPolicy
-from app.services.notifications import Notifier
+from app.services.notifier import Notifier
 from app.services.users import InvalidPasswordToken, UserChanges, UserPolicy, UserService
 from app.services.work import Transactions
 from tests.fakes import (

@@ -6,9 +6,7 @@ from app.domain.sessions import TokenPair
 from app.web.api.common import client_address, json_out, principal, services
 from app.web.keys import PRINCIPAL
 from app.web.openapi import ApiRoutes
-from app.web.schemas import (
-    CabinetOut,
-    CabinetRef,
+from app.web.schemas.auth import (
     LoginIn,
     MeOut,
     MyCabinet,
@@ -16,8 +14,9 @@ from app.web.schemas import (
     RefreshIn,
     RevokeIn,
     TokenOut,
-    UserOut,
 )
+from app.web.schemas.cabinets import CabinetOut, CabinetRef
+from app.web.schemas.users import UserOut
 
 api = ApiRoutes("auth")
 

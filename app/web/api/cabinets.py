@@ -5,7 +5,8 @@ from aiohttp import web
 from app.services.cabinets import UNSET, CabinetChanges
 from app.web.api.common import json_out, page_request, principal, services
 from app.web.openapi import ApiRoutes
-from app.web.schemas import CabinetCreate, CabinetOut, CabinetPage, CabinetPatch, ListQuery
+from app.web.schemas.cabinets import CabinetCreate, CabinetOut, CabinetPage, CabinetPatch
+from app.web.schemas.common import ListQuery
 
 api = ApiRoutes("cabinets")
 

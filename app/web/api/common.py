@@ -10,7 +10,7 @@ from app.domain.paging import PageRequest
 from app.domain.users import Principal
 from app.services import Services
 from app.web.keys import PRINCIPAL, SERVICES, SETTINGS
-from app.web.schemas import ListQuery
+from app.web.schemas.common import ListQuery
 
 
 def principal(request: web.Request) -> Principal:

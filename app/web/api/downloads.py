@@ -17,16 +17,16 @@ from app.services.archives import Piece, read_pieces
 from app.services.downloads import Download
 from app.web.api.common import json_out, page_request, principal, services
 from app.web.openapi import ApiRoutes
-from app.web.schemas import (
+from app.web.schemas.common import ListQuery
+from app.web.schemas.downloads import (
     ArchiveQuery,
     DownloadOut,
     DownloadPage,
     FileAccess,
     LicenseImages,
-    ListQuery,
-    ProductRef,
     ReleaseAccess,
 )
+from app.web.schemas.licensing import ProductRef
 from ports.objects import (
     ObjectNotFound,
     ObjectStore,

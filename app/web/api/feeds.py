@@ -6,7 +6,7 @@ from aiohttp import web
 
 from app.web.api.common import services
 from app.web.openapi import ApiRoutes
-from app.web.schemas import PurchaseEventIn, PurchaseOutcomeOut
+from app.web.schemas.feeds import PurchaseEventIn, PurchaseOutcomeOut
 
 api = ApiRoutes("feeds")
 SIGNATURE_HEADER = "X-Portal-Signature"

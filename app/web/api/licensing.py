@@ -11,7 +11,7 @@ from app.domain.licensing import DocumentKind
 from app.services.licensing import DocumentQuery, DocumentView
 from app.web.api.common import json_out, page_request, principal, services
 from app.web.openapi import ApiRoutes
-from app.web.schemas import (
+from app.web.schemas.licensing import (
     CertificateDetail,
     CertificateFormatQuery,
     CertificateOut,

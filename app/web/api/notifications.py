@@ -17,7 +17,7 @@ from app.services.notifications import Audience, NotificationService
 from app.web.api.common import json_out, page_request, principal, services
 from app.web.keys import HUB
 from app.web.openapi import ApiRoutes
-from app.web.schemas import (
+from app.web.schemas.notifications import (
     AnnouncementIn,
     AnnouncementOut,
     NotificationOut,

@@ -5,7 +5,8 @@ from aiohttp import web
 from app.services.catalog import ProductChanges, ProductDraft
 from app.web.api.common import json_out, page_request, principal, services
 from app.web.openapi import ApiRoutes
-from app.web.schemas import ListQuery, ProductCreate, ProductOut, ProductPage, ProductPatch
+from app.web.schemas.common import ListQuery
+from app.web.schemas.products import ProductCreate, ProductOut, ProductPage, ProductPatch
 
 api = ApiRoutes("products")
 

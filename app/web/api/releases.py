@@ -7,7 +7,8 @@ from aiohttp import web
 from app.services.releases import ReleaseDraft
 from app.web.api.common import json_out, page_request, principal, services
 from app.web.openapi import ApiRoutes
-from app.web.schemas import ListQuery, ReleaseCreate, ReleaseOut, ReleasePage, ReleasePatch
+from app.web.schemas.common import ListQuery
+from app.web.schemas.releases import ReleaseCreate, ReleaseOut, ReleasePage, ReleasePatch
 
 api = ApiRoutes("releases")
 

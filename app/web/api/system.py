@@ -7,7 +7,7 @@ from aiohttp import web
 from app.web.api.common import json_out, services
 from app.web.keys import OPENAPI
 from app.web.openapi import ApiRoutes, document_json
-from app.web.schemas import Health, Jwks, OpenApiDocument
+from app.web.schemas.system import Health, Jwks, OpenApiDocument
 from ports.storage import StorageUnavailable
 
 api = ApiRoutes("system")

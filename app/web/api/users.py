@@ -5,7 +5,8 @@ from aiohttp import web
 from app.services.users import UserChanges
 from app.web.api.common import json_out, page_request, principal, services
 from app.web.openapi import ApiRoutes
-from app.web.schemas import ListQuery, UserCreate, UserCreated, UserOut, UserPage, UserPatch
+from app.web.schemas.common import ListQuery
+from app.web.schemas.users import UserCreate, UserCreated, UserOut, UserPage, UserPatch
 
 api = ApiRoutes("users")
 

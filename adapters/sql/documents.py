@@ -1,0 +1,133 @@
+"""Licenses, support certificates and their transfers in SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, TypeVar
+
+from adapters.sql.session import SqlSession
+from adapters.sql.statements import page_filter, scope_filter
+from app.domain.access import Scope
+from app.domain.licensing import (
+    Certificate,
+    DocumentFilter,
+    DocumentKind,
+    DocumentStatus,
+    License,
+    Transfer,
+)
+from app.domain.paging import PageRequest
+
+D = TypeVar("D", License, Certificate)
+
+
+_DOCUMENT_COLUMNS = ("id", "number", "product_id", "cabinet_id", "valid_from", "valid_to",
+                     "revoked_at", "purchase_item", "created_at", "updated_at")
+_STATUS = {
+    DocumentStatus.PENDING: "d.revoked_at IS NULL AND d.valid_from > :today"
+                            " AND (d.valid_to IS NULL OR d.valid_to >= :today)",
+    DocumentStatus.ACTIVE: "d.revoked_at IS NULL AND d.valid_from <= :today"
+                           " AND (d.valid_to IS NULL OR d.valid_to >= :today)",
+    DocumentStatus.EXPIRED: "d.revoked_at IS NULL AND d.valid_to < :today",
+    DocumentStatus.REVOKED: "d.revoked_at IS NOT NULL",
+}
+
+
+class _SqlDocuments(Generic[D]):
+    """One table of issued documents; the subclasses name the table and its own columns."""
+
+    table: ClassVar[str]
+    own_columns: ClassVar[tuple[str, ...]]
+    make: Callable[..., D]
+
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+        self._columns = (*_DOCUMENT_COLUMNS, *self.own_columns)
+        self._select = ", ".join(f"d.{column}" for column in self._columns)
+
+    async def add(self, document: D) -> None:
+        await self._db.execute(
+            f"INSERT INTO {self.table} ({', '.join(self._columns)})"
+            f" VALUES ({', '.join(':' + column for column in self._columns)})",
+            {column: getattr(document, column) for column in self._columns})
+
+    async def _one(self, where: str, params: dict[str, Any], scope: Scope,
+                   for_update: bool = False) -> D | None:
+        in_scope, scope_params = scope_filter(scope, "c.path")
+        lock = f"{self._db.for_update} OF d" if for_update and self._db.for_update else ""
+        row = await self._db.fetch_one(
+            f"SELECT {self._select} FROM {self.table} d JOIN cabinets c ON c.id = d.cabinet_id"
+            f" WHERE {where} AND {in_scope}{lock}", {**params, **scope_params})
+        return self.make(**row) if row else None
+
+    async def get(self, document_id: str, scope: Scope, *, for_update: bool = False) -> D | None:
+        return await self._one("d.id = :id", {"id": document_id}, scope, for_update)
+
+    async def get_by_number(self, number: str, scope: Scope) -> D | None:
+        return await self._one("d.number = :number", {"number": number}, scope)
+
+    async def get_by_purchase_item(self, purchase_item: str, scope: Scope,
+                                   *, for_update: bool = False) -> D | None:
+        return await self._one("d.purchase_item = :item", {"item": purchase_item}, scope,
+                               for_update)
+
+    async def number_taken(self, number: str) -> bool:
+        return await self._db.fetch_one(
+            f"SELECT 1 AS taken FROM {self.table} WHERE number = :number",
+            {"number": number}) is not None
+
+    async def list_visible(self, scope: Scope, filters: DocumentFilter,
+                           page: PageRequest) -> list[D]:
+        in_scope, params = scope_filter(scope, "c.path")
+        after, page_params = page_filter(page, "d.id")
+        where = [in_scope, after]
+        if filters.product_id is not None:
+            where.append("d.product_id = :product_id")
+        if filters.status is not None:
+            where.append(_STATUS[filters.status])
+        if filters.expires_before is not None:
+            where.append("d.valid_to IS NOT NULL AND d.valid_to < :expires_before")
+        rows = await self._db.fetch_all(
+            f"SELECT {self._select} FROM {self.table} d JOIN cabinets c ON c.id = d.cabinet_id"
+            f" WHERE {' AND '.join(where)} ORDER BY d.id LIMIT :page_limit",
+            {**params, **page_params, "product_id": filters.product_id, "today": filters.today,
+             "expires_before": filters.expires_before})
+        return [self.make(**row) for row in rows]
+
+    async def update(self, document: D) -> None:
+        changing = ("cabinet_id", "valid_from", "valid_to", "revoked_at", "updated_at",
+                    *self.own_columns)
+        await self._db.execute(
+            f"UPDATE {self.table} SET {', '.join(f'{c} = :{c}' for c in changing)}"
+            " WHERE id = :id", {"id": document.id, **{c: getattr(document, c) for c in changing}})
+
+
+class SqlLicenses(_SqlDocuments[License]):
+    table = "licenses"
+    own_columns = ("edition", "seats")
+    make = License
+
+
+class SqlCertificates(_SqlDocuments[Certificate]):
+    table = "certificates"
+    own_columns = ("level", "license_id")
+    make = Certificate
+
+
+class SqlTransfers:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def add(self, transfer: Transfer) -> None:
+        await self._db.execute(
+            "INSERT INTO document_transfers (id, kind, document_id, from_cabinet_id,"
+            " to_cabinet_id, at, actor_id, actor_email) VALUES (:id, :kind, :document_id,"
+            " :from_cabinet_id, :to_cabinet_id, :at, :actor_id, :actor_email)",
+            {**vars(transfer), "kind": transfer.kind.value})
+
+    async def of_document(self, document_id: str) -> list[Transfer]:
+        rows = await self._db.fetch_all(
+            "SELECT id, kind, document_id, from_cabinet_id, to_cabinet_id, at, actor_id,"
+            " actor_email FROM document_transfers WHERE document_id = :document_id ORDER BY id",
+            {"document_id": document_id})
+        return [Transfer(**{**row, "kind": DocumentKind(row["kind"])}) for row in rows]

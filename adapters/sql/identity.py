@@ -1,0 +1,173 @@
+"""Users, their login sessions and tokens, and sign-in throttling in SQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from adapters.sql.session import Row, SqlSession
+from adapters.sql.statements import page_filter, scope_filter
+from app.domain.access import Scope
+from app.domain.paging import PageRequest
+from app.domain.roles import Role
+from app.domain.sessions import LoginSession
+from app.domain.users import User
+
+_USER_COLUMNS = ("u.id, u.email, u.email_key, u.name, u.role, u.cabinet_id, u.active,"
+                 " u.password_hash, u.created_at, u.updated_at, u.deleted_at")
+
+
+def _user(row: Row) -> User:
+    return User(id=row["id"], email=row["email"], email_key=row["email_key"], name=row["name"],
+                role=Role(row["role"]), cabinet_id=row["cabinet_id"], active=row["active"],
+                password_hash=row["password_hash"], created_at=row["created_at"],
+                updated_at=row["updated_at"], deleted_at=row["deleted_at"])
+
+
+class SqlUsers:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def add(self, user: User) -> None:
+        await self._db.execute(
+            "INSERT INTO users (id, email, email_key, name, role, cabinet_id, active,"
+            " password_hash, created_at, updated_at, deleted_at) VALUES (:id, :email,"
+            " :email_key, :name, :role, :cabinet_id, :active, :password_hash, :created_at,"
+            " :updated_at, :deleted_at)",
+            {**vars(user), "role": user.role.value},
+        )
+
+    async def get(self, user_id: str, scope: Scope, *, for_update: bool = False) -> User | None:
+        in_scope, scope_params = scope_filter(scope, "c.path")
+        # Only the user's row is locked: PostgreSQL refuses FOR UPDATE across a join's
+        # nullable side, and the cabinet is not changed here.
+        lock = f"{self._db.for_update} OF u" if for_update and self._db.for_update else ""
+        row = await self._db.fetch_one(
+            f"SELECT {_USER_COLUMNS} FROM users u JOIN cabinets c ON c.id = u.cabinet_id"
+            f" WHERE u.id = :id AND u.deleted_at IS NULL AND {in_scope}{lock}",
+            {"id": user_id, **scope_params},
+        )
+        return _user(row) if row else None
+
+    async def get_by_email_key(self, key: str) -> User | None:
+        row = await self._db.fetch_one(
+            f"SELECT {_USER_COLUMNS} FROM users u"
+            " WHERE u.email_key = :key AND u.deleted_at IS NULL", {"key": key})
+        return _user(row) if row else None
+
+    async def list_in_cabinet(self, cabinet_id: str, scope: Scope,
+                              page: PageRequest) -> list[User]:
+        in_scope, scope_params = scope_filter(scope, "c.path")
+        after, page_params = page_filter(page, "u.id")
+        rows = await self._db.fetch_all(
+            f"SELECT {_USER_COLUMNS} FROM users u JOIN cabinets c ON c.id = u.cabinet_id"
+            f" WHERE u.cabinet_id = :cabinet_id AND u.deleted_at IS NULL AND {in_scope}"
+            f" AND {after} ORDER BY u.id LIMIT :page_limit",
+            {"cabinet_id": cabinet_id, **scope_params, **page_params},
+        )
+        return [_user(row) for row in rows]
+
+    async def update(self, user: User) -> None:
+        await self._db.execute(
+            "UPDATE users SET email_key = :email_key, name = :name, role = :role,"
+            " active = :active, password_hash = :password_hash, updated_at = :updated_at,"
+            " deleted_at = :deleted_at WHERE id = :id",
+            {"id": user.id, "email_key": user.email_key, "name": user.name,
+             "role": user.role.value, "active": user.active, "password_hash": user.password_hash,
+             "updated_at": user.updated_at, "deleted_at": user.deleted_at},
+        )
+
+
+class SqlSessions:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def add(self, session: LoginSession) -> None:
+        await self._db.execute(
+            "INSERT INTO login_sessions (id, user_id, created_at, expires_at, revoked_at)"
+            " VALUES (:id, :user_id, :created_at, :expires_at, :revoked_at)", vars(session))
+
+    async def get(self, session_id: str) -> LoginSession | None:
+        row = await self._db.fetch_one(
+            "SELECT id, user_id, created_at, expires_at, revoked_at FROM login_sessions"
+            " WHERE id = :id", {"id": session_id})
+        return LoginSession(**row) if row else None
+
+    async def revoke(self, session_id: str, at: datetime) -> None:
+        await self._db.execute(
+            "UPDATE login_sessions SET revoked_at = :at WHERE id = :id AND revoked_at IS NULL",
+            {"id": session_id, "at": at})
+
+    async def revoke_all_of_user(self, user_id: str, at: datetime) -> None:
+        await self._db.execute(
+            "UPDATE login_sessions SET revoked_at = :at"
+            " WHERE user_id = :user_id AND revoked_at IS NULL", {"user_id": user_id, "at": at})
+
+    async def add_refresh_token(self, jti: str, session_id: str, expires_at: datetime) -> None:
+        await self._db.execute(
+            "INSERT INTO refresh_tokens (jti, session_id, expires_at) VALUES (:jti, :session_id,"
+            " :expires_at)", {"jti": jti, "session_id": session_id, "expires_at": expires_at})
+
+    async def use_refresh_token(self, jti: str, session_id: str, at: datetime) -> bool:
+        touched = await self._db.execute(
+            "UPDATE refresh_tokens SET used_at = :at"
+            " WHERE jti = :jti AND session_id = :session_id AND used_at IS NULL",
+            {"jti": jti, "session_id": session_id, "at": at})
+        return touched == 1
+
+    async def refresh_token_used_at(self, jti: str, session_id: str) -> datetime | None:
+        row = await self._db.fetch_one(
+            "SELECT used_at FROM refresh_tokens WHERE jti = :jti AND session_id = :session_id",
+            {"jti": jti, "session_id": session_id})
+        return row["used_at"] if row else None
+
+    async def add_password_token(self, token_hash: str, user_id: str,
+                                 expires_at: datetime) -> None:
+        await self._db.execute(
+            "INSERT INTO password_tokens (token_hash, user_id, expires_at) VALUES (:token_hash,"
+            " :user_id, :expires_at)",
+            {"token_hash": token_hash, "user_id": user_id, "expires_at": expires_at})
+
+    async def password_token_user(self, token_hash: str, at: datetime) -> str | None:
+        row = await self._db.fetch_one(
+            "SELECT user_id FROM password_tokens WHERE token_hash = :token_hash"
+            " AND used_at IS NULL AND expires_at > :at", {"token_hash": token_hash, "at": at})
+        return str(row["user_id"]) if row else None
+
+    async def use_password_token(self, token_hash: str, at: datetime) -> str | None:
+        row = await self._db.fetch_one(
+            "UPDATE password_tokens SET used_at = :at WHERE token_hash = :token_hash"
+            " AND used_at IS NULL AND expires_at > :at RETURNING user_id",
+            {"token_hash": token_hash, "at": at})
+        return str(row["user_id"]) if row else None
+
+
+
+class SqlLoginThrottle:
+    def __init__(self, db: SqlSession) -> None:
+        self._db = db
+
+    async def hit(self, key: str, now: datetime, expired: datetime) -> tuple[int, datetime]:
+        # One statement: the row lock of the upsert makes concurrent attempts count one by one.
+        row = await self._db.fetch_one(
+            "INSERT INTO login_throttle (key, window_start, attempts) VALUES (:key, :now, 1)"
+            " ON CONFLICT (key) DO UPDATE SET"
+            " attempts = CASE WHEN login_throttle.window_start <= :expired THEN 1"
+            " ELSE login_throttle.attempts + 1 END,"
+            " window_start = CASE WHEN login_throttle.window_start <= :expired THEN :now"
+            " ELSE login_throttle.window_start END"
+            " RETURNING attempts, window_start",
+            {"key": key, "now": now, "expired": expired})
+        assert row is not None  # an upsert with RETURNING always returns its row
+        return int(row["attempts"]), row["window_start"]
+
+    async def forgive(self, key: str) -> None:
+        await self._db.execute(
+            "UPDATE login_throttle SET attempts = attempts - 1 WHERE key = :key AND attempts > 0",
+            {"key": key})
+
+    async def reset(self, key: str) -> None:
+        await self._db.execute("DELETE FROM login_throttle WHERE key = :key", {"key": key})
+
+    async def prune(self, before: datetime) -> None:
+        await self._db.execute("DELETE FROM login_throttle WHERE window_start < :before",
+                               {"before": before})

@@ -1,0 +1,46 @@
+"""Statement fragments every SQL repository builds with: IN lists, many-row inserts, the
+access rule's scope and keyset pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.sql.session import SqlSession
+from app.domain.access import Scope
+from app.domain.paging import PageRequest
+
+# Rows (or list items) per statement: a few thousand parameters at most, far below SQLite's
+# 32,766, and statements PostgreSQL parses quickly.
+BATCH_ROWS = 500
+
+
+def in_list(prefix: str, values: list[Any]) -> tuple[str, dict[str, Any]]:
+    """`:p0, :p1, ...` for an IN (...) list, and the parameters."""
+    names = {f"{prefix}{i}": value for i, value in enumerate(values)}
+    return ", ".join(":" + name for name in names), names
+
+
+async def insert_rows(db: SqlSession, table: str, columns: str, rows: list[dict[str, Any]],
+                      suffix: str = "") -> None:
+    """One INSERT of many rows; each row a dict with every one of `columns`."""
+    names = [column.strip() for column in columns.split(",")]
+    params: dict[str, Any] = {}
+    groups = []
+    for i, row in enumerate(rows):
+        groups.append("(" + ", ".join(f":{name}_{i}" for name in names) + ")")
+        params.update({f"{name}_{i}": row[name] for name in names})
+    await db.execute(f"INSERT INTO {table} ({columns}) VALUES {', '.join(groups)}{suffix}",
+                     params)
+
+
+def scope_filter(scope: Scope, path_column: str) -> tuple[str, dict[str, Any]]:
+    """The SQL form of the access rule's scope: a prefix match on the materialised path."""
+    if scope.path_prefix is None:
+        return "1 = 1", {}
+    return f"{path_column} LIKE :scope_prefix", {"scope_prefix": scope.path_prefix + "%"}
+
+
+def page_filter(page: PageRequest, id_column: str) -> tuple[str, dict[str, Any]]:
+    if page.after is None:
+        return "1 = 1", {"page_limit": page.limit + 1}
+    return f"{id_column} > :page_after", {"page_after": page.after, "page_limit": page.limit + 1}

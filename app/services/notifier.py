@@ -1,0 +1,181 @@
+"""The notifier: who hears of what happened, in the portal and by e-mail.
+
+It runs as the unit of work's step before commit (`prepare`): the change and what it
+tells people (or the batch that is written from later) commit together, so nothing is
+lost and nothing is told of a change that rolled back. Who hears of each event is
+`decide`, an exhaustive match over the events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import assert_never
+
+from app.domain.events import (
+    DocumentIssued,
+    DocumentRenewed,
+    DocumentRevoked,
+    DocumentTransferred,
+    DomainEvent,
+    MailQueued,
+    NotificationsCreated,
+    ReleasePublished,
+    UserInvited,
+)
+from app.domain.licensing import DocumentKind
+from app.domain.notifications import Batch, Message, NotificationKind
+from app.domain.releases import ReleaseKind
+from app.services.mail import EmailComposer
+from ports.storage import UnitOfWork
+from ports.system import Clock, IdGenerator
+
+# Up to this many recipients, a message's notifications and e-mail are written in the
+# transaction that makes it; to more, it is held as one batch and written just after, so
+# the live streams have it without waiting for thousands of rows.
+INLINE_RECIPIENTS = 100
+BATCHES_AT_ONCE = 10
+MAIL_AT_ONCE = 500
+
+
+@dataclass(frozen=True)
+class Told:
+    """Whom an event is told to, and what; `email`: also by e-mail, per their settings."""
+
+    users: list[str]
+    message: Message
+    email: bool = True
+
+
+class Notifier:
+    """Turns a unit of work's domain events into notifications, and into e-mail in the
+    outbox, before it commits: the change and its notifications (or the batch they are
+    written from) are one transaction, so none is lost and none is sent for a change that
+    rolled back."""
+
+    def __init__(self, clock: Clock, ids: IdGenerator, composer: EmailComposer) -> None:
+        self._clock = clock
+        self._ids = ids
+        self._composer = composer
+
+    async def prepare(self, uow: UnitOfWork, events: list[DomainEvent]) -> None:
+        """The unit of work's step before it commits (see ports.storage.EventLog)."""
+        for event in events:
+            told = await self.decide(uow, event)
+            if told is not None:
+                await self.send(uow, told.users, told.message, email=told.email)
+
+    async def send(self, uow: UnitOfWork, user_ids: list[str], message: Message, *,
+                   email: bool = True) -> int:
+        """A notification for each user who has not turned this kind off in the portal,
+        an e-mail (with `email`) for each who has not turned it off by e-mail, and the
+        event for the live streams; how many are told in the portal."""
+        everyone = tuple(dict.fromkeys(user_ids))
+        if not everyone:
+            return 0
+        muted = await uow.notifications.muted(message.kind)
+        now = self._clock.now()
+        batch = Batch(position=await uow.notifications.next_position(),
+                      id=self._ids.new_id(), message=message, created_at=now,
+                      users=tuple(u for u in everyone if u not in muted),
+                      audience=everyone if email else ())
+        held = len(everyone) > INLINE_RECIPIENTS
+        if held:
+            await uow.notifications.hold(batch)
+        else:
+            await self._write(uow, batch)
+        uow.events.record(NotificationsCreated(batch=replace(batch, audience=()), held=held))
+        return len(batch.users)
+
+    async def spread(self, uow: UnitOfWork) -> int:
+        """Write the notifications and e-mail of the batches held for later; how many."""
+        done = 0
+        while batches := await uow.notifications.held(BATCHES_AT_ONCE):
+            for batch in batches:
+                await self._write(uow, batch)
+                await uow.notifications.release(batch.position)
+            done += len(batches)
+        return done
+
+    async def _write(self, uow: UnitOfWork, batch: Batch) -> None:
+        await uow.notifications.write(batch)
+        targets = await uow.notifications.mail_targets(list(batch.audience), batch.message.kind)
+        # A few hundred at a time: the process's live streams are served in between.
+        for start in range(0, len(targets), MAIL_AT_ONCE):
+            await uow.outbox.add(*[
+                self._composer.notification(batch.notification_id(user_id), address, name,
+                                            batch.message, batch.created_at)
+                for user_id, address, name in targets[start:start + MAIL_AT_ONCE]])
+        if targets:
+            uow.events.record(MailQueued(count=len(targets)))
+
+    async def decide(self, uow: UnitOfWork, event: DomainEvent) -> Told | None:
+        """Who hears of an event, and what they are told. Every event has its answer here:
+        one without fails mypy (assert_never)."""
+        match event:
+            case ReleasePublished():
+                users = await uow.notifications.recipients_licensed(
+                    event.product_id, event.published_on, self._clock.now().date())
+                return Told(users, release_message(event))
+            case DocumentIssued():
+                what = _what(event.kind).lower()
+                until = f", valid until {event.valid_to}" if event.valid_to else ""
+                return Told(await uow.notifications.recipients_in(list(event.cabinet_ids)),
+                            Message(NotificationKind.LICENSE_ISSUED,
+                                    f"New {what} {event.number}",
+                                    f"A {what} for {event.product_name or 'your product'} was "
+                                    f"issued{until}.", _link(event.kind, event.document_id)))
+            case DocumentRenewed():
+                until = f"until {event.valid_to}" if event.valid_to else "without an end"
+                return Told(await uow.notifications.recipients_in(list(event.cabinet_ids)),
+                            Message(NotificationKind.LICENSE_RENEWED,
+                                    f"{event.number} renewed",
+                                    f"{_what(event.kind)} {event.number} is valid {until} now.",
+                                    _link(event.kind, event.document_id)))
+            case DocumentRevoked():
+                return Told(await uow.notifications.recipients_in(list(event.cabinet_ids)),
+                            Message(NotificationKind.LICENSE_REVOKED,
+                                    f"{event.number} revoked",
+                                    f"{_what(event.kind)} {event.number} was revoked and is "
+                                    "no longer valid.", _link(event.kind, event.document_id)))
+            case DocumentTransferred():
+                license_ = event.kind is DocumentKind.LICENSE
+                return Told(await uow.notifications.recipients_in(
+                    list(dict.fromkeys((event.from_cabinet_id, event.to_cabinet_id)))),
+                    Message(NotificationKind.LICENSE_TRANSFERRED if license_
+                            else NotificationKind.CERTIFICATE_TRANSFERRED,
+                            f"{event.number} moved to {event.to_name}",
+                            f"{_what(event.kind)} {event.number} was transferred from "
+                            f"{event.from_name} to {event.to_name}.",
+                            "/licenses" if license_ else "/certificates"))
+            case UserInvited():
+                # What greets them once they are in, in the portal only: the invitation
+                # itself was their e-mail.
+                return Told([event.user_id], Message(
+                    NotificationKind.USER_INVITED,
+                    f"Welcome to the {self._composer.brand} portal",
+                    f"{event.inviter_name} invited you to {event.cabinet_name}. Choose here "
+                    "which news reach you in the portal and by e-mail.",
+                    "/notifications/settings"), email=False)
+            case NotificationsCreated() | MailQueued():
+                return None  # what telling people makes: nothing more to tell
+            case _:
+                assert_never(event)
+
+
+def release_message(event: ReleasePublished) -> Message:
+    link = f"/products/{event.product_id}#release-{event.release_id}"
+    if event.kind is ReleaseKind.SECURITY:
+        return Message(NotificationKind.SECURITY_PUBLISHED, f"Security fix: {event.title}",
+                       f"{event.product_name} {event.version} fixes a security "
+                       "vulnerability. Install it soon.", link)
+    return Message(NotificationKind.RELEASE_PUBLISHED, f"{event.title} is out",
+                   f"{event.product_name} {event.version} ({event.kind.value}) is ready to "
+                   "download.", link)
+
+
+def _what(kind: DocumentKind) -> str:
+    return "License" if kind is DocumentKind.LICENSE else "Support certificate"
+
+
+def _link(kind: DocumentKind, document_id: str) -> str:
+    return f"/{'licenses' if kind is DocumentKind.LICENSE else 'certificates'}/{document_id}"

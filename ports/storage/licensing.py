@@ -1,0 +1,56 @@
+"""Licenses and support certificates, their transfers, and the purchase events that
+make them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from app.domain.access import Scope
+from app.domain.licensing import Certificate, DocumentFilter, License, Transfer
+from app.domain.paging import PageRequest
+
+D = TypeVar("D", License, Certificate)
+
+
+class DocumentRepository(Protocol[D]):
+    """Licenses, or support certificates: the same questions of either table."""
+
+    async def add(self, document: D) -> None:
+        """Insert; DuplicateKey("<table>.number") or ("<table>.purchase_item") when taken."""
+
+    async def get(self, document_id: str, scope: Scope, *, for_update: bool = False) -> D | None:
+        """One held by a cabinet in scope; `for_update` locks it until the unit of work ends."""
+
+    async def get_by_number(self, number: str, scope: Scope) -> D | None: ...
+
+    async def get_by_purchase_item(self, purchase_item: str, scope: Scope,
+                                   *, for_update: bool = False) -> D | None: ...
+
+    async def number_taken(self, number: str) -> bool: ...
+
+    async def list_visible(self, scope: Scope, filters: DocumentFilter,
+                           page: PageRequest) -> list[D]:
+        """Held by cabinets in scope and passing the filters, paged in id order."""
+
+    async def update(self, document: D) -> None:
+        """Write the owner, the validity, the revocation and the kind's own fields."""
+
+
+class TransferRepository(Protocol):
+    async def add(self, transfer: Transfer) -> None: ...
+
+    async def of_document(self, document_id: str) -> list[Transfer]:
+        """Its history, oldest first."""
+
+
+class PurchaseEventRepository(Protocol):
+    async def claim(self, event_id: str, type_: str, occurred_at: datetime,
+                    received_at: datetime) -> bool:
+        """Record the event id; False if it was recorded before. A concurrent claim of the
+        same id waits until the first one's unit of work ends, then answers False if that
+        one committed, True if it rolled back."""
+
+    async def record_outcome(self, event_id: str, outcome: dict[str, Any]) -> None: ...
+
+    async def outcome(self, event_id: str) -> dict[str, Any] | None: ...
