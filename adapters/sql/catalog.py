@@ -111,14 +111,6 @@ class SqlReleases:
         found = await self._with_artifacts(rows)
         return found[0] if found else None
 
-    async def get_by_version(self, product_id: str, version: str) -> Release | None:
-        rows = await self._db.fetch_all(
-            f"SELECT {_RELEASE_COLUMNS} FROM releases"
-            " WHERE product_id = :product_id AND version = :version",
-            {"product_id": product_id, "version": version})
-        found = await self._with_artifacts(rows)
-        return found[0] if found else None
-
     async def versions(self, product_id: str) -> set[str]:
         rows = await self._db.fetch_all(
             "SELECT version FROM releases WHERE product_id = :product_id",

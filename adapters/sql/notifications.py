@@ -57,16 +57,6 @@ class SqlNotifications:
         row = await self._db.fetch_one("SELECT position FROM notification_clock WHERE id = 1")
         return int(row["position"]) if row else 0
 
-    async def add(self, user_ids: list[str], message: Message, ids: list[str],
-                  at: datetime) -> list[Notification]:
-        position = await self.next_position()
-        made = [Notification(id=notification_id, user_id=user_id, seq=position,
-                             kind=message.kind, title=message.title, body=message.body,
-                             link=message.link, created_at=at)
-                for user_id, notification_id in dict(zip(user_ids, ids, strict=True)).items()]
-        await self._insert(made, message, position, at)
-        return made
-
     async def write(self, batch: Batch) -> None:
         for start in range(0, len(batch.users), BATCH_ROWS):
             await self._insert([batch.notification(user_id)

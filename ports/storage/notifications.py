@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Protocol
 
-from app.domain.notifications import Batch, Message, Notification, NotificationKind, Preference
+from app.domain.notifications import Batch, Notification, NotificationKind, Preference
 from app.domain.paging import PageRequest
 
 
@@ -18,10 +18,6 @@ class NotificationRepository(Protocol):
 
     async def position(self) -> int:
         """The newest position taken and committed (0 before the first)."""
-
-    async def add(self, user_ids: list[str], message: Message, ids: list[str],
-                  at: datetime) -> list[Notification]:
-        """One notification per user (ids[i] for user_ids[i]), all at the next position."""
 
     async def write(self, batch: Batch) -> None:
         """The batch's notification for each of its users, at its position."""

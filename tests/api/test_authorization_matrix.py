@@ -113,15 +113,14 @@ async def users_notification(world: World, relation: str) -> dict[str, str]:
     """{id}: a fresh notification of the customer user (everyone else's is 404)."""
     from datetime import UTC, datetime
 
-    from adapters.system import Uuid7Ids
     from app.domain.notifications import Message, NotificationKind
     from app.web.keys import SERVICES
+    from tests.contract.test_notifications_storage import add
 
     async with world.client.app[SERVICES].storage.unit_of_work() as uow:
-        [made] = await uow.notifications.add(
-            [world.actors[Role.CUSTOMER_USER].user_id],
-            Message(NotificationKind.ANNOUNCEMENT, "Hello", "Matrix"), [Uuid7Ids().new_id()],
-            datetime.now(UTC))
+        [made] = await add(uow, [world.actors[Role.CUSTOMER_USER].user_id],
+                           Message(NotificationKind.ANNOUNCEMENT, "Hello", "Matrix"),
+                           datetime.now(UTC))
         await uow.commit()
     return {"id": made.id}
 

@@ -24,7 +24,7 @@ from app.services.mail import EmailComposer, MailPolicy
 from app.services.notifications import Audience, NotificationService
 from app.services.notifier import INLINE_RECIPIENTS, Notifier
 from app.services.work import Transactions
-from tests.contract.test_notifications_storage import members, newest
+from tests.contract.test_notifications_storage import add, members, newest
 from tests.contract.test_storage import (
     IDS,
     T0,
@@ -273,8 +273,8 @@ async def test_positions_start_above_every_number_a_stream_has_seen(
 
     async with storage.unit_of_work() as uow:
         assert await uow.notifications.position() == 7
-        [next_one] = await uow.notifications.add([ann.id], Message(
-            NotificationKind.ANNOUNCEMENT, "Eight", ""), [IDS.new_id()], T0)
+        [next_one] = await add(uow, [ann.id], Message(
+            NotificationKind.ANNOUNCEMENT, "Eight", ""), T0)
         await uow.commit()
     assert next_one.seq == 8
     async with storage.unit_of_work() as uow:

@@ -15,10 +15,18 @@ from datetime import date, datetime, timedelta, timezone
 
 from app.domain.cabinets import Cabinet
 from app.domain.licensing import Certificate, License
-from app.domain.notifications import Message, Notification, NotificationKind, Preference
+from app.domain.notifications import (
+    Batch,
+    Message,
+    Notification,
+    NotificationKind,
+    Preference,
+    notification_id,
+)
 from app.domain.paging import PageRequest
 from app.domain.products import Product
 from app.domain.users import User
+from ports.storage import UnitOfWork
 from tests.contract.test_storage import (
     IDS,
     SECOND,
@@ -64,12 +72,22 @@ async def add_users(storage: Adapter, *users: User) -> tuple[User, ...]:
     return users
 
 
+async def add(uow: UnitOfWork, user_ids: list[str], sent: Message, at: datetime,
+              batch_id: str | None = None) -> list[Notification]:
+    """One message's notification for each of these users, at the next position, written
+    as the notifier writes them; each id is derived from the batch's."""
+    batch = Batch(position=await uow.notifications.next_position(),
+                  id=batch_id or IDS.new_id(), message=sent, created_at=at,
+                  users=tuple(user_ids), audience=())
+    await uow.notifications.write(batch)
+    return [batch.notification(user_id) for user_id in user_ids]
+
+
 async def notify(storage: Adapter, users: list[User], sent: Message | None = None,
                  at: datetime = T0) -> list[Notification]:
     """One notification for each of `users`, in a unit of work of its own, committed."""
     async with storage.unit_of_work() as uow:
-        made = await uow.notifications.add([u.id for u in users], sent or message(),
-                                           [IDS.new_id() for _ in users], at)
+        made = await add(uow, [u.id for u in users], sent or message(), at)
         await uow.commit()
     assert len(made) == len(users)
     return made
@@ -123,11 +141,12 @@ async def test_add_numbers_each_message_in_order_and_round_trips_it(
     # Not in user id order: each id stays paired with its user whatever order the adapter
     # writes them in.
     high, low = sorted([ann.id, bob.id], reverse=True)
-    first_ids = [IDS.new_id() for _ in range(2)]
-    second_id = IDS.new_id()
+    first_batch, second_batch = IDS.new_id(), IDS.new_id()
+    first_ids = [notification_id(first_batch, user_id) for user_id in (high, low)]
+    second_id = notification_id(second_batch, ann.id)
     async with storage.unit_of_work() as uow:
-        first = await uow.notifications.add([high, low], linked, first_ids, at_first)
-        second = await uow.notifications.add([ann.id], plain, [second_id], at_second)
+        first = await add(uow, [high, low], linked, at_first, first_batch)
+        second = await add(uow, [ann.id], plain, at_second, second_batch)
         await uow.commit()
     third = await notify(storage, [bob, ann], plain)  # a unit of work of its own
 
@@ -184,10 +203,9 @@ async def test_an_uncommitted_add_is_undone_and_its_number_freed(storage: Adapte
     (ann,) = await members(storage, 1)
     base = await newest(storage)
     (kept,) = await notify(storage, [ann])
-    dropped_id = IDS.new_id()
-
     async with storage.unit_of_work() as uow:
-        dropped = await uow.notifications.add([ann.id], message(), [dropped_id], T0)
+        dropped = await add(uow, [ann.id], message(), T0)
+        dropped_id = dropped[0].id
         assert seqs(dropped, base) == [2]
 
     async with storage.unit_of_work() as uow:
@@ -212,7 +230,7 @@ async def test_concurrent_adds_number_one_after_the_other(storage: Adapter) -> N
 
     async def write(n: int) -> Notification | None:
         async with storage.unit_of_work() as uow:
-            (made,) = await uow.notifications.add([ann.id], message(), [IDS.new_id()], T0)
+            (made,) = await add(uow, [ann.id], message(), T0)
             await asyncio.sleep(0.02)  # hold the number while the other writers arrive
             if n in rolled_back:
                 return None
@@ -257,8 +275,7 @@ async def test_writers_for_two_users_in_opposite_orders_do_not_deadlock(
 
     async def write(order: list[User]) -> list[Notification]:
         async with storage.unit_of_work() as uow:
-            made = await uow.notifications.add([u.id for u in order], message(),
-                                               [IDS.new_id() for _ in order], T0)
+            made = await add(uow, [u.id for u in order], message(), T0)
             await asyncio.sleep(0.02)
             await uow.commit()
             return made
@@ -324,15 +341,16 @@ async def test_after_gives_those_above_a_number_oldest_first(storage: Adapter) -
 
 async def test_list_for_user_pages_newest_first_without_gaps(storage: Adapter) -> None:
     ann, bob = await members(storage, 2)
-    # Ids made first and handed out last to first: their order is the reverse of the numbers'.
-    ids = [IDS.new_id() for _ in range(7)]
+    # Batches whose ids for ann fall as their positions rise: paging follows positions,
+    # never the order of ids.
+    batches = sorted((IDS.new_id() for _ in range(7)), reverse=True,
+                     key=lambda batch_id: notification_id(batch_id, ann.id))
     made: list[Notification] = []
-    for number, notification_id in enumerate(reversed(ids)):
+    for number, batch_id in enumerate(batches):
         async with storage.unit_of_work() as uow:
-            made.extend(await uow.notifications.add([ann.id], message(), [notification_id], T0))
+            made.extend(await add(uow, [ann.id], message(), T0, batch_id))
             if number % 2:
-                made.extend(await uow.notifications.add([bob.id], message(), [IDS.new_id()],
-                                                        T0))
+                made.extend(await add(uow, [bob.id], message(), T0))
             await uow.commit()
     mine = [n for n in made if n.user_id == ann.id]
     theirs = [n for n in made if n.user_id == bob.id]
@@ -344,7 +362,8 @@ async def test_list_for_user_pages_newest_first_without_gaps(storage: Adapter) -
     mine[1], mine[4] = replace(mine[1], read_at=read_at), replace(mine[4], read_at=read_at)
     expected = list(reversed(mine))
     expected_unread = [n for n in expected if n.read_at is None]
-    assert notification_ids(expected) == sorted(ids)  # newest first is not the ids' order...
+    # Newest first is not the ids' order (here they rise)...
+    assert notification_ids(expected) == sorted(n.id for n in mine)
     assert seqs(expected) == sorted(set(seqs(expected)), reverse=True)  # ...but positions'
 
     async with asyncio.timeout(10):  # a cursor that does not advance fails, not hangs
