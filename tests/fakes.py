@@ -148,6 +148,7 @@ class _Cabinets:
         stored = self.s.cabinets[cabinet.id]
         self.s.cabinets[cabinet.id] = replace(stored, name=cabinet.name, kind=cabinet.kind,
                                               external_id=cabinet.external_id,
+                                              contact_email=cabinet.contact_email,
                                               updated_at=cabinet.updated_at)
 
     async def move(self, cabinet: Cabinet, new_parent: Cabinet | None, at: datetime) -> Cabinet:

@@ -12,13 +12,14 @@ from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.paging import PageRequest
 
 _CABINET_COLUMNS = ("c.id, c.name, c.kind, c.parent_id, c.path, c.external_id, c.created_at,"
-                    " c.updated_at")
+                    " c.updated_at, c.contact_email")
 
 
 def _cabinet(row: Row) -> Cabinet:
     return Cabinet(id=row["id"], name=row["name"], kind=CabinetKind(row["kind"]),
                    parent_id=row["parent_id"], path=row["path"], external_id=row["external_id"],
-                   created_at=row["created_at"], updated_at=row["updated_at"])
+                   created_at=row["created_at"], updated_at=row["updated_at"],
+                   contact_email=row["contact_email"])
 
 
 class SqlCabinets:
@@ -28,8 +29,8 @@ class SqlCabinets:
     async def add(self, cabinet: Cabinet) -> None:
         await self._db.execute(
             "INSERT INTO cabinets (id, name, kind, parent_id, path, external_id, created_at,"
-            " updated_at) VALUES (:id, :name, :kind, :parent_id, :path, :external_id,"
-            " :created_at, :updated_at)",
+            " updated_at, contact_email) VALUES (:id, :name, :kind, :parent_id, :path,"
+            " :external_id, :created_at, :updated_at, :contact_email)",
             {**vars(cabinet), "kind": cabinet.kind.value},
         )
 
@@ -83,9 +84,10 @@ class SqlCabinets:
     async def update(self, cabinet: Cabinet) -> None:
         await self._db.execute(
             "UPDATE cabinets SET name = :name, kind = :kind, external_id = :external_id,"
-            " updated_at = :updated_at WHERE id = :id",
+            " contact_email = :contact_email, updated_at = :updated_at WHERE id = :id",
             {"id": cabinet.id, "name": cabinet.name, "kind": cabinet.kind.value,
-             "external_id": cabinet.external_id, "updated_at": cabinet.updated_at},
+             "external_id": cabinet.external_id, "contact_email": cabinet.contact_email,
+             "updated_at": cabinet.updated_at},
         )
 
     async def move(self, cabinet: Cabinet, new_parent: Cabinet | None, at: datetime) -> Cabinet:

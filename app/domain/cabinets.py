@@ -27,6 +27,8 @@ class Cabinet:
     external_id: str | None
     created_at: datetime
     updated_at: datetime
+    # Who pays for its purchases, as the billing system names them (customers only).
+    contact_email: str | None = None
 
     @property
     def ancestor_ids(self) -> list[str]:

@@ -31,14 +31,14 @@ class CabinetChanges:
 
 async def add_cabinet(uow: UnitOfWork, audit: AuditTrail, actor: Principal, cabinet_id: str,
                       now: datetime, name: str, kind: CabinetKind, parent: Cabinet | None,
-                      external_id: str | None) -> Cabinet:
+                      external_id: str | None, contact_email: str | None = None) -> Cabinet:
     """Insert a new cabinet below `parent` (already checked as the caller's to use) and
     audit it, inside the caller's unit of work."""
     check_parent(kind, parent)
     cabinet = Cabinet(id=cabinet_id, name=check_name(name), kind=kind,
                       parent_id=parent.id if parent else None,
                       path=path_under(parent, cabinet_id), external_id=external_id,
-                      created_at=now, updated_at=now)
+                      created_at=now, updated_at=now, contact_email=contact_email)
     try:
         await uow.cabinets.add(cabinet)
     except DuplicateKey:

@@ -32,7 +32,7 @@ from app.domain.purchases import (
     PurchaseOutcome,
     PurchaseType,
 )
-from app.domain.users import SYSTEM
+from app.domain.users import SYSTEM, check_email
 from app.services.cabinets import add_cabinet
 from app.services.licensing import documents
 from app.services.work import Transactions, UseCases
@@ -118,13 +118,23 @@ class PurchaseService(UseCases):
     async def _customer(self, uow: UnitOfWork, event: PurchaseEvent, now: datetime,
                         create: bool) -> tuple[Cabinet, bool]:
         customer = event.customer
+        contact = None
+        if customer.contact_email:
+            try:
+                contact = check_email(customer.contact_email)
+            except Invalid as exc:
+                raise Invalid(exc.detail, field="customer.contact_email") from None
         cabinet = await uow.cabinets.get_by_external_id(customer.external_id, EVERYTHING)
         if cabinet is not None:
             if cabinet.kind is not CabinetKind.CUSTOMER:
                 raise Invalid("This billing id belongs to a vendor cabinet.",
                               field="customer.external_id")
-            if create and customer.name and cabinet.name != " ".join(customer.name.split()):
-                cabinet.name, cabinet.updated_at = " ".join(customer.name.split()), now
+            name = " ".join(customer.name.split())
+            if create and ((name and cabinet.name != name)
+                           or (contact and cabinet.contact_email != contact)):
+                cabinet.name = name or cabinet.name
+                cabinet.contact_email = contact or cabinet.contact_email
+                cabinet.updated_at = now
                 await uow.cabinets.update(cabinet)
             return cabinet, False
         if not create:
@@ -138,7 +148,7 @@ class PurchaseService(UseCases):
                               field="customer.parent_external_id")
         cabinet = await add_cabinet(uow, self._audit, SYSTEM, self._ids.new_id(), now,
                                     customer.name, CabinetKind.CUSTOMER, parent,
-                                    customer.external_id)
+                                    customer.external_id, contact)
         return cabinet, True
 
     async def _complete(self, uow: UnitOfWork, event: PurchaseEvent,

@@ -31,7 +31,7 @@ class CabinetRepository(Protocol):
         """Direct children, paged like `list_visible`."""
 
     async def update(self, cabinet: Cabinet) -> None:
-        """Write name, kind, external_id and updated_at."""
+        """Write name, kind, external_id, contact_email and updated_at."""
 
     async def move(self, cabinet: Cabinet, new_parent: Cabinet | None, at: datetime) -> Cabinet:
         """Re-parent `cabinet` and rewrite the paths of its whole subtree; returns it moved."""

@@ -212,3 +212,41 @@ async def test_two_events_racing_for_one_item_never_answer_500(world: World) -> 
     statuses = sorted(status for status, _ in await asyncio.gather(
         send(world.client, shared), send(world.client, rival)))
     assert statuses[0] == 200 and statuses[1] in (409, 422)
+
+
+async def test_the_billing_contact_is_kept_shown_and_offered_as_the_first_invitation(
+        world: World) -> None:
+    from tests.api.test_pages import sign_in
+
+    event = purchase(world.product.code)
+    event["customer"]["contact_email"] = "Billing.Contact@Acme.example"
+    status, outcome = await send(world.client, event)
+    assert status == 200, outcome
+    cabinet_id = outcome["cabinet"]["id"]
+    staff_admin = world.actors[Role.STAFF_ADMIN]
+    shown = await (await world.client.get(f"/api/v1/cabinets/{cabinet_id}",
+                                          headers=staff_admin.headers)).json()
+    assert shown["contact_email"] == "Billing.Contact@Acme.example"
+
+    # A later purchase may name another contact; one without a contact keeps it.
+    again = purchase(world.product.code, event["customer"]["external_id"])
+    again["customer"]["contact_email"] = None
+    assert (await send(world.client, again))[0] == 200
+    kept = await (await world.client.get(f"/api/v1/cabinets/{cabinet_id}",
+                                         headers=staff_admin.headers)).json()
+    assert kept["contact_email"] == "Billing.Contact@Acme.example"
+    bad = purchase(world.product.code)
+    bad["customer"]["contact_email"] = "not an address"
+    status, problem = await send(world.client, bad)
+    assert status == 422 and problem["errors"][0]["field"] == "customer.contact_email"
+
+    await sign_in(world.client, staff_admin.email)
+    page = await (await world.client.get(f"/cabinets/{cabinet_id}")).text()
+    assert "Billing contact" in page and 'id="invite-contact"' in page
+    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    invited = await world.client.post(f"/cabinets/{cabinet_id}/users", data={
+        "csrf_token": token, "email": "Billing.Contact@Acme.example", "role": "customer_admin"})
+    assert invited.status == 201
+    after = await invited.text()
+    assert "Billing.Contact@Acme.example was added" in after
+    assert 'id="invite-contact"' not in after  # they are a user now

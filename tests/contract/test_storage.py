@@ -1339,3 +1339,14 @@ async def test_a_unit_of_work_cancelled_while_it_begins_leaves_no_transaction_be
             await uow.commit()
         async with storage.unit_of_work() as uow:
             assert await uow.cabinets.get(cabinet.id, EVERYTHING) is not None
+
+
+async def test_a_cabinets_billing_contact_round_trips(storage: Adapter) -> None:
+    cabinet = replace(new_cabinet(), contact_email="Billing@Example.test")
+    await add_all(storage, cabinet)
+    assert await stored_cabinet(storage, cabinet.id) == cabinet
+    changed = replace(cabinet, contact_email=None, updated_at=T0 + SECOND)
+    async with storage.unit_of_work() as uow:
+        await uow.cabinets.update(changed)
+        await uow.commit()
+    assert await stored_cabinet(storage, cabinet.id) == changed

@@ -17,6 +17,8 @@ class CabinetOut(Out):
     kind: CabinetKind
     parent_id: str | None
     external_id: str | None
+    contact_email: str | None = Field(
+        description="The billing contact, as the purchases feed names it.")
     created_at: datetime
     updated_at: datetime
 
@@ -24,7 +26,8 @@ class CabinetOut(Out):
     def of(cls, cabinet: Cabinet) -> CabinetOut:
         return cls(id=cabinet.id, name=cabinet.name, kind=cabinet.kind,
                    parent_id=cabinet.parent_id, external_id=cabinet.external_id,
-                   created_at=cabinet.created_at, updated_at=cabinet.updated_at)
+                   contact_email=cabinet.contact_email, created_at=cabinet.created_at,
+                   updated_at=cabinet.updated_at)
 
 
 class CabinetPage(Out):
