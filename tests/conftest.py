@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from app.config import Settings, load_settings
 from app.web.app import create_app
 from tests.pg import temporary_database
-from tests.world import World, build_world
+from tests.world import Client, ClientFactory, SettingsFor, World, build_world
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -54,7 +53,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings_for(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def settings_for(tmp_path: Path, request: pytest.FixtureRequest) -> SettingsFor:
     """Settings for a backend, with extra PORTAL_* overrides."""
     def make(backend: str = "sqlite", **env: str) -> Settings:
         dsn = request.getfixturevalue("pg_dsn") if backend == "postgres" else None
@@ -63,19 +62,19 @@ def settings_for(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignor
 
 
 @pytest.fixture
-def settings(settings_for) -> Settings:  # type: ignore[no-untyped-def]
+def settings(settings_for: SettingsFor) -> Settings:
     return settings_for("sqlite")
 
 
 @pytest.fixture
-async def client(aiohttp_client, settings_for, backend: str  # type: ignore[no-untyped-def]
-                 ) -> TestClient:
+async def client(aiohttp_client: ClientFactory, settings_for: SettingsFor, backend: str
+                 ) -> Client:
     """The app, once on SQLite and once on PostgreSQL."""
     return await aiohttp_client(create_app(settings_for(backend)))
 
 
 @pytest.fixture
-async def world(client: TestClient) -> World:
+async def world(client: Client) -> World:
     return await build_world(client)
 
 

@@ -40,7 +40,9 @@ class LivePortal:
 
 
 @contextmanager
-def live_portal(data_dir: Path, *, demo: bool = True, **env: str) -> Iterator[LivePortal]:
+def live_portal(data_dir: Path, *, demo: bool = True, env: dict[str, str] | None = None,
+                **more: str) -> Iterator[LivePortal]:
+    env = {**(env or {}), **more}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}

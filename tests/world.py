@@ -11,14 +11,16 @@ from __future__ import annotations
 import itertools
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from adapters.system import Uuid7Ids
+from app.config import Settings
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.licensing import Certificate, DocumentKind, License
 from app.domain.products import Product
@@ -29,6 +31,14 @@ from app.services.catalog import ProductDraft
 from app.services.releases import ReleaseDraft
 from app.web.keys import SERVICES
 
+# The test client of the portal's app, and the fixtures' types: aiohttp_client
+# (pytest-aiohttp) and settings_for (tests/conftest.py).
+Client = TestClient[web.Request, web.Application]
+SettingsFor = Callable[..., Settings]
+
+
+class ClientFactory(Protocol):
+    def __call__(self, app: web.Application, **options: Any) -> Awaitable[Client]: ...
 PASSWORD = "correct horse battery"
 ROLES = [Role.CUSTOMER_USER, Role.CUSTOMER_ADMIN, Role.STAFF, Role.STAFF_ADMIN]
 
@@ -62,7 +72,7 @@ class Actor:
 
 @dataclass
 class World:
-    client: TestClient
+    client: Client
     vendor: Cabinet
     parent: Cabinet
     own: Cabinet
@@ -90,7 +100,7 @@ class World:
         """A license or certificate straight into storage (the purchases feed is tested on
         its own)."""
         ids, now = Uuid7Ids(), datetime.now(UTC)
-        common = {
+        common: dict[str, Any] = {
             "id": ids.new_id(), "number": f"{kind.prefix}-2026-{next(_NUMBERS):06d}",
             "product_id": (product or self.product).id, "cabinet_id": cabinet.id,
             "valid_from": valid_from, "valid_to": valid_to,
@@ -98,9 +108,9 @@ class World:
             "created_at": now, "updated_at": now}
         storage = self.client.app[SERVICES].storage
         async with storage.unit_of_work() as uow:
+            document: License | Certificate
             if kind is DocumentKind.LICENSE:
-                document: License | Certificate = License(**common, edition="Enterprise",
-                                                          seats=50)
+                document = License(**common, edition="Enterprise", seats=50)
                 await uow.licenses.add(document)
             else:
                 document = Certificate(**common, level="premium")
@@ -134,13 +144,13 @@ class World:
         return invitation.user.id
 
 
-async def login(client: TestClient, address: str, password: str = PASSWORD) -> dict[str, Any]:
+async def login(client: Client, address: str, password: str = PASSWORD) -> dict[str, Any]:
     response = await client.post("/api/v1/jwt", json={"email": address, "password": password})
     assert response.status == 200, await response.text()
     return await response.json()  # type: ignore[no-any-return]
 
 
-async def build_world(client: TestClient) -> World:
+async def build_world(client: Client) -> World:
     services = client.app[SERVICES]
     cabinets = services.cabinets
 

@@ -113,7 +113,7 @@ async def seed_demo(services: Services) -> list[DemoAccount]:
     accounts = []
     for email, name, role, cabinet_key, password in USERS:
         cabinet = by_external_id[cabinet_key]
-        existing = await users.find_by_email(email)
+        existing = await users.find_by_email(SYSTEM, email)
         if existing is None:
             await users.create_with_password(SYSTEM, cabinet.id, email, name, role, password)
         else:

@@ -203,19 +203,17 @@ class PurchaseService(UseCases):
 
     async def _renew(self, uow: UnitOfWork, event: PurchaseEvent,
                      now: datetime) -> PurchaseOutcome:
-        cabinet, _ = await self._customer(uow, event, now, create=False)
-        outcome = self._outcome(event, cabinet, False)
-        for index, item in enumerate(event.items):
-            document = await self._held(uow, cabinet, item, f"items.{index}")
+        cabinet, outcome, held = await self._named(uow, event, now)
+        for field, item, document in held:
             if item.valid_to is None:
-                raise Invalid("A renewal needs the new end date.", field=f"items.{index}.valid_to")
+                raise Invalid("A renewal needs the new end date.", field=f"{field}.valid_to")
             if document.revoked_at is not None:
-                raise Invalid("A revoked item cannot be renewed.", field=f"items.{index}")
+                raise Invalid("A revoked item cannot be renewed.", field=field)
             if document.valid_to is None or item.valid_to < document.valid_to:
                 raise Invalid("A renewal extends: the new end date must not come before the "
                               "current one, and a perpetual license has none.",
-                              field=f"items.{index}.valid_to")
-            with about(f"items.{index}"):
+                              field=f"{field}.valid_to")
+            with about(field):
                 check_validity(document.valid_from, item.valid_to, item.kind)
             document.valid_to, document.updated_at = item.valid_to, now
             await documents(uow, item.kind).update(document)
@@ -228,10 +226,8 @@ class PurchaseService(UseCases):
 
     async def _refund(self, uow: UnitOfWork, event: PurchaseEvent,
                       now: datetime) -> PurchaseOutcome:
-        cabinet, _ = await self._customer(uow, event, now, create=False)
-        outcome = self._outcome(event, cabinet, False)
-        for index, item in enumerate(event.items):
-            document = await self._held(uow, cabinet, item, f"items.{index}")
+        cabinet, outcome, held = await self._named(uow, event, now)
+        for _, item, document in held:
             if document.revoked_at is None:
                 document.revoked_at, document.updated_at = now, now
                 await documents(uow, item.kind).update(document)
@@ -241,6 +237,17 @@ class PurchaseService(UseCases):
             outcome.add(item.kind, document.id, document.number, item.external_id,
                         PurchaseAction.REVOKED)
         return outcome
+
+    async def _named(self, uow: UnitOfWork, event: PurchaseEvent, now: datetime
+                     ) -> tuple[Cabinet, PurchaseOutcome,
+                                list[tuple[str, PurchaseItem, License | Certificate]]]:
+        """A renewal's or a refund's customer, its outcome so far, and each item (with its
+        field name) together with the document it names, locked."""
+        cabinet, _ = await self._customer(uow, event, now, create=False)
+        held = [(f"items.{index}", item,
+                 await self._held(uow, cabinet, item, f"items.{index}"))
+                for index, item in enumerate(event.items)]
+        return cabinet, self._outcome(event, cabinet, False), held
 
     async def _held(self, uow: UnitOfWork, cabinet: Cabinet, item: PurchaseItem,
                     field: str) -> License | Certificate:

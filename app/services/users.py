@@ -213,9 +213,13 @@ class UserService(UseCases):
             await uow.commit()
         return user
 
-    async def find_by_email(self, email: str) -> User | None:
+    async def find_by_email(self, actor: Principal, email: str) -> User | None:
+        """The user with this e-mail address, if the actor sees their organisation."""
         async with self._work() as uow:
-            return await uow.users.get_by_email_key(email_key(email))
+            found = await uow.users.get_by_email_key(email_key(email))
+            if found is None:
+                return None
+            return await uow.users.get(found.id, access.visible_scope(actor))
 
     async def _add(self, uow: UnitOfWork, actor: Principal, cabinet_id: str, email: str,
                    name: str, role: Role, password_hash: str | None) -> User:

@@ -8,9 +8,9 @@ import json
 import secrets
 import time
 
-from aiohttp.test_utils import TestClient
 from jwcrypto import jwk, jwt
 
+from adapters.jwcrypto import JwcryptoTokenCodec
 from app.domain.access import Scope
 from app.domain.cabinets import CabinetKind
 from app.domain.paging import PageRequest
@@ -19,14 +19,14 @@ from app.domain.users import SYSTEM
 from app.services.users import UserChanges
 from app.web.app import create_app
 from app.web.keys import SERVICES
-from tests.world import PASSWORD, World, email, login
+from tests.world import PASSWORD, Client, ClientFactory, SettingsFor, World, email, login
 
 
 def b64(data: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
-async def me_status(client: TestClient, token: str) -> int:
+async def me_status(client: Client, token: str) -> int:
     response = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     await response.read()
     return response.status
@@ -141,14 +141,18 @@ async def test_refresh_token_is_not_an_access_token_and_back(world: World) -> No
     assert response.status == 401
 
 
+def _part_of(token: str, index: int) -> dict[str, object]:
+    part = token.split(".")[index]
+    found: dict[str, object] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return found
+
+
 def _claims_of(token: str) -> dict[str, object]:
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return _part_of(token, 1)
 
 
 def _header_of(token: str) -> dict[str, object]:
-    header = token.split(".")[0]
-    return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    return _part_of(token, 0)
 
 
 async def test_forged_and_broken_tokens_are_refused(world: World) -> None:
@@ -168,6 +172,7 @@ async def test_forged_and_broken_tokens_are_refused(world: World) -> None:
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
 
     codec = world.client.app[SERVICES].auth._tokens  # the app's own signer, for claim tests
+    assert isinstance(codec, JwcryptoTokenCodec)
     now = int(time.time())
     base = {k: v for k, v in claims.items() if k not in ("iss", "aud")}
     expired = codec.encode({**base, "iat": now - 7200, "exp": now - 3600})
@@ -223,7 +228,8 @@ def random_address() -> str:
     return f"198.51.100.{secrets.randbelow(250) + 1}-{secrets.token_hex(4)}"
 
 
-async def _throttled_client(aiohttp_client, settings_for, backend: str, **env: str):  # type: ignore[no-untyped-def]
+async def _throttled_client(aiohttp_client: ClientFactory, settings_for: SettingsFor,
+                            backend: str, **env: str) -> tuple[Client, str]:
     """An app with low limits behind one proxy, and a client address of this test's own
     (the PostgreSQL database, and its counters, are shared by the whole session)."""
     settings = settings_for(backend, **{
@@ -240,8 +246,8 @@ async def _throttled_client(aiohttp_client, settings_for, backend: str, **env: s
     return client, victim
 
 
-async def test_repeated_failures_lock_the_account(aiohttp_client, settings_for,
-                                                  backend: str) -> None:  # type: ignore[no-untyped-def]
+async def test_repeated_failures_lock_the_account(
+        aiohttp_client: ClientFactory, settings_for: SettingsFor, backend: str) -> None:
     client, victim = await _throttled_client(aiohttp_client, settings_for, backend)
     for _ in range(3):
         response = await client.post("/api/v1/jwt", json={"email": victim, "password": "nope"})
@@ -254,7 +260,7 @@ async def test_repeated_failures_lock_the_account(aiohttp_client, settings_for,
 
 
 async def test_failures_from_one_address_are_throttled_across_accounts(
-        aiohttp_client, settings_for, backend: str) -> None:  # type: ignore[no-untyped-def]
+        aiohttp_client: ClientFactory, settings_for: SettingsFor, backend: str) -> None:
     client, _ = await _throttled_client(aiohttp_client, settings_for, backend)
     statuses = []
     for _ in range(7):
@@ -265,7 +271,7 @@ async def test_failures_from_one_address_are_throttled_across_accounts(
 
 
 async def test_a_burst_of_concurrent_guesses_cannot_pass_the_limit(
-        aiohttp_client, settings_for, backend: str) -> None:  # type: ignore[no-untyped-def]
+        aiohttp_client: ClientFactory, settings_for: SettingsFor, backend: str) -> None:
     client, victim = await _throttled_client(aiohttp_client, settings_for, backend,
                                              PORTAL_AUTH__THROTTLE__MAX_FAILURES_PER_ADDRESS="1000")
 
@@ -280,7 +286,7 @@ async def test_a_burst_of_concurrent_guesses_cannot_pass_the_limit(
 
 
 async def test_the_address_is_the_one_the_proxy_saw_not_what_the_client_wrote(
-        aiohttp_client, settings_for, backend: str) -> None:  # type: ignore[no-untyped-def]
+        aiohttp_client: ClientFactory, settings_for: SettingsFor, backend: str) -> None:
     client, _ = await _throttled_client(aiohttp_client, settings_for, backend)
     real = random_address()
     statuses = []
@@ -307,7 +313,7 @@ async def test_the_address_is_the_one_the_proxy_saw_not_what_the_client_wrote(
 
 
 async def test_a_successful_sign_in_clears_the_accounts_failures(
-        aiohttp_client, settings_for) -> None:  # type: ignore[no-untyped-def]
+        aiohttp_client: ClientFactory, settings_for: SettingsFor) -> None:
     client, victim = await _throttled_client(aiohttp_client, settings_for, "sqlite")
     for _ in range(2):
         await client.post("/api/v1/jwt", json={"email": victim, "password": "nope"})

@@ -7,6 +7,7 @@ import re
 
 import pypdf
 
+from adapters.weasyprint import WeasyPrintRenderer
 from app.domain.access import Scope
 from app.domain.licensing import DocumentKind
 from app.domain.roles import Role
@@ -177,7 +178,9 @@ async def test_a_changed_base_template_makes_a_new_version(world: World) -> None
     headers = world.actors[Role.CUSTOMER_USER].headers
     path = f"/api/v1/licenses/{license_.id}?format=pdf"
     before = (await world.client.get(path, headers=headers)).headers["ETag"]
-    base = Path(world.client.app[SERVICES].documents._renderer._dir) / "pdf/default/base.html"
+    renderer = world.client.app[SERVICES].documents._renderer
+    assert isinstance(renderer, WeasyPrintRenderer)
+    base = Path(renderer._dir) / "pdf/default/base.html"
     original = base.read_text()
     try:
         base.write_text(original + "\n<!-- changed -->\n")

@@ -19,7 +19,7 @@ from app.services.downloads import Download
 from app.web.api.downloads import send
 from app.web.app import create_app
 from app.web.keys import SERVICES
-from tests.world import World, build_world
+from tests.world import ClientFactory, SettingsFor, World, build_world
 
 IMAGE = bytes(range(256)) * 400  # 102,400 bytes
 MANIFEST = """
@@ -46,7 +46,7 @@ async def test_scanning_registers_each_version_once(world: World) -> None:
     code, bucket = world.product.prefix, world.product.bucket
 
     async def put(key: str, data: bytes) -> None:
-        async def once():  # type: ignore[no-untyped-def]
+        async def once() -> AsyncIterator[bytes]:
             yield data
         await services.objects.put(bucket, code + key, once())
 
@@ -167,7 +167,9 @@ async def test_a_file_gone_from_the_store_is_a_clear_404_before_any_byte(world: 
     release = await world.publish("3.7", {"a.bin": b"a" * 1000, "b.bin": b"b" * 1000})
     services = world.client.app[SERVICES]
     [a, b] = sorted(release.artifacts, key=lambda artifact: artifact.name)
-    services.objects.local_path(world.product.bucket, b.key).write_bytes(b"short")
+    path = services.objects.local_path(world.product.bucket, b.key)
+    assert path is not None
+    path.write_bytes(b"short")
     await services.objects.delete(world.product.bucket, a.key)
     headers = world.actors[Role.CUSTOMER_USER].headers
     base = f"/api/v1/licenses/{license_.id}/images"
@@ -267,8 +269,8 @@ async def test_yanked_releases_are_locked_and_customers_without_a_license_see_no
                                    headers=foreign_user)).status == 404
 
 
-async def test_s3_downloads_redirect_to_a_presigned_url(aiohttp_client, settings_for,  # type: ignore[no-untyped-def]
-                                                        s3_endpoint: str) -> None:
+async def test_s3_downloads_redirect_to_a_presigned_url(
+        aiohttp_client: ClientFactory, settings_for: SettingsFor, s3_endpoint: str) -> None:
     client = await aiohttp_client(create_app(settings_for(
         "sqlite", PORTAL_OBJECT_STORE__ADAPTER="s3", PORTAL_OBJECT_STORE__ENDPOINT_URL=s3_endpoint,
         PORTAL_OBJECT_STORE__ACCESS_KEY_ID="test-key",
@@ -293,7 +295,7 @@ async def test_s3_downloads_redirect_to_a_presigned_url(aiohttp_client, settings
 
 
 
-async def test_a_client_that_goes_away_stops_the_reads(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+async def test_a_client_that_goes_away_stops_the_reads(aiohttp_client: ClientFactory) -> None:
     chunk, count = b"x" * 65536, 10_000  # 625 MiB, if anyone read it all
     reads: list[int] = []
     closed = asyncio.Event()

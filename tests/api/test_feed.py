@@ -7,25 +7,23 @@ import json
 import time
 from typing import Any
 
-from aiohttp.test_utils import TestClient
-
 from app.domain.access import Scope
 from app.domain.roles import Role
 from app.web.app import create_app
 from app.web.keys import SERVICES
 from tests.feed import purchase, signature, signed
-from tests.world import World
+from tests.world import Client, ClientFactory, SettingsFor, World
 
 FEED = "/api/v1/feed/purchases"
 
 
-async def send(client: TestClient, event: dict[str, Any], **sign: Any) -> tuple[int, Any]:
+async def send(client: Client, event: dict[str, Any], **sign: Any) -> tuple[int, Any]:
     body, headers = signed(event, **sign)
     response = await client.post(FEED, data=body, headers=headers)
     return response.status, await response.json()
 
 
-async def cabinet_exists(client: TestClient, external_id: str) -> bool:
+async def cabinet_exists(client: Client, external_id: str) -> bool:
     async with client.app[SERVICES].storage.unit_of_work() as uow:
         return await uow.cabinets.get_by_external_id(external_id, Scope.everything()) is not None
 
@@ -187,7 +185,8 @@ async def test_invalid_events_name_the_field(world: World) -> None:
     assert status == 422 and problem["errors"][0]["field"] == "items.0.valid_to"
 
 
-async def test_without_a_secret_the_feed_is_closed(aiohttp_client, settings_for) -> None:  # type: ignore[no-untyped-def]
+async def test_without_a_secret_the_feed_is_closed(aiohttp_client: ClientFactory,
+                                                   settings_for: SettingsFor) -> None:
     client = await aiohttp_client(create_app(settings_for(
         "sqlite", PORTAL_FEEDS__PURCHASES__SECRET="")))
     status, problem = await send(client, purchase("anything"))

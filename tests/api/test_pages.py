@@ -5,24 +5,24 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from app.domain.roles import Role
-from tests.world import PASSWORD, World, email
+from tests.world import PASSWORD, Client, World, email
 
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
 
-async def csrf_of(client: TestClient, path: str = "/login") -> str:
+async def csrf_of(client: Client, path: str = "/login") -> str:
     page = await (await client.get(path)).text()
     match = CSRF.search(page)
     assert match, page
     return match[1]
 
 
-async def sign_in(client: TestClient, address: str, password: str = PASSWORD,
+async def sign_in(client: Client, address: str, password: str = PASSWORD,
                   next_path: str = "/") -> None:
     token = await csrf_of(client)
     response = await client.post("/login", data={
@@ -31,12 +31,12 @@ async def sign_in(client: TestClient, address: str, password: str = PASSWORD,
     assert response.status == 303, await response.text()
 
 
-def cookie(client: TestClient, name: str) -> str | None:
+def cookie(client: Client, name: str) -> str | None:
     found = [c for c in client.session.cookie_jar if c.key == name]
     return found[0].value if found else None
 
 
-async def test_signed_out_pages_redirect_to_login_with_next(client: TestClient) -> None:
+async def test_signed_out_pages_redirect_to_login_with_next(client: Client) -> None:
     response = await client.get("/organisation", allow_redirects=False)
     assert response.status == 303
     assert response.headers["Location"] == "/login?next=%2Forganisation"
@@ -250,7 +250,8 @@ async def test_long_user_lists_are_paged_on_the_organisation_page(world: World) 
     more = re.search(r'href="(/cabinets/[^"]+\?users=[^"#]+)#users"', first)
     assert more, "no link to the next page of users"
     second = await (await client.get(more[1])).text()
-    rows = lambda html: html.count('<td class="nowrap">')  # noqa: E731
+    def rows(html: str) -> int:
+        return html.count('<td class="nowrap">')
     assert rows(first) == 50 and rows(second) == 4  # 52 invited + the two world users
     assert "More users" not in second and "First page" in second
 
@@ -367,7 +368,7 @@ async def test_product_pages_show_releases_and_staff_scan_and_withdraw(world: Wo
     await sign_in(client, world.actors[Role.STAFF_ADMIN].email)
     services = client.app[SERVICES]
 
-    async def once():  # type: ignore[no-untyped-def]
+    async def once() -> AsyncIterator[bytes]:
         yield b"new"
     await services.objects.put(world.product.bucket, f"{world.product.prefix}4.1/update.bin",
                                once())

@@ -54,7 +54,7 @@ def test_api_conforms_to_its_openapi_document(tmp_path: Path, backend: str,
     env = {"PORTAL_STORAGE__ADAPTER": backend}
     if backend == "postgres":
         env["PORTAL_STORAGE__DSN"] = request.getfixturevalue("pg_dsn")
-    with live_portal(tmp_path / "var", **env) as portal:
+    with live_portal(tmp_path / "var", env=env) as portal:
         token = sign_in(portal.url, "admin@hornsandhooves.example", "demo-staff-admin")
         customer = sign_in(portal.url, "admin@acme.example", "demo-acme-admin")
         me = urllib.request.Request(f"{portal.url}/api/v1/me",

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from app.config import Settings
 from app.domain.roles import Role
 from app.web.app import create_app
 from app.web.keys import OPENAPI, SERVICES
-from tests.world import World
+from tests.world import Client, ClientFactory, SettingsFor, World
 
 
-async def test_unknown_api_route_is_a_problem(client: TestClient) -> None:
+async def test_unknown_api_route_is_a_problem(client: Client) -> None:
     response = await client.get("/api/v1/nothing-here")
     assert response.status == 404
     assert response.content_type == "application/problem+json"
@@ -26,14 +26,14 @@ async def test_unknown_api_route_is_a_problem(client: TestClient) -> None:
                     "request_id": response.headers["X-Request-ID"]}
 
 
-async def test_wrong_method_is_405_with_allow(client: TestClient) -> None:
+async def test_wrong_method_is_405_with_allow(client: Client) -> None:
     response = await client.delete("/api/v1/jwt")
     assert response.status == 405
     assert "POST" in response.headers["Allow"]
     assert (await response.json())["type"] == "/problems/method-not-allowed"
 
 
-async def test_request_id_is_echoed_or_made(client: TestClient) -> None:
+async def test_request_id_is_echoed_or_made(client: Client) -> None:
     given = await client.get("/healthz", headers={"X-Request-ID": "trace-1234-abcd"})
     assert given.headers["X-Request-ID"] == "trace-1234-abcd"
     made = await client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
@@ -41,7 +41,7 @@ async def test_request_id_is_echoed_or_made(client: TestClient) -> None:
     assert len(made.headers["X-Request-ID"]) == 32
 
 
-async def test_health_and_readiness(client: TestClient) -> None:
+async def test_health_and_readiness(client: Client) -> None:
     assert await (await client.get("/healthz")).json() == {"status": "ok", "checks": {}}
     ready = await client.get("/readyz")
     assert await ready.json() == {"status": "ok", "checks": {"storage": "ok"}}
@@ -69,7 +69,8 @@ async def test_storage_down_gives_503_and_a_log_line(world: World,
 
 
 async def test_unexpected_errors_are_500_problems_without_a_traceback(
-        aiohttp_client, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+        aiohttp_client: ClientFactory, settings: Settings,
+        caplog: pytest.LogCaptureFixture) -> None:
     app = create_app(settings)
 
     async def boom(request: web.Request) -> web.Response:
@@ -86,7 +87,8 @@ async def test_unexpected_errors_are_500_problems_without_a_traceback(
     assert any("unhandled error" in r.getMessage() for r in caplog.records)
 
 
-async def test_oversized_bodies_are_413(aiohttp_client, settings_for) -> None:  # type: ignore[no-untyped-def]
+async def test_oversized_bodies_are_413(aiohttp_client: ClientFactory,
+                                        settings_for: SettingsFor) -> None:
     client = await aiohttp_client(create_app(settings_for(
         "sqlite", PORTAL_WEB__MAX_BODY_BYTES="2048")))
     response = await client.post("/api/v1/jwt", data=b"{" + b" " * 4096 + b"}",
@@ -95,7 +97,7 @@ async def test_oversized_bodies_are_413(aiohttp_client, settings_for) -> None:  
     assert (await response.json())["type"] == "/problems/payload-too-large"
 
 
-async def test_openapi_document_matches_the_route_table(client: TestClient) -> None:
+async def test_openapi_document_matches_the_route_table(client: Client) -> None:
     served = await (await client.get("/api/v1/openapi.json")).json()
     assert served["openapi"] == "3.1.0"
     assert served == client.app[OPENAPI]
@@ -118,7 +120,7 @@ async def test_openapi_document_matches_the_route_table(client: TestClient) -> N
         assert (method, path) in documented
 
 
-async def test_every_schema_reference_resolves(client: TestClient) -> None:
+async def test_every_schema_reference_resolves(client: Client) -> None:
     document = client.app[OPENAPI]
     schemas = document["components"]["schemas"]
     refs: list[str] = []
@@ -140,7 +142,7 @@ async def test_every_schema_reference_resolves(client: TestClient) -> None:
         assert ref.rsplit("/", 1)[1] in schemas, ref
 
 
-async def test_api_docs_and_problem_pages_render(client: TestClient) -> None:
+async def test_api_docs_and_problem_pages_render(client: Client) -> None:
     docs = await client.get("/docs/api")
     html = await docs.text()
     assert docs.status == 200
@@ -150,7 +152,7 @@ async def test_api_docs_and_problem_pages_render(client: TestClient) -> None:
     assert "/problems/validation-error" in problems
 
 
-async def test_pages_carry_hardening_headers(client: TestClient) -> None:
+async def test_pages_carry_hardening_headers(client: Client) -> None:
     response = await client.get("/login")
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
@@ -158,7 +160,7 @@ async def test_pages_carry_hardening_headers(client: TestClient) -> None:
 
 
 async def test_a_configured_signing_key_file_signs_the_tokens(
-        aiohttp_client, settings_for, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        aiohttp_client: ClientFactory, settings_for: SettingsFor, tmp_path: Path) -> None:
     import json
 
     from app.container import write_new_signing_key
@@ -172,7 +174,8 @@ async def test_a_configured_signing_key_file_signs_the_tokens(
     assert not (settings_for().keys_dir / "token-signing.jwk").exists()
 
 
-async def test_an_unreadable_signing_key_stops_start_up(settings_for, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_an_unreadable_signing_key_stops_start_up(settings_for: SettingsFor,
+                                                        tmp_path: Path) -> None:
     from app.container import StartupError, open_services
 
     bad = tmp_path / "bad.jwk"

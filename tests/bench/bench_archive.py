@@ -282,7 +282,7 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=TMP, prefix="bench-archive-") as folder, \
             live_portal(Path(folder) / "portal", PORTAL_LOGGING__LEVEL="WARNING",
-                        **PRODUCTION_ARGON2) as portal:
+                        env=PRODUCTION_ARGON2) as portal:
         asyncio.run(measure(portal, Path(folder)))
     print(f"total {time.perf_counter() - started:.0f} s; temporary files removed")
 

@@ -68,7 +68,7 @@ async def run(backend: str, dsn: str | None, data_dir: Path) -> None:
             token = await login()
             one_login = time.perf_counter() - started
 
-            stop, lags = asyncio.Event(), []
+            stop, lags = asyncio.Event(), list[float]()
             probe = asyncio.create_task(loop_lag(stop, lags))
             await asyncio.gather(*(login() for _ in range(8)))
             stop.set()

@@ -62,7 +62,7 @@ async def main() -> None:
             warm = statistics.median([await timed(services, i) for i in ids[1:6]])
             cached = statistics.median([await timed(services, ids[1]) for _ in range(50)])
 
-            stop, lags = asyncio.Event(), []
+            stop, lags = asyncio.Event(), list[float]()
             probe = asyncio.create_task(loop_lag(stop, lags))
             started = time.perf_counter()
             await asyncio.gather(*(timed(services, i) for i in ids[6:26]))

@@ -197,7 +197,7 @@ async def measure(count: int) -> None:
         tokens_file.write_text(json.dumps(tokens))
         env = {"PORTAL_STORAGE__ADAPTER": "postgres", "PORTAL_STORAGE__DSN": dsn,
                "PORTAL_MAIL__OUTBOX_INTERVAL": "0", "PORTAL_LOGGING__LEVEL": "WARNING"}
-        with live_portal(data_dir, demo=False, **env) as portal:
+        with live_portal(data_dir, demo=False, env=env) as portal:
             pid = portal_pid()
             one = subprocess.Popen(
                 [sys.executable, "-m", "tests.bench.bench_sse", "--clients", portal.url,

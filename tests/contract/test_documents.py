@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pypdf
@@ -20,7 +21,7 @@ TEMPLATE = "<html><body><h1>{{ title }}</h1><p>{{ qr_svg(link) }}</p></body></ht
 
 
 @pytest.fixture
-async def renderer(tmp_path: Path) -> DocumentRenderer:
+async def renderer(tmp_path: Path) -> AsyncIterator[DocumentRenderer]:
     (tmp_path / "pdf").mkdir()
     (tmp_path / "pdf" / "doc.html").write_text(TEMPLATE)
     shutil.copy(PROJECT_ROOT / "templates" / "pdf" / "warm-up.html", tmp_path / "pdf")

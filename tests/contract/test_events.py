@@ -10,6 +10,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import get_args
 
 import pytest
@@ -23,6 +24,7 @@ from app.domain.notifications import Batch, Message, NotificationKind
 from app.domain.releases import ReleaseKind
 from ports.events import EventBus, Heard, Resumed
 from tests.live import free_port
+from tests.world import SettingsFor
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 EVENT = events.DocumentTransferred(
@@ -186,7 +188,7 @@ async def test_publishing_without_redis_drops_the_event_and_does_not_fail(
 
 
 @pytest.mark.redis
-async def test_the_listener_comes_back_after_redis_restarts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_the_listener_comes_back_after_redis_restarts(tmp_path: Path) -> None:
     """A Redis of our own on a free port, killed and started again under the bus."""
     port = free_port()
     command = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
@@ -227,7 +229,7 @@ async def test_the_listener_comes_back_after_redis_restarts(tmp_path) -> None:  
 
 
 @pytest.mark.redis
-async def test_configuration_puts_the_portal_on_redis(settings_for) -> None:  # type: ignore[no-untyped-def]
+async def test_configuration_puts_the_portal_on_redis(settings_for: SettingsFor) -> None:
     """With event_bus.adapter=redis, a release registered by one portal reaches a
     subscriber of another portal process's bus on the same channel."""
     from app.container import open_services

@@ -27,6 +27,7 @@ from adapters.maildir import MaildirMailer
 from adapters.smtp import SmtpMailer
 from ports.mail import Email, Mailer, PermanentMailError, TemporaryMailError
 from tests.live import free_port
+from tests.world import SettingsFor
 
 MESSAGE = Email(message_id="<n-1@portal.test>", sender="Portal <portal@vendor.test>",
                 to="Ann Acme <ann@acme.test>", subject="Security fix: DB Guard 5.1.1 ✓",
@@ -141,7 +142,8 @@ async def test_an_smtp_server_that_is_down_is_a_temporary_failure() -> None:
         await mailer.send(MESSAGE)
 
 
-async def test_configuration_chooses_the_mailer(settings_for, smtp_server) -> None:  # type: ignore[no-untyped-def]
+async def test_configuration_chooses_the_mailer(settings_for: SettingsFor,
+                                                smtp_server: tuple[int, Inbox]) -> None:
     from app.container import open_services
 
     port, inbox = smtp_server

@@ -30,7 +30,6 @@ from tests.contract.test_storage import (
     T0,
     Adapter,
     BlankDatabase,
-    add_all,
     blank,
     new_cabinet,
     new_user,
@@ -181,7 +180,7 @@ async def test_changing_a_held_notification_writes_the_batch_first(storage: Adap
     # Paged while held: the cursor is a held notification's id.
     first, unread = await notifications.list_own(ann, PageRequest(limit=1))
     rest, _ = await notifications.list_own(ann, PageRequest.from_cursor(1, first.next_cursor))
-    assert [n.title for n in first.items + rest.items] == ["Two", "One"] and unread == 2
+    assert [n.title for n in [*first.items, *rest.items]] == ["Two", "One"] and unread == 2
     assert rest.next_cursor is None
 
     # Somebody else's id, held, is nobody else's to change; nothing is written for it.
@@ -207,7 +206,7 @@ async def test_changing_a_held_notification_writes_the_batch_first(storage: Adap
     assert [n.title for n in page.items] == ["Three"] and unread == 2
     second, _ = await notifications.list_own(ann, PageRequest.from_cursor(1, page.next_cursor))
     third, _ = await notifications.list_own(ann, PageRequest.from_cursor(1, second.next_cursor))
-    assert [(n.title, n.read_at is not None) for n in second.items + third.items] == [
+    assert [(n.title, n.read_at is not None) for n in [*second.items, *third.items]] == [
         ("Two", False), ("One", True)]
     assert third.next_cursor is None
 
@@ -263,13 +262,21 @@ async def test_positions_start_above_every_number_a_stream_has_seen(
     storage = await blank.open_storage()
     cabinet = new_cabinet()
     ann = new_user(cabinet)
-    await add_all(storage, cabinet, ann)
+    # As the code of that day wrote them: today's would write columns added since.
     behind_the_back(blank, [
+        "INSERT INTO cabinets (id, name, kind, parent_id, path, external_id, created_at,"
+        f" updated_at) VALUES ('{cabinet.id}', 'Old', 'customer', NULL, '{cabinet.path}',"
+        " NULL, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')",
+        "INSERT INTO users (id, email, email_key, name, role, cabinet_id, active, created_at,"
+        f" updated_at) VALUES ('{ann.id}', '{ann.email}', '{ann.email_key}', 'Ann',"
+        f" 'customer_user', '{cabinet.id}', TRUE, '2026-01-01T00:00:00+00:00',"
+        " '2026-01-01T00:00:00+00:00')",
         f"UPDATE users SET notification_seq = 7 WHERE id = '{ann.id}'",
         "INSERT INTO notifications (id, user_id, seq, kind, title, body, created_at)"
         f" VALUES ('n5', '{ann.id}', 5, 'announcement', 'Five', '', '2026-01-01T00:00:00Z')"])
 
-    assert [m.split("_", 1)[0] for m in await storage.migrate()] == ["0011"]
+    later = [m.label for m in load_migrations(dialect) if m.version >= 11]
+    assert await storage.migrate() == later and later[0].startswith("0011")
 
     async with storage.unit_of_work() as uow:
         assert await uow.notifications.position() == 7

@@ -22,6 +22,7 @@ from tests.contract.test_mail import Inbox
 from tests.contract.test_storage import Adapter, storage
 from tests.live import free_port
 from tests.pg import temporary_database
+from tests.world import SettingsFor
 
 __all__ = ["storage"]  # the fixture, shared with test_storage
 
@@ -289,7 +290,8 @@ def test_retry_delays_grow_and_stay_capped() -> None:
     assert all(150 <= d <= 300 for d in delays[-3:])
 
 
-async def test_mail_committed_before_a_crash_is_sent_by_the_next_process(settings_for) -> None:  # type: ignore[no-untyped-def]
+async def test_mail_committed_before_a_crash_is_sent_by_the_next_process(
+        settings_for: SettingsFor) -> None:
     """The announcement, its notifications and its e-mail commit together; the process
     dies before sending; the next one started on the same data sends each e-mail once."""
     import email as parser

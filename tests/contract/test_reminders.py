@@ -178,6 +178,7 @@ async def test_a_renewed_document_is_reminded_again(storage: Adapter) -> None:
                             today + timedelta(days=2))
     job = Job(storage, today)
     assert await job.run() == 1
+    assert isinstance(license_, License)
     renewed = replace(license_, valid_to=today + timedelta(days=7))
     async with storage.unit_of_work() as uow:
         await uow.licenses.update(renewed)

@@ -11,11 +11,11 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, asynccontextmanager, closing
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import psycopg2
 import pytest
@@ -155,15 +155,23 @@ def adapter_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest,
     return PostgresStorage(dsn)
 
 
-@pytest.fixture(params=BACKENDS)
-async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Adapter]:
-    adapter = adapter_for(request.param, tmp_path, request)
+@asynccontextmanager
+async def migrated(backend: str, tmp_path: Path,
+                   request: pytest.FixtureRequest) -> AsyncIterator[Adapter]:
+    """An open adapter of the backend on a migrated database, closed afterwards."""
+    adapter = adapter_for(backend, tmp_path, request)
     await adapter.open()
     try:
         await adapter.migrate()
         yield adapter
     finally:
         await adapter.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Adapter]:
+    async with migrated(request.param, tmp_path, request) as adapter:
+        yield adapter
 
 
 class BlankDatabase:
@@ -615,6 +623,24 @@ async def test_product_pages_leave_out_inactive_unless_asked(storage: Adapter) -
 # --- licenses, certificates and transfers ----------------------------------------------------
 
 TODAY = date(2031, 5, 6)
+
+
+@overload
+def new_document(kind: Literal[DocumentKind.LICENSE], cabinet: Cabinet, product: Product, *,
+                 valid_to: date | None = ..., revoked: bool = ...,
+                 license_id: str | None = ...) -> License: ...
+
+
+@overload
+def new_document(kind: Literal[DocumentKind.CERTIFICATE], cabinet: Cabinet, product: Product,
+                 *, valid_to: date | None = ..., revoked: bool = ...,
+                 license_id: str | None = ...) -> Certificate: ...
+
+
+@overload
+def new_document(kind: DocumentKind, cabinet: Cabinet, product: Product, *,
+                 valid_to: date | None = ..., revoked: bool = ...,
+                 license_id: str | None = ...) -> License | Certificate: ...
 
 
 def new_document(kind: DocumentKind, cabinet: Cabinet, product: Product, *,

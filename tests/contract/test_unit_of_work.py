@@ -12,7 +12,7 @@ import pytest
 from app.domain.events import DomainEvent, MailQueued
 from app.services.work import Transactions
 from ports.storage import Storage, UnitOfWork
-from tests.contract.test_storage import BACKENDS, adapter_for, new_cabinet, stored_cabinet
+from tests.contract.test_storage import BACKENDS, migrated, new_cabinet, stored_cabinet
 from tests.fakes import FakeStorage, RecordingEventBus
 
 
@@ -23,13 +23,8 @@ async def any_storage(request: pytest.FixtureRequest, tmp_path: Path
     if request.param == "fake":
         yield FakeStorage()
         return
-    adapter = adapter_for(request.param, tmp_path, request)
-    await adapter.open()
-    try:
-        await adapter.migrate()
+    async with migrated(request.param, tmp_path, request) as adapter:
         yield adapter
-    finally:
-        await adapter.close()
 
 
 async def named(storage: Storage, cabinet_id: str) -> str | None:

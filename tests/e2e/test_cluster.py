@@ -72,8 +72,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 "PORTAL_NOTIFICATIONS__REMINDER_INTERVAL": "1",
                 "PORTAL_WEB__SECRET_KEY": "cluster-test-secret"}
             # One data folder: the signing keys the first makes, the second reads.
-            with live_portal(data_dir, **shared) as a, \
-                    live_portal(data_dir, demo=False, **shared) as b:
+            with live_portal(data_dir, env=shared) as a, \
+                    live_portal(data_dir, demo=False, env=shared) as b:
                 yield Cluster(a, b, redis, inbox, dsn)
     finally:
         smtp.stop()

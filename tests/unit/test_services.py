@@ -140,8 +140,10 @@ async def test_failed_sign_ins_are_audited_with_the_address(core: Core) -> None:
 async def test_a_deactivated_user_cannot_refresh(core: Core) -> None:
     cabinet, email = await core.customer(Role.CUSTOMER_USER)
     pair = await core.auth.login(email, PASSWORD, None)
-    user = await core.users.find_by_email(email)
+    user = await core.users.find_by_email(SYSTEM, email)
     assert user is not None
+    stranger = Principal(None, "x@y.test", Role.CUSTOMER_ADMIN, "elsewhere", "/elsewhere/")
+    assert await core.users.find_by_email(stranger, email) is None
     await core.users.update(SYSTEM, cabinet.id, user.id, UserChanges(active=False))
     with pytest.raises(Unauthenticated):
         await core.auth.refresh(pair.refresh_token, None)
@@ -169,14 +171,14 @@ async def test_a_refused_use_case_writes_nothing(core: Core) -> None:
     with pytest.raises(Conflict):
         await core.users.invite(SYSTEM, cabinet.id, email.upper(), "", Role.CUSTOMER_USER)
     assert (len(core.storage.state.users), len(core.storage.state.audit)) == before
-    assert core.storage.state.outbox == core.storage.state.notifications == []
+    assert not core.storage.state.outbox and not core.storage.state.notifications
 
 
 async def test_an_invitation_is_e_mailed_with_its_link(core: Core) -> None:
     cabinet, _ = await core.customer()
     invitation = await core.users.invite(SYSTEM, cabinet.id, "new@acme.example", "Nia New",
                                          Role.CUSTOMER_USER)
-    [mail] = core.storage.state.outbox
+    [mail] = core.storage.state.outbox.values()
     assert mail.recipient == "Nia New <new@acme.example>"
     assert mail.subject == "Your account in the Acme customer portal"
     assert invitation.set_password_url in mail.text_body
@@ -218,7 +220,7 @@ async def test_a_name_with_commas_and_brackets_stays_one_recipient(core: Core) -
     cabinet, _ = await core.customer()
     await core.users.invite(SYSTEM, cabinet.id, "bob@acme.example",
                             "Eve <eve@evil.example>, Bob", Role.CUSTOMER_USER)
-    [mail] = core.storage.state.outbox
+    [mail] = core.storage.state.outbox.values()
     header = EmailMessage()
     header["To"] = mail.recipient
     assert [a.addr_spec for a in header["To"].addresses] == ["bob@acme.example"]

@@ -25,6 +25,13 @@ def created(user_id: str, seq: int) -> NotificationsCreated:
     return NotificationsCreated(batch=batch(seq, user_id), held=False)
 
 
+async def seq_of(listener: Listener) -> int:
+    """The position of the next item, which must be a notification."""
+    item = await listener.next()
+    assert isinstance(item, Notification)
+    return item.seq
+
+
 class Storage:
     """What the hub reads when the bus lost or reordered something: these notifications."""
 
@@ -63,9 +70,9 @@ async def test_each_listener_gets_its_users_notifications_in_order() -> None:
     for seq in (1, 2):
         await hub.on_event(created("alice", seq))
     await hub.on_event(created("bob", 1))
-    assert [(await alice.next()).seq for _ in range(2)] == [1, 2]  # type: ignore[union-attr]
+    assert [await seq_of(alice) for _ in range(2)] == [1, 2]
     got = await bob.next()
-    assert got is not None and (got.user_id, got.seq) == ("bob", 1)
+    assert isinstance(got, Notification) and (got.user_id, got.seq) == ("bob", 1)
 
 
 async def test_a_reader_that_falls_behind_is_dropped_and_the_others_go_on() -> None:
@@ -73,10 +80,11 @@ async def test_a_reader_that_falls_behind_is_dropped_and_the_others_go_on() -> N
     slow, quick = hub.attach("alice"), hub.attach("alice")
     for seq in range(1, 6):
         await hub.on_event(created("alice", seq))
-        assert (await quick.next()).seq == seq  # type: ignore[union-attr]
+        assert await seq_of(quick) == seq
     assert slow.dropped and not quick.dropped
     held = [await slow.next() for _ in range(4)]
-    assert [n.seq if n else None for n in held] == [1, 2, 3, None]  # then the end mark
+    # Then the end mark.
+    assert [n.seq if isinstance(n, Notification) else None for n in held] == [1, 2, 3, None]
 
 
 async def test_closing_ends_every_stream_and_new_ones_at_once() -> None:

@@ -1,0 +1,19 @@
+"""Hand-written fakes of the ports, for unit tests of the core without I/O."""
+
+from tests.fakes.storage import FakeStorage, FakeUnitOfWork
+from tests.fakes.system import (
+    FakeBlobCache,
+    FakeClock,
+    FakeIds,
+    FakeLicenseSigner,
+    FakeMailer,
+    FakeObjectStore,
+    FakePasswordHasher,
+    FakeRenderer,
+    FakeTokenCodec,
+    RecordingEventBus,
+)
+
+__all__ = ["FakeBlobCache", "FakeClock", "FakeIds", "FakeLicenseSigner", "FakeMailer",
+           "FakeObjectStore", "FakePasswordHasher", "FakeRenderer", "FakeStorage",
+           "FakeTokenCodec", "FakeUnitOfWork", "RecordingEventBus"]
