@@ -69,6 +69,11 @@ PRODUCTS = [
 ]
 
 
+# The billing contacts the billing system names; none of them has an account yet, so each
+# organisation's page offers to invite its contact.
+CONTACTS = {"DEMO-ACME": "billing@acme.example", "DEMO-GLOBEX": "accounts@globex.example"}
+
+
 def _purchases(today: date) -> list[PurchaseEvent]:
     """Licenses and certificates in every state a customer meets: fresh, expiring within
     weeks, expired, perpetual. Dates follow today, so the demo always looks alive."""
@@ -76,7 +81,8 @@ def _purchases(today: date) -> list[PurchaseEvent]:
               *items: PurchaseItem) -> PurchaseEvent:
         return PurchaseEvent(event_id, PurchaseType.COMPLETED,
                              datetime.combine(today, datetime.min.time(), UTC),
-                             PurchaseCustomer(customer, name, parent), items)
+                             PurchaseCustomer(customer, name, parent, CONTACTS.get(customer)),
+                             items)
 
     year = timedelta(days=365)
     return [
