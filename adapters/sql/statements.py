@@ -34,9 +34,12 @@ async def insert_rows(db: SqlSession, table: str, columns: str, rows: list[dict[
 
 
 def scope_filter(scope: Scope, path_column: str) -> tuple[str, dict[str, Any]]:
-    """The SQL form of the access rule's scope: a prefix match on the materialised path."""
+    """The SQL form of the access rule's scope: a prefix match on the materialised path (or
+    the path itself, for one cabinet)."""
     if scope.path_prefix is None:
         return "1 = 1", {}
+    if scope.exact:
+        return f"{path_column} = :scope_path", {"scope_path": scope.path_prefix}
     return f"{path_column} LIKE :scope_prefix", {"scope_prefix": scope.path_prefix + "%"}
 
 

@@ -15,6 +15,7 @@ from adapters.sql.outbox import SqlOutbox
 from adapters.sql.purchases import SqlPurchaseEvents
 from adapters.sql.reminders import SqlReminders
 from adapters.sql.session import SqlSession
+from adapters.sql.support import SqlSupport, SqlSupportDeliveries
 from ports.storage import EventLog
 
 
@@ -36,6 +37,8 @@ class SqlUnitOfWork:
         self.sessions = SqlSessions(db)
         self.audit = SqlAudit(db)
         self.login_throttle = SqlLoginThrottle(db)
+        self.support = SqlSupport(db)
+        self.support_deliveries = SqlSupportDeliveries(db)
         self.events = events or EventLog()
         self._db = db
 

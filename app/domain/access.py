@@ -19,9 +19,11 @@ from app.domain.users import Principal, User, role_fits
 
 @dataclass(frozen=True)
 class Scope:
-    """Every cabinet (`path_prefix` None) or the subtree whose paths start with the prefix."""
+    """Every cabinet (`path_prefix` None), the subtree whose paths start with the prefix,
+    or (`exact`) the one cabinet of that path."""
 
     path_prefix: str | None
+    exact: bool = False
 
     @classmethod
     def everything(cls) -> Scope:
@@ -31,8 +33,16 @@ class Scope:
     def subtree(cls, path: str) -> Scope:
         return cls(path)
 
+    @classmethod
+    def cabinet(cls, path: str) -> Scope:
+        return cls(path, exact=True)
+
     def contains(self, cabinet_path: str) -> bool:
-        return self.path_prefix is None or cabinet_path.startswith(self.path_prefix)
+        if self.path_prefix is None:
+            return True
+        if self.exact:
+            return cabinet_path == self.path_prefix
+        return cabinet_path.startswith(self.path_prefix)
 
 
 # ---- what a principal sees
@@ -226,6 +236,65 @@ def require_may_read_mail_log(principal: Principal) -> None:
         raise Forbidden("Only the vendor's staff see the e-mail the portal sends.")
 
 
+# ---- support requests
+
+
+def support_scope(principal: Principal) -> Scope:
+    """Staff see every request; a customer admin those of their organisation and below; a
+    customer user those of their own organisation (which the ones they opened belong to)."""
+    if sees_everyone(principal):
+        return Scope.everything()
+    if principal.role is Role.CUSTOMER_ADMIN:
+        return Scope.subtree(principal.cabinet_path)
+    return Scope.cabinet(principal.cabinet_path)
+
+
+def may_open_request(principal: Principal) -> bool:
+    """Customers open requests; the vendor's staff answer them."""
+    return not sees_everyone(principal) and principal.user_id is not None
+
+
+def require_may_open_request(principal: Principal) -> None:
+    if not may_open_request(principal):
+        raise Forbidden("Support requests are opened by customers; staff answer them.")
+
+
+def may_edit_request(principal: Principal, author_id: str | None, cabinet: Cabinet) -> bool:
+    """Subject, description, closing and reopening: the author, or an admin of the
+    request's organisation."""
+    return principal.user_id is not None and (
+        principal.user_id == author_id or (principal.role is Role.CUSTOMER_ADMIN
+                                           and _manages(principal, cabinet)))
+
+
+def require_may_edit_request(principal: Principal, author_id: str | None,
+                             cabinet: Cabinet) -> None:
+    if not may_edit_request(principal, author_id, cabinet):
+        raise Forbidden("Only its author and the organisation's administrators change a "
+                        "request.")
+
+
+def may_work_requests(principal: Principal) -> bool:
+    """Status, priority, assignee and internal notes are the vendor's staff's."""
+    return sees_everyone(principal)
+
+
+def require_may_work_requests(principal: Principal, field: str | None = None) -> None:
+    if not may_work_requests(principal):
+        raise Forbidden("Only the vendor's staff change this.", field=field)
+
+
+def may_change_comment(principal: Principal, author_id: str | None) -> bool:
+    """One's own comments; staff any."""
+    return may_work_requests(principal) or (principal.user_id is not None
+                                            and principal.user_id == author_id)
+
+
+def require_may_change_comment(principal: Principal, author_id: str | None) -> None:
+    if not may_change_comment(principal, author_id):
+        raise Forbidden("You may change your own comments only.")
+
+
 # ---- asked in advance, for pages and /me
 
 
@@ -241,6 +310,8 @@ class Capabilities:
     transfer: bool
     announce: bool
     read_mail_log: bool
+    open_requests: bool
+    work_requests: bool
 
 
 def capabilities(principal: Principal) -> Capabilities:
@@ -251,7 +322,9 @@ def capabilities(principal: Principal) -> Capabilities:
         see_downloads=may_see_downloads(principal),
         transfer=may_transfer(principal),
         announce=may_announce(principal),
-        read_mail_log=may_read_mail_log(principal))
+        read_mail_log=may_read_mail_log(principal),
+        open_requests=may_open_request(principal),
+        work_requests=may_work_requests(principal))
 
 
 @dataclass(frozen=True)
@@ -300,5 +373,7 @@ def permissions(principal: Principal, own: Cabinet) -> list[str]:
         "downloads:read": can.see_downloads,
         "notifications:announce": can.announce,
         "mail:read": can.read_mail_log,
+        "issues:read": True,
+        "issues:work": can.work_requests,
     }
     return sorted(name for name, allowed in granted.items() if allowed)

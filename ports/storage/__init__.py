@@ -14,6 +14,7 @@ from ports.storage.notifications import NotificationRepository
 from ports.storage.organisations import CabinetRepository
 from ports.storage.outbox import OutboxRepository
 from ports.storage.reminders import ReminderRepository
+from ports.storage.support import SupportDeliveryRepository, SupportRepository
 from ports.storage.unit_of_work import EventLog, Prepare, Storage, UnitOfWork
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "DuplicateKey", "EventLog", "LoginThrottleRepository", "NotificationRepository",
     "OutboxRepository", "Prepare", "ProductRepository", "PurchaseEventRepository",
     "ReleaseRepository", "ReminderRepository", "SessionRepository", "Storage", "StorageError",
-    "StorageUnavailable", "TransferRepository", "UnitOfWork", "UserRepository",
+    "StorageUnavailable", "SupportDeliveryRepository", "SupportRepository", "TransferRepository",
+    "UnitOfWork", "UserRepository",
 ]

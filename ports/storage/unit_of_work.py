@@ -16,6 +16,7 @@ from ports.storage.notifications import NotificationRepository
 from ports.storage.organisations import CabinetRepository
 from ports.storage.outbox import OutboxRepository
 from ports.storage.reminders import ReminderRepository
+from ports.storage.support import SupportDeliveryRepository, SupportRepository
 
 Prepare = Callable[["UnitOfWork", list[DomainEvent]], Awaitable[None]]
 
@@ -85,6 +86,10 @@ class UnitOfWork(Protocol):
     def audit(self) -> AuditRepository: ...
     @property
     def login_throttle(self) -> LoginThrottleRepository: ...
+    @property
+    def support(self) -> SupportRepository: ...
+    @property
+    def support_deliveries(self) -> SupportDeliveryRepository: ...
 
     @property
     def events(self) -> EventLog:

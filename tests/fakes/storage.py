@@ -27,6 +27,14 @@ from app.domain.releases import Artifact, Release
 from app.domain.reminders import DueDocument
 from app.domain.roles import Role
 from app.domain.sessions import LoginSession
+from app.domain.support import (
+    Attachment,
+    Comment,
+    Delivery,
+    IssueFilter,
+    SupportDelivery,
+    SupportIssue,
+)
 from app.domain.users import User
 from ports.storage import DuplicateKey, EventLog
 
@@ -57,6 +65,12 @@ class _State:
     reminded: set[tuple[str, date, int]] = field(default_factory=set)
     position: int = 0
     locks: set[str] = field(default_factory=set)
+    issues: dict[str, SupportIssue] = field(default_factory=dict)
+    comments: dict[str, Comment] = field(default_factory=dict)
+    attachments: dict[str, Attachment] = field(default_factory=dict)
+    deliveries: dict[str, SupportDelivery] = field(default_factory=dict)
+    delivery_leases: dict[str, datetime] = field(default_factory=dict)
+    cursors: dict[str, str] = field(default_factory=dict)
 
 
 def _page(items: list[Any], page: PageRequest) -> list[Any]:
@@ -595,6 +609,142 @@ class _Reminders:
                 and owner.path.startswith(self.s.cabinets[u.cabinet_id].path))))
 
 
+class _Support:
+    def __init__(self, state: _State) -> None:
+        self.s = state
+
+    def _in(self, issue: SupportIssue, scope: Scope) -> bool:
+        return scope.contains(self.s.cabinets[issue.cabinet_id].path)
+
+    async def add(self, issue: SupportIssue) -> None:
+        if any(i.number == issue.number for i in self.s.issues.values()):
+            raise DuplicateKey("support_issues.number")
+        self.s.issues[issue.id] = copy.copy(issue)
+
+    async def get(self, issue_id: str, scope: Scope, *,
+                  for_update: bool = False) -> SupportIssue | None:
+        found = self.s.issues.get(issue_id)
+        return copy.copy(found) if found and self._in(found, scope) else None
+
+    async def get_by_external_id(self, external_id: str) -> SupportIssue | None:
+        return next((copy.copy(i) for i in self.s.issues.values()
+                     if i.external_id == external_id), None)
+
+    async def number_taken(self, number: str) -> bool:
+        return any(i.number == number for i in self.s.issues.values())
+
+    async def list_visible(self, scope: Scope, filters: IssueFilter,
+                           page: PageRequest) -> list[SupportIssue]:
+        text = (filters.text or "").strip().lower()
+        found = sorted((i for i in self.s.issues.values() if self._in(i, scope)
+                        and (page.after is None or i.id < page.after)
+                        and filters.status in (None, i.status)
+                        and filters.product_id in (None, i.product_id)
+                        and (not text or text in i.subject.lower()
+                             or text.upper() == i.number)),
+                       key=lambda i: i.id, reverse=True)
+        return [copy.copy(i) for i in found[:page.limit + 1]]
+
+    async def open_in_helpdesk(self, after: str | None, limit: int) -> list[SupportIssue]:
+        found = sorted((i for i in self.s.issues.values() if i.external_id
+                        and i.status.value != "closed" and (after is None or i.id > after)),
+                       key=lambda i: i.id)
+        return [copy.copy(i) for i in found[:limit]]
+
+    async def update(self, issue: SupportIssue) -> None:
+        self.s.issues[issue.id] = copy.copy(issue)
+
+    async def add_comment(self, comment: Comment) -> None:
+        self.s.comments[comment.id] = copy.copy(comment)
+
+    async def get_comment(self, issue_id: str, comment_id: str) -> Comment | None:
+        found = self.s.comments.get(comment_id)
+        return copy.copy(found) if found and found.issue_id == issue_id \
+            and found.deleted_at is None else None
+
+    async def comment_by_external_id(self, issue_id: str,
+                                     external_id: str) -> Comment | None:
+        return next((copy.copy(c) for c in self.s.comments.values()
+                     if c.issue_id == issue_id and c.external_id == external_id), None)
+
+    async def comments(self, issue_id: str, *, internal: bool) -> list[Comment]:
+        return [copy.copy(c) for c in sorted(self.s.comments.values(),
+                                            key=lambda c: (c.created_at, c.id))
+                if c.issue_id == issue_id and c.deleted_at is None
+                and (internal or c.public)]
+
+    async def update_comment(self, comment: Comment) -> None:
+        self.s.comments[comment.id] = copy.copy(comment)
+
+    async def add_attachment(self, attachment: Attachment) -> None:
+        self.s.attachments[attachment.id] = copy.copy(attachment)
+
+    async def get_attachment(self, issue_id: str, attachment_id: str) -> Attachment | None:
+        found = self.s.attachments.get(attachment_id)
+        return copy.copy(found) if found and found.issue_id == issue_id \
+            and found.deleted_at is None else None
+
+    async def attachment_by_external_id(self, issue_id: str,
+                                        external_id: str) -> Attachment | None:
+        return next((copy.copy(a) for a in self.s.attachments.values()
+                     if a.issue_id == issue_id and a.external_id == external_id), None)
+
+    async def attachments(self, issue_id: str) -> list[Attachment]:
+        return [copy.copy(a) for a in sorted(self.s.attachments.values(),
+                                            key=lambda a: (a.created_at, a.id))
+                if a.issue_id == issue_id and a.deleted_at is None]
+
+    async def update_attachment(self, attachment: Attachment) -> None:
+        self.s.attachments[attachment.id] = copy.copy(attachment)
+
+
+class _SupportDeliveries:
+    def __init__(self, state: _State) -> None:
+        self.s = state
+
+    async def queue(self, delivery: SupportDelivery) -> None:
+        self.s.deliveries[delivery.id] = copy.copy(delivery)
+
+    async def claim(self, now: datetime, lease_until: datetime,
+                    limit: int) -> list[SupportDelivery]:
+        due = sorted((d for d in self.s.deliveries.values() if d.status is Delivery.PENDING
+                      and d.next_attempt_at <= now
+                      and self.s.delivery_leases.get(d.id, now) <= now),
+                     key=lambda d: (d.next_attempt_at, d.id))[:limit]
+        for delivery in due:
+            self.s.delivery_leases[delivery.id] = lease_until
+        return [copy.copy(d) for d in due]
+
+    def _change(self, delivery_id: str, **changes: Any) -> None:
+        self.s.delivery_leases.pop(delivery_id, None)
+        self.s.deliveries[delivery_id] = replace(self.s.deliveries[delivery_id], **changes)
+
+    async def done(self, delivery_id: str) -> None:
+        self._change(delivery_id, status=Delivery.DELIVERED, last_error=None)
+
+    async def retry_later(self, delivery_id: str, attempts: int, at: datetime,
+                          error: str | None) -> None:
+        self._change(delivery_id, attempts=attempts, next_attempt_at=at, last_error=error)
+
+    async def give_up(self, delivery_id: str, attempts: int, error: str) -> None:
+        self._change(delivery_id, status=Delivery.FAILED, attempts=attempts, last_error=error)
+
+    async def failed(self, limit: int) -> list[SupportDelivery]:
+        return sorted((copy.copy(d) for d in self.s.deliveries.values()
+                       if d.status is Delivery.FAILED),
+                      key=lambda d: (d.created_at, d.id), reverse=True)[:limit]
+
+    async def pending_for(self, issue_id: str) -> int:
+        return sum(1 for d in self.s.deliveries.values()
+                   if d.issue_id == issue_id and d.status is Delivery.PENDING)
+
+    async def cursor(self, name: str) -> str | None:
+        return self.s.cursors.get(name)
+
+    async def set_cursor(self, name: str, value: str) -> None:
+        self.s.cursors[name] = value
+
+
 class FakeUnitOfWork:
     def __init__(self, storage: FakeStorage, events: EventLog | None = None) -> None:
         self._storage = storage
@@ -613,6 +763,8 @@ class FakeUnitOfWork:
         self.sessions = _Sessions(self._state)
         self.audit = _Audit(self._state)
         self.login_throttle = _Throttle(self._state)
+        self.support = _Support(self._state)
+        self.support_deliveries = _SupportDeliveries(self._state)
         self.events = events or EventLog()
 
     async def try_lock(self, name: str) -> bool:
