@@ -157,6 +157,48 @@ class FeedSettings(_Section):
     purchases: PurchaseFeedSettings
 
 
+class ResponseTargetSettings(_Section):
+    first_response_hours: float = Field(gt=0, le=24 * 365)
+    resolution_hours: float = Field(gt=0, le=24 * 365)
+
+
+class DjangoHelpdeskSettings(_Section):
+    url: str = Field(pattern=r"^https?://\S+/$")
+    username: str
+    password: str
+    queue: int = Field(ge=1)
+    timeout_seconds: float = Field(gt=0, le=300)
+    webhook_secret: str
+
+
+class SupportSettings(_Section):
+    helpdesk: Literal["builtin"]
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    max_attachment_bytes: int = Field(ge=1024, le=10 * 2**30)
+    attachment_types: list[Annotated[str, Field(pattern=r"^[a-z0-9]{1,10}$")]]
+    sla: dict[str, ResponseTargetSettings]
+    delivery_interval: float = Field(ge=0, le=3600)
+    max_attempts: int = Field(ge=1, le=1000)
+    reconcile_interval: float = Field(ge=0, le=86400)
+    django_helpdesk: DjangoHelpdeskSettings
+    feed_secret: str
+
+    @field_validator("attachment_types", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("sla")
+    @classmethod
+    def _has_default(cls, value: dict[str, ResponseTargetSettings]
+                     ) -> dict[str, ResponseTargetSettings]:
+        if "default" not in value:
+            raise ValueError("needs a `default` level")
+        return {level.lower(): targets for level, targets in value.items()}
+
+
 class WebSettings(_Section):
     secret_key: str
     secure_cookies: bool
@@ -181,6 +223,7 @@ class Settings(_Section):
     licensing: LicensingSettings
     pdf: PdfSettings
     feeds: FeedSettings
+    support: SupportSettings
     web: WebSettings
 
     @property

@@ -5,12 +5,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dependency_injector import containers, providers
 
 from adapters.argon2 import Argon2PasswordHasher
+from adapters.builtin_helpdesk import BuiltinHelpdesk
 from adapters.jwcrypto import (
     InvalidLicenseFile,
     JwcryptoLicenseSigner,
@@ -30,12 +32,15 @@ from adapters.system import SystemClock, Uuid7Ids, load_secret
 from adapters.weasyprint import WeasyPrintRenderer
 from app.config import PROJECT_ROOT, Settings
 from app.domain.reminders import ReminderPolicy
+from app.domain.support import ResponseTargets, SlaPolicy
 from app.services import Services
 from app.services.auth import AuthPolicy, AuthService
 from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
+from app.services.conversation import ConversationService
 from app.services.documents import DocumentService, PrintPolicy
 from app.services.downloads import DownloadService
+from app.services.helpdesk_sync import HelpdeskSync, SyncPolicy
 from app.services.licensing import LicensingService
 from app.services.mail import EmailComposer, MailPolicy, OutboxPolicy, OutboxWorker
 from app.services.notifications import NotificationService
@@ -43,6 +48,7 @@ from app.services.notifier import Notifier
 from app.services.purchases import FeedPolicy, PurchaseService
 from app.services.releases import ReleaseService
 from app.services.reminders import ReminderService
+from app.services.support import SupportPolicy, SupportService
 from app.services.users import UserPolicy, UserService
 from app.services.work import Transactions
 
@@ -94,6 +100,13 @@ def _token_codec(key_file: str, generated: Path, issuer: str,
 def _license_signer(key_file: str, generated: Path) -> JwcryptoLicenseSigner:
     return JwcryptoLicenseSigner(load_signing_key(Path(key_file) if key_file else None,
                                                   generated))
+
+
+def _sla(levels: dict[str, dict[str, float]]) -> SlaPolicy:
+    targets = {level: ResponseTargets(timedelta(hours=values["first_response_hours"]),
+                                      timedelta(hours=values["resolution_hours"]))
+               for level, values in levels.items()}
+    return SlaPolicy(levels=targets, fallback=targets["default"])
 
 
 def _web_secret(configured: str, generated: Path) -> bytes:
@@ -215,15 +228,32 @@ class Container(containers.DeclarativeContainer):
         policy=providers.Singleton(FeedPolicy, secret=config.feeds.purchases.secret,
                                    tolerance_seconds=config.feeds.purchases.tolerance_seconds))
 
+    helpdesk = providers.Selector(
+        config.support.helpdesk,
+        builtin=providers.Singleton(BuiltinHelpdesk, storage=storage))
+    support_policy = providers.Singleton(
+        SupportPolicy, sla=providers.Callable(_sla, config.support.sla),
+        bucket=config.support.bucket, max_attachment_bytes=config.support.max_attachment_bytes,
+        attachment_types=providers.Callable(frozenset, config.support.attachment_types))
+    support_kit = {**basics, "objects": object_store, "helpdesk": helpdesk,
+                   "policy": support_policy}
+    support = providers.Singleton(SupportService, **support_kit)
+    conversation = providers.Singleton(ConversationService, **support_kit)
+    helpdesk_sync = providers.Singleton(
+        HelpdeskSync, **support_kit, sync=providers.Singleton(
+            SyncPolicy, max_attempts=config.support.max_attempts,
+            feed_secret=config.support.feed_secret))
+
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
                                    users=users, catalog=catalog, licensing=licensing,
                                    purchases=purchases, documents=documents, releases=releases,
-                                   downloads=downloads,
+                                   downloads=downloads, support=support,
+                                   conversation=conversation, helpdesk=helpdesk_sync,
                                    notifications=notifications, reminders=reminders,
                                    objects=object_store, events=event_bus, mailer=mailer,
                                    outbox=outbox,
                                    web_secret=web_secret)
-    del basics
+    del basics, support_kit
 
 
 T = TypeVar("T")

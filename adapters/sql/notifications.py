@@ -16,6 +16,7 @@ from app.domain.notifications import (
     Preference,
 )
 from app.domain.paging import PageRequest
+from app.domain.roles import Role
 
 _NOTIFICATION_COLUMNS = "id, user_id, seq, kind, title, body, link, created_at, read_at"
 
@@ -241,6 +242,13 @@ class SqlNotifications:
                 " AND s.kind = :kind AND NOT s.email)", {**names, "kind": kind.value})
             found += [(str(row["id"]), str(row["email"]), str(row["name"])) for row in rows]
         return sorted(found)
+
+    async def recipients_staff(self) -> list[str]:
+        rows = await self._db.fetch_all(
+            "SELECT id FROM users WHERE active AND deleted_at IS NULL AND role IN (:staff,"
+            " :staff_admin) ORDER BY id",
+            {"staff": Role.STAFF.value, "staff_admin": Role.STAFF_ADMIN.value})
+        return [str(row["id"]) for row in rows]
 
     async def recipients_all(self) -> list[str]:
         rows = await self._db.fetch_all(

@@ -81,6 +81,46 @@ class UserInvited:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IssueOpened:
+    """A customer opened a support request."""
+
+    issue_id: str
+    number: str
+    subject: str
+    cabinet_name: str
+    assignee_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssueUpdated:
+    """A request's status or priority changed; `by_staff`: the vendor changed it (in the
+    portal or the helpdesk), else its customer."""
+
+    issue_id: str
+    number: str
+    subject: str
+    cabinet_id: str
+    change: str
+    by_staff: bool
+    assignee_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssueCommented:
+    """Somebody wrote on a request: an agent's public reply, a customer's comment, or an
+    internal note (which no customer hears of)."""
+
+    issue_id: str
+    number: str
+    subject: str
+    cabinet_id: str
+    author_name: str
+    by_staff: bool
+    public: bool
+    assignee_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class NotificationsCreated:
     """A message was stored for these users at this position: what live streams deliver.
     The batch carries who see it (`users`), not whom it was addressed to; `held` when its
@@ -99,4 +139,5 @@ class MailQueued:
 
 DomainEvent: TypeAlias = (DocumentIssued | DocumentRenewed | DocumentRevoked
                           | DocumentTransferred | ReleasePublished | UserInvited
+                          | IssueOpened | IssueUpdated | IssueCommented
                           | NotificationsCreated | MailQueued)

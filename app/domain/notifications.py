@@ -21,6 +21,7 @@ class NotificationKind(StrEnum):
     LICENSE_REVOKED = "license.revoked"
     LICENSE_TRANSFERRED = "license.transferred"
     CERTIFICATE_TRANSFERRED = "certificate.transferred"
+    ISSUE_OPENED = "issue.opened"
     ISSUE_UPDATED = "issue.updated"
     ISSUE_COMMENTED = "issue.commented"
     ANNOUNCEMENT = "announcement"
@@ -43,6 +44,7 @@ _LABELS = {
     NotificationKind.LICENSE_REVOKED: "Licenses and certificates revoked",
     NotificationKind.LICENSE_TRANSFERRED: "Licenses transferred",
     NotificationKind.CERTIFICATE_TRANSFERRED: "Support certificates transferred",
+    NotificationKind.ISSUE_OPENED: "New support requests (staff)",
     NotificationKind.ISSUE_UPDATED: "Support requests changed",
     NotificationKind.ISSUE_COMMENTED: "Replies to support requests",
     NotificationKind.ANNOUNCEMENT: "Announcements",

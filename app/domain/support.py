@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from app.domain.errors import Invalid
+from app.domain.errors import Invalid, UnsupportedType
 
 NUMBER_PATTERN = r"^SR-\d{4}-\d{6}$"
 MAX_SUBJECT, MAX_DESCRIPTION, MAX_COMMENT = 200, 20_000, 20_000
@@ -227,6 +227,27 @@ class ExternalFile:
     filename: str
     content_type: str
     size: int
+
+
+# What a file is taken to be, by its name's extension: never what the client claims.
+MEDIA_TYPES = {
+    "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
+    "webp": "image/webp", "pdf": "application/pdf", "txt": "text/plain", "log": "text/plain",
+    "csv": "text/csv", "json": "application/json", "har": "application/json",
+    "xml": "application/xml", "yaml": "application/yaml", "yml": "application/yaml",
+    "zip": "application/zip", "gz": "application/gzip", "tgz": "application/gzip",
+    "tar": "application/x-tar", "7z": "application/x-7z-compressed",
+}
+
+
+def media_type(filename: str, allowed: frozenset[str]) -> str:
+    """The media type of an accepted file; UnsupportedType for any other."""
+    extension = filename.rpartition(".")[2].lower() if "." in filename else ""
+    if extension not in allowed or extension not in MEDIA_TYPES:
+        kinds = ", ".join(sorted(allowed & MEDIA_TYPES.keys()))
+        raise UnsupportedType(f"Files of this type are not accepted; send one of: {kinds}.",
+                              field="file")
+    return MEDIA_TYPES[extension]
 
 
 def number_for(year: int, serial: int) -> str:

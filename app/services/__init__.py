@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from app.services.auth import AuthService
 from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
+from app.services.conversation import ConversationService
 from app.services.documents import DocumentService
 from app.services.downloads import DownloadService
+from app.services.helpdesk_sync import HelpdeskSync
 from app.services.licensing import LicensingService
 from app.services.mail import OutboxWorker
 from app.services.notifications import NotificationService
 from app.services.purchases import PurchaseService
 from app.services.releases import ReleaseService
 from app.services.reminders import ReminderService
+from app.services.support import SupportService
 from app.services.users import UserService
 from ports.events import EventBus
 from ports.mail import Mailer
@@ -38,6 +41,9 @@ class Services:
     downloads: DownloadService
     notifications: NotificationService
     reminders: ReminderService
+    support: SupportService
+    conversation: ConversationService
+    helpdesk: HelpdeskSync
     objects: ObjectStore
     events: EventBus
     mailer: Mailer

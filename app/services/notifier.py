@@ -17,6 +17,9 @@ from app.domain.events import (
     DocumentRevoked,
     DocumentTransferred,
     DomainEvent,
+    IssueCommented,
+    IssueOpened,
+    IssueUpdated,
     MailQueued,
     NotificationsCreated,
     ReleasePublished,
@@ -156,10 +159,43 @@ class Notifier:
                     f"{event.inviter_name} invited you to {event.cabinet_name}. Choose here "
                     "which news reach you in the portal and by e-mail.",
                     "/notifications/settings"), email=False)
+            case IssueOpened():
+                return Told(await _staff_of(uow, event.assignee_id), Message(
+                    NotificationKind.ISSUE_OPENED, f"{event.number}: {event.subject}",
+                    f"{event.cabinet_name} opened a support request.",
+                    _issue_link(event.issue_id)))
+            case IssueUpdated():
+                if not event.by_staff:
+                    return None  # the customer did it: the staff see it on the request
+                return Told(await uow.notifications.recipients_in([event.cabinet_id]),
+                            Message(NotificationKind.ISSUE_UPDATED,
+                                    f"{event.number}: {event.change}",
+                                    f"Your support request “{event.subject}”: {event.change}.",
+                                    _issue_link(event.issue_id)))
+            case IssueCommented():
+                if not event.public:
+                    return None  # an internal note reaches no customer, and tells nobody
+                if event.by_staff:
+                    users = await uow.notifications.recipients_in([event.cabinet_id])
+                    body = f"{event.author_name} answered your support request."
+                else:
+                    users = await _staff_of(uow, event.assignee_id)
+                    body = f"{event.author_name} wrote on the request."
+                return Told(users, Message(NotificationKind.ISSUE_COMMENTED,
+                                           f"{event.number}: {event.subject}", body,
+                                           _issue_link(event.issue_id)))
             case NotificationsCreated() | MailQueued():
                 return None  # what telling people makes: nothing more to tell
             case _:
                 assert_never(event)
+
+
+async def _staff_of(uow: UnitOfWork, assignee_id: str | None) -> list[str]:
+    return [assignee_id] if assignee_id else await uow.notifications.recipients_staff()
+
+
+def _issue_link(issue_id: str) -> str:
+    return f"/support/{issue_id}"
 
 
 def release_message(event: ReleasePublished) -> Message:

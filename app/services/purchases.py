@@ -3,8 +3,6 @@ support certificates. Each event is one transaction and is applied once."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import secrets
 from collections.abc import Iterator
@@ -15,7 +13,7 @@ from typing import Any
 
 from app.domain.access import Scope
 from app.domain.cabinets import Cabinet, CabinetKind
-from app.domain.errors import Conflict, DomainError, Invalid, Unauthenticated
+from app.domain.errors import Conflict, Invalid
 from app.domain.events import DocumentIssued, DocumentRenewed, DocumentRevoked
 from app.domain.licensing import (
     Certificate,
@@ -35,13 +33,13 @@ from app.domain.purchases import (
 from app.domain.users import SYSTEM, check_email
 from app.services.cabinets import add_cabinet
 from app.services.licensing import documents
+from app.services.signatures import FeedDisabled, check_signature
 from app.services.work import Transactions, UseCases
 from ports.storage import DuplicateKey, UnitOfWork
 from ports.system import Clock, IdGenerator
 
 log = logging.getLogger(__name__)
 EVERYTHING = Scope.everything()
-BAD_SIGNATURE = "The request is not signed by the billing system."
 
 
 @contextmanager
@@ -51,12 +49,6 @@ def about(prefix: str) -> Iterator[None]:
         yield
     except Invalid as exc:
         raise Invalid(exc.detail, field=f"{prefix}.{exc.field}" if exc.field else prefix) from None
-
-
-class FeedDisabled(DomainError):
-    status = 503
-    slug = "service-unavailable"
-    title = "Feed not configured"
 
 
 @dataclass(frozen=True)
@@ -77,16 +69,8 @@ class PurchaseService(UseCases):
         if not self._policy.secret:
             log.error("a purchase event arrived but feeds.purchases.secret is not set")
             raise FeedDisabled("The purchases feed is not configured on this portal.")
-        parts = dict(part.split("=", 1) for part in (header or "").split(",") if "=" in part)
-        stamp, given = parts.get("t", ""), parts.get("v1", "")
-        if not stamp.isdigit() or not given:
-            raise Unauthenticated(BAD_SIGNATURE)
-        if abs(self._clock.now().timestamp() - int(stamp)) > self._policy.tolerance_seconds:
-            raise Unauthenticated("The signature's timestamp is too far from now.")
-        expected = hmac.new(self._policy.secret.encode(), stamp.encode() + b"." + body,
-                            hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected.encode(), given.strip().lower().encode()):
-            raise Unauthenticated(BAD_SIGNATURE)
+        check_signature(self._policy.secret, header, body, self._clock.now(),
+                        self._policy.tolerance_seconds)
 
     async def apply(self, event: PurchaseEvent) -> tuple[dict[str, Any], bool]:
         """The event's outcome, and whether it was a repeat (then nothing changed)."""

@@ -27,9 +27,11 @@ PROBLEM_TYPES: dict[str, tuple[int, str, str]] = {
     "not-found": (404, "Not found", "No such object, or it is outside your organisation."),
     "method-not-allowed": (405, "Method not allowed", "The path exists but not with this method."),
     "conflict": (409, "Conflict", "The change clashes with existing data, e.g. a taken e-mail."),
-    "payload-too-large": (413, "Payload too large", "The body exceeds web.max_body_bytes."),
+    "payload-too-large": (413, "Payload too large", "The body exceeds web.max_body_bytes, or a "
+                          "file exceeds support.max_attachment_bytes."),
     "unsupported-media-type": (415, "Unsupported media type", "Send JSON with Content-Type "
-                               "application/json."),
+                               "application/json; a file must be of a type "
+                               "support.attachment_types accepts."),
     "validation-error": (422, "Invalid input", "The body parses but breaks a rule; `errors` "
                          "names each field."),
     "too-many-requests": (429, "Too many attempts", "Wait for Retry-After seconds."),

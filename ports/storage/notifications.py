@@ -93,3 +93,6 @@ class NotificationRepository(Protocol):
 
     async def recipients_all(self) -> list[str]:
         """Every active user."""
+
+    async def recipients_staff(self) -> list[str]:
+        """Every active user of the vendor's staff."""

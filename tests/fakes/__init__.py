@@ -4,6 +4,7 @@ from tests.fakes.storage import FakeStorage, FakeUnitOfWork
 from tests.fakes.system import (
     FakeBlobCache,
     FakeClock,
+    FakeHelpdesk,
     FakeIds,
     FakeLicenseSigner,
     FakeMailer,
@@ -14,6 +15,6 @@ from tests.fakes.system import (
     RecordingEventBus,
 )
 
-__all__ = ["FakeBlobCache", "FakeClock", "FakeIds", "FakeLicenseSigner", "FakeMailer",
-           "FakeObjectStore", "FakePasswordHasher", "FakeRenderer", "FakeStorage",
+__all__ = ["FakeBlobCache", "FakeClock", "FakeHelpdesk", "FakeIds", "FakeLicenseSigner",
+           "FakeMailer", "FakeObjectStore", "FakePasswordHasher", "FakeRenderer", "FakeStorage",
            "FakeTokenCodec", "FakeUnitOfWork", "RecordingEventBus"]

@@ -525,6 +525,9 @@ class _Notifications:
     async def recipients_all(self) -> list[str]:
         return sorted(u.id for u in self.s.users.values() if _live(u))
 
+    async def recipients_staff(self) -> list[str]:
+        return sorted(u.id for u in self.s.users.values() if _live(u) and u.role.is_staff)
+
 
 class _Outbox:
     def __init__(self, state: _State) -> None:

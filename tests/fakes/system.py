@@ -8,14 +8,16 @@ import hashlib
 import json
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from app.domain.events import DomainEvent
+from app.domain.support import ExternalComment, ExternalFile, IssueStatus, Priority, TicketState
 from ports.documents import RenderingFailed
 from ports.events import Heard, Subscriber
+from ports.helpdesk import CommentDraft, FileDraft, InboundRefused, TicketDraft
 from ports.mail import Email, TemporaryMailError
 from ports.objects import ObjectInfo, ObjectNotFound, check_key
 from ports.security import InvalidToken
@@ -207,3 +209,117 @@ class FakeObjectStore:
         if not self._links:
             return None
         return f"https://objects.test/{bucket}/{key}?ttl={ttl_seconds}"
+
+
+class FakeHelpdesk:
+    """An external helpdesk in memory, with agents a test can act as, and failures to
+    inject: the next calls raise what `failures` holds."""
+
+    def __init__(self, secret: str = "hook-secret") -> None:
+        self.tickets: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, bytes] = {}
+        self.failures: list[Exception] = []
+        self.calls = 0
+        self._changes: list[str] = []
+        self._secret = secret
+
+    @property
+    def name(self) -> str:
+        return "fake"
+
+    @property
+    def external(self) -> bool:
+        return True
+
+    def _call(self) -> None:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+
+    def _ticket_of(self, portal_id: str) -> str | None:
+        return next((t for t, v in self.tickets.items() if v["portal_id"] == portal_id), None)
+
+    async def create_ticket(self, draft: TicketDraft) -> str:
+        self._call()
+        found = self._ticket_of(draft.portal_id)
+        if found is not None:
+            return found
+        ticket = f"T{len(self.tickets) + 1}"
+        self.tickets[ticket] = {"portal_id": draft.portal_id, "draft": draft,
+                                "status": draft.status, "priority": draft.priority,
+                                "comments": []}
+        return ticket
+
+    async def update_ticket(self, external_id: str, draft: TicketDraft) -> None:
+        self._call()
+        self.tickets[external_id].update(draft=draft, status=draft.status,
+                                         priority=draft.priority)
+
+    async def add_comment(self, external_id: str, comment: CommentDraft) -> str:
+        self._call()
+        comments: list[ExternalComment] = self.tickets[external_id]["comments"]
+        found = next((c for c in comments if c.portal_id == comment.portal_id), None)
+        if found is not None:
+            return found.external_id
+        made = ExternalComment(external_id=f"{external_id}-c{len(comments) + 1}",
+                               author_name=comment.author_name, body=comment.body,
+                               public=comment.public, at=datetime.now(UTC),
+                               portal_id=comment.portal_id)
+        comments.append(made)
+        return made.external_id
+
+    async def add_file(self, external_id: str, file: FileDraft,
+                       chunks: AsyncIterable[bytes]) -> str:
+        self._call()
+        data = b"".join([chunk async for chunk in chunks])
+        key = f"{external_id}-{file.portal_id}"
+        self.files[key] = data
+        return key
+
+    async def ticket(self, external_id: str) -> TicketState:
+        self._call()
+        ticket = self.tickets[external_id]
+        return TicketState(external_id=external_id, status=ticket["status"],
+                           raw_status=f"raw {ticket['status'].value}",
+                           priority=ticket["priority"], comments=list(ticket["comments"]))
+
+    async def changed(self, cursor: str | None) -> tuple[list[str], str | None]:
+        self._call()
+        start = int(cursor) if cursor else 0
+        return self._changes[start:], str(len(self._changes))
+
+    async def file(self, file_id: str) -> AsyncIterator[bytes]:
+        data = self.files[file_id]
+        for offset in range(0, len(data), 1000):
+            yield data[offset:offset + 1000]
+
+    def inbound(self, secret: str | None, headers: Mapping[str, str],
+                body: bytes) -> list[str]:
+        if secret != self._secret:
+            raise InboundRefused("not the helpdesk's secret")
+        found = json.loads(body)
+        return [str(found["ticket"])]
+
+    # ---- what agents do
+
+    def reply(self, ticket: str, body: str, *, public: bool = True, by: str = "Agent Smith",
+              files: dict[str, bytes] | None = None) -> None:
+        comments: list[ExternalComment] = self.tickets[ticket]["comments"]
+        attached = []
+        for name, data in (files or {}).items():
+            file_id = f"{ticket}-f{len(self.files) + 1}"
+            self.files[file_id] = data
+            attached.append(ExternalFile(file_id, name, "application/octet-stream",
+                                         len(data)))
+        comments.append(ExternalComment(external_id=f"{ticket}-c{len(comments) + 1}",
+                                        author_name=by, body=body, public=public,
+                                        at=datetime.now(UTC), attachments=tuple(attached)))
+        self._changes.append(ticket)
+
+    def set(self, ticket: str, *, status: IssueStatus | None = None,
+            priority: Priority | None = None) -> None:
+        if status is not None:
+            self.tickets[ticket]["status"] = status
+        if priority is not None:
+            self.tickets[ticket]["priority"] = priority
+        self._changes.append(ticket)

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
+from adapters.builtin_helpdesk import BuiltinHelpdesk
 from app.config import PROJECT_ROOT
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.licensing import Certificate, DocumentKind, License
 from app.domain.products import Product
 from app.domain.reminders import ReminderPolicy
 from app.domain.roles import Role
+from app.domain.support import ResponseTargets, SlaPolicy
 from app.domain.users import SYSTEM, Principal, User
 from app.services.auth import AuthPolicy, AuthService
 from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService, ProductDraft
+from app.services.conversation import ConversationService
 from app.services.documents import DocumentService, PrintPolicy
 from app.services.downloads import DownloadService
+from app.services.helpdesk_sync import HelpdeskSync, SyncPolicy
 from app.services.licensing import LicensingService
 from app.services.mail import EmailComposer, MailPolicy, OutboxPolicy, OutboxWorker
 from app.services.notifications import NotificationService
@@ -27,11 +31,14 @@ from app.services.notifier import Notifier
 from app.services.purchases import FeedPolicy, PurchaseService
 from app.services.releases import ReleaseService
 from app.services.reminders import ReminderService
+from app.services.support import SupportPolicy, SupportService
 from app.services.users import UserPolicy, UserService
 from app.services.work import Transactions
+from ports.helpdesk import Helpdesk
 from tests.fakes import (
     FakeBlobCache,
     FakeClock,
+    FakeHelpdesk,
     FakeIds,
     FakeLicenseSigner,
     FakeMailer,
@@ -58,6 +65,8 @@ class Core:
     objects: FakeObjectStore = field(default_factory=FakeObjectStore)
     mailer: FakeMailer = field(default_factory=FakeMailer)
     renderer: FakeRenderer = field(default_factory=FakeRenderer)
+    # None: the portal's own helpdesk.
+    helpdesk: FakeHelpdesk | None = None
 
     def __post_init__(self) -> None:
         self.composer = EmailComposer(MailPolicy(
@@ -83,6 +92,16 @@ class Core:
         self.documents = DocumentService(self.licensing, self.renderer, FakeBlobCache(),
                                          FakeLicenseSigner(), self.clock,
                                          PrintPolicy("Acme", "https://portal.example"))
+        support_policy = SupportPolicy(
+            sla=SlaPolicy({"premium": ResponseTargets(timedelta(hours=4), timedelta(days=2))},
+                          ResponseTargets(timedelta(days=1), timedelta(days=5))),
+            bucket="support", max_attachment_bytes=10_000,
+            attachment_types=frozenset({"txt", "log", "png", "pdf"}))
+        desk: Helpdesk = self.helpdesk or BuiltinHelpdesk(self.storage)
+        kit = (*basics, self.objects, desk, support_policy)
+        self.support = SupportService(*kit)
+        self.conversation = ConversationService(*kit)
+        self.sync = HelpdeskSync(*kit, SyncPolicy(max_attempts=3, feed_secret=FEED_SECRET))
         self.outbox = OutboxWorker(self.storage, self.mailer, self.clock,
                                    "portal@portal.example", OutboxPolicy(max_attempts=3))
 

@@ -18,6 +18,7 @@ import pytest
 
 import ports
 from adapters.argon2 import Argon2PasswordHasher
+from adapters.builtin_helpdesk import BuiltinHelpdesk
 from adapters.jwcrypto import JwcryptoLicenseSigner, JwcryptoTokenCodec
 from adapters.localfs import LocalObjectStore
 from adapters.maildir import MaildirMailer
@@ -32,6 +33,7 @@ from adapters.system import SystemClock, Uuid7Ids
 from adapters.weasyprint import WeasyPrintRenderer
 from ports.documents import BlobCache, DocumentRenderer
 from ports.events import EventBus, EventPublisher
+from ports.helpdesk import Helpdesk
 from ports.mail import Mailer
 from ports.objects import ObjectStore
 from ports.security import LicenseSigner, PasswordHasher, TokenCodec
@@ -40,6 +42,7 @@ from ports.system import Clock, IdGenerator
 from tests.fakes import (
     FakeBlobCache,
     FakeClock,
+    FakeHelpdesk,
     FakeIds,
     FakeLicenseSigner,
     FakeMailer,
@@ -65,6 +68,7 @@ PORTS: dict[Any, list[type]] = {
     LicenseSigner: [JwcryptoLicenseSigner, FakeLicenseSigner],
     Clock: [SystemClock, FakeClock],
     IdGenerator: [Uuid7Ids, FakeIds],
+    Helpdesk: [BuiltinHelpdesk, FakeHelpdesk],
 }
 
 if TYPE_CHECKING:
@@ -83,6 +87,7 @@ if TYPE_CHECKING:
     _signers: list[Callable[..., LicenseSigner]] = [JwcryptoLicenseSigner, FakeLicenseSigner]
     _clocks: list[Callable[..., Clock]] = [SystemClock, FakeClock]
     _ids: list[Callable[..., IdGenerator]] = [Uuid7Ids, FakeIds]
+    _helpdesks: list[Callable[..., Helpdesk]] = [BuiltinHelpdesk, FakeHelpdesk]
 
 
 def _members(protocol: type) -> dict[str, Any]:
