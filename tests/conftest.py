@@ -22,6 +22,7 @@ TEST_ENV = {
     "PORTAL_AUTH__ARGON2__PARALLELISM": "1",
     "PORTAL_LOGGING__ACCESS_LOG": "false",
     "PORTAL_FEEDS__PURCHASES__SECRET": "test-feed-secret",
+    "PORTAL_SUPPORT__FEED_SECRET": "test-support-secret",
     # A test that renders starts the worker processes on first use.
     "PORTAL_PDF__WARM_ON_START": "false",
     "PORTAL_PDF__WORKERS": "1",

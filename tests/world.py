@@ -21,14 +21,17 @@ from aiohttp.test_utils import TestClient
 
 from adapters.system import Uuid7Ids
 from app.config import Settings
+from app.domain.access import Scope
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.licensing import Certificate, DocumentKind, License
 from app.domain.products import Product
 from app.domain.releases import Release
 from app.domain.roles import Role
-from app.domain.users import SYSTEM
+from app.domain.support import SupportIssue
+from app.domain.users import SYSTEM, Principal
 from app.services.catalog import ProductDraft
 from app.services.releases import ReleaseDraft
+from app.services.support import RequestDraft
 from app.web.keys import SERVICES
 
 # The test client of the portal's app, and the fixtures' types: aiohttp_client
@@ -134,6 +137,21 @@ class World:
             await services.objects.put(product.bucket, folder + "release.yaml",
                                        once(manifest.encode()))
         return await services.releases.register(SYSTEM, product.id, ReleaseDraft(version))
+
+    async def add_issue(self, cabinet: Cabinet) -> tuple[SupportIssue, Principal]:
+        """A support request of `cabinet`, opened by a fresh user of it (on a fresh
+        certificate), and that user."""
+        await self.add_document(DocumentKind.CERTIFICATE, cabinet)
+        services = self.client.app[SERVICES]
+        user_id = await self.add_user(cabinet)
+        async with services.storage.unit_of_work() as uow:
+            user = await uow.users.get(user_id, Scope.everything())
+        assert user is not None
+        author = Principal.of(user, cabinet)
+        issue = await services.support.open(author, RequestDraft(
+            subject=unique("Cannot connect"), description="Since the upgrade.",
+            product_id=self.product.id))
+        return issue, author
 
     async def add_user(self, cabinet: Cabinet, role: Role = Role.CUSTOMER_USER) -> str:
         """A user without a password in `cabinet`; its id."""

@@ -97,13 +97,13 @@ class ConversationService(SupportUseCases):
         """Store a file of the request, read as it arrives: over the size limit it is 413
         and nothing is kept; a type not accepted is 415. Its name is cleaned for showing;
         where its bytes lie is a key of the portal's own."""
+        async with self._work() as uow:
+            issue = await visible_issue(uow, actor, issue_id)
         name = safe_filename(filename)
         content_type = media_type(name, self._policy.attachment_types)
         limit = self._policy.max_attachment_bytes
         if declared_size is not None and declared_size > limit:
             raise TooLarge(_too_large(limit), field="file")
-        async with self._work() as uow:
-            issue = await visible_issue(uow, actor, issue_id)
         attachment_id = self._ids.new_id()
         key = f"issues/{issue.id}/{attachment_id}"
         counted = Counted(chunks, limit)

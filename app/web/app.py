@@ -19,7 +19,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 from app import __version__
 from app.config import PROJECT_ROOT, Settings
 from app.container import open_services
-from app.domain.events import MailQueued, NotificationsCreated
+from app.domain.events import (
+    IssueCommented,
+    IssueOpened,
+    IssueUpdated,
+    MailQueued,
+    NotificationsCreated,
+)
 from app.domain.users import SYSTEM
 from app.services import Services
 from app.services.background import repeat
@@ -32,6 +38,7 @@ from app.web.api import (
     notifications,
     products,
     releases,
+    support,
     system,
     users,
 )
@@ -63,8 +70,8 @@ SPREAD_DELAY_SECONDS = 1.0
 CATCH_UP_SECONDS = 5
 # Idle streams get a heartbeat, and stalled ones are cut, this often.
 SWEEP_SECONDS = 5
-API_MODULES = (auth, cabinets, users, products, releases, licensing, downloads, notifications,
-               feeds, system)
+API_MODULES = (auth, cabinets, users, products, releases, licensing, downloads, support,
+               notifications, feeds, system)
 ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
 
 API_DESCRIPTION = (
@@ -107,10 +114,13 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
                        notifications.position)
             leave = services.events.subscribe(hub.on_event)
             held = asyncio.Event()
+            support_queued = asyncio.Event()
 
             async def wake(event: Heard) -> None:
                 if isinstance(event, MailQueued):
                     services.outbox.wake.set()
+                elif isinstance(event, IssueOpened | IssueUpdated | IssueCommented):
+                    support_queued.set()  # what the helpdesk must get is queued with it
                 elif isinstance(event, NotificationsCreated) and event.held:
                     # A moment later: the live streams are served first.
                     asyncio.get_running_loop().call_later(SPREAD_DELAY_SECONDS, held.set)
@@ -126,6 +136,12 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
             if settings.notifications.reminder_interval > 0:
                 tasks.append(asyncio.create_task(
                     services.reminders.run_forever(settings.notifications.reminder_interval)))
+            if services.helpdesk.external and settings.support.delivery_interval > 0:
+                tasks.append(asyncio.create_task(services.helpdesk.deliver_forever(
+                    settings.support.delivery_interval, support_queued)))
+            if services.helpdesk.external and settings.support.reconcile_interval > 0:
+                tasks.append(asyncio.create_task(services.helpdesk.reconcile_forever(
+                    settings.support.reconcile_interval)))
             if settings.mail.outbox_interval > 0:
                 tasks.append(asyncio.create_task(
                     services.outbox.run_forever(settings.mail.outbox_interval)))

@@ -61,6 +61,9 @@ class Operation:
     scheme: str | None = None
     # Other media types the success response may have (chosen by `format` or Accept).
     media: tuple[str, ...] = ()
+    # A file uploaded as multipart/form-data in the field of this name (the handler reads
+    # it as a stream).
+    upload: str | None = None
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
@@ -153,20 +156,20 @@ class ApiRoutes:
                   errors: Iterable[int] = (), description: str = "",
                   extra_responses: dict[int, tuple[str, type[BaseModel] | None]] | None = None,
                   verify_raw: RawCheck | None = None, scheme: str | None = None,
-                  media: tuple[str, ...] = (),
+                  media: tuple[str, ...] = (), upload: str | None = None,
                   ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             own_errors = set(errors) | set(COMMON_ERRORS)
             if auth or scheme:
                 own_errors.add(401)
-            if body is not None:
+            if body is not None or upload is not None:
                 own_errors |= {415, 422}
             self.operations.append(Operation(
                 method=method, path=path, handler=handler, summary=summary, tag=self.tag,
                 auth=auth, body=body, query=query, response=response, status=status,
                 errors=tuple(sorted(own_errors)), description=description,
                 extra_responses=extra_responses or {}, verify_raw=verify_raw, scheme=scheme,
-                media=media))
+                media=media, upload=upload))
             return handler
         return register
 
@@ -202,7 +205,8 @@ def build_document(operations: list[Operation], *, title: str, version: str,
                 "feedSignature": {
                     "type": "apiKey", "in": "header", "name": "X-Portal-Signature",
                     "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.\" + the raw "
-                                   "body, keyed with feeds.purchases.secret>"},
+                                   "body, keyed with the feed's secret: "
+                                   "feeds.purchases.secret or support.feed_secret>"},
             },
         },
     }
@@ -248,6 +252,10 @@ def _operation(op: Operation, refs: dict[Any, Any], schemas: dict[str, Any]) -> 
     }
     if op.description:
         entry["description"] = op.description
+    if op.upload is not None:
+        entry["requestBody"] = {"required": True, "content": {"multipart/form-data": {
+            "schema": {"type": "object", "required": [op.upload],
+                       "properties": {op.upload: {"type": "string", "format": "binary"}}}}}}
     if op.body is not None:
         body_required = bool(schemas[op.body.__name__].get("required"))
         entry["requestBody"] = {"required": body_required, "content": {"application/json": {

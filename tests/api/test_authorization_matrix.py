@@ -9,15 +9,16 @@ and on PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 
 from app.domain.licensing import DocumentKind
 from app.domain.roles import Role
-from app.web.keys import OPENAPI
+from app.web.keys import OPENAPI, SERVICES
 from tests.feed import purchase
 from tests.world import World, email, unique
 
@@ -83,6 +84,8 @@ class Row:
     placeholders: Placeholders = in_cabinet
     # An endless response (server-sent events): only its status is read, then it is closed.
     streaming: bool = False
+    # Sends this file as multipart/form-data in the field `file` (instead of a JSON body).
+    upload: tuple[str, bytes] | None = None
 
     async def request(self, world: World, relation: str) -> tuple[str, Any]:
         values = await self.placeholders(world, relation) if "{" in self.path or self.body \
@@ -123,6 +126,40 @@ async def users_notification(world: World, relation: str) -> dict[str, str]:
                            datetime.now(UTC))
         await uow.commit()
     return {"id": made.id}
+
+
+async def issue_in_cabinet(world: World, relation: str) -> dict[str, str]:
+    """{id}: a fresh request of the target cabinet (by a user of it), with {comment_id} and
+    {attachment_id} of its author's."""
+    services = world.client.app[SERVICES]
+    issue, author = await world.add_issue(world.cabinet(relation))
+    comment = await services.conversation.comment(author, issue.id, "Still broken.")
+
+    async def data() -> AsyncIterator[bytes]:
+        yield b"trace"
+
+    attachment = await services.conversation.attach(author, issue.id, "trace.log", data())
+    return {"id": issue.id, "comment_id": comment.id, "attachment_id": attachment.id}
+
+
+async def own_certificate(world: World, relation: str) -> dict[str, str]:
+    """The customers' own cabinet holds a valid certificate: they may open a request."""
+    await world.add_document(DocumentKind.CERTIFICATE, world.own)
+    return {}
+
+
+def requests_seen(ok: int) -> dict[str, Expect]:
+    """A customer user sees their own organisation's requests, a customer admin also those
+    below it, staff all."""
+    return {"customer_user": {**everywhere(404), "own": ok}, "customer_admin": seen(ok),
+            "staff": everywhere(ok), "staff_admin": everywhere(ok)}
+
+
+def staff_or_forbidden(ok: int, admin: int | None = None) -> dict[str, Expect]:
+    """Staff may; a customer in reach is refused (or, with `admin`, its admin gets that)."""
+    return {"customer_user": {**everywhere(404), "own": 403},
+            "customer_admin": seen(admin if admin is not None else 403),
+            "staff": everywhere(ok), "staff_admin": everywhere(ok)}
 
 
 def only_the_customer_user(ok: int) -> dict[str, Expect]:
@@ -226,6 +263,40 @@ ROWS = [
         placeholders=user_in_cabinet, expect={
         "customer_user": forbidden_in_reach(), "customer_admin": seen(204),
         "staff": everywhere(403), "staff_admin": everywhere(204)}),
+    # Support requests: the target is a request of a cabinet in each relation.
+    Row("GET", "/api/v1/issues", everyone(200)),
+    Row("POST", "/api/v1/issues", {
+        "customer_user": everywhere(201), "customer_admin": everywhere(201),
+        "staff": everywhere(403), "staff_admin": everywhere(403)},
+        placeholders=own_certificate,
+        body=lambda world, relation, _: {"subject": "Help", "description": "Please.",
+                                         "product_id": world.product.id}),
+    *(Row("GET", path, relational=True, placeholders=issue_in_cabinet,
+          expect=requests_seen(200))
+      for path in ("/api/v1/issues/{id}", "/api/v1/issues/{id}/comments",
+                   "/api/v1/issues/{id}/attachments",
+                   "/api/v1/issues/{id}/attachments/{attachment_id}")),
+    # Not the author: a customer user may not edit; an admin of the organisation may.
+    Row("PATCH", "/api/v1/issues/{id}", relational=True, placeholders=issue_in_cabinet,
+        expect=staff_or_forbidden(200, admin=200),
+        body=lambda world, relation, _: {"subject": unique("Edited")}),
+    Row("POST", "/api/v1/issues/{id}/comments", relational=True,
+        placeholders=issue_in_cabinet, expect=requests_seen(201),
+        body=lambda world, relation, _: {"body": "Any news?"}),
+    Row("POST", "/api/v1/issues/{id}/attachments", relational=True,
+        placeholders=issue_in_cabinet, expect=requests_seen(201),
+        upload=("screen.png", b"\x89PNG")),
+    # Comments and files are their author's (staff: any).
+    Row("PATCH", "/api/v1/issues/{id}/comments/{comment_id}", relational=True,
+        placeholders=issue_in_cabinet, expect=staff_or_forbidden(200),
+        body=lambda world, relation, _: {"body": "Edited."}),
+    Row("DELETE", "/api/v1/issues/{id}/comments/{comment_id}", relational=True,
+        placeholders=issue_in_cabinet, expect=staff_or_forbidden(204)),
+    Row("DELETE", "/api/v1/issues/{id}/attachments/{attachment_id}", relational=True,
+        placeholders=issue_in_cabinet, expect=staff_or_forbidden(204)),
+    # Signed by the helpdesk's side, not by a user: no bearer token opens it.
+    Row("POST", "/api/v1/feed/support", everyone(401),
+        body=lambda world, relation, _: {"tickets": ["T1"]}),
 ]
 
 
@@ -242,7 +313,14 @@ async def test_authorization_matrix(world: World, row: Row) -> None:
             expected = 401 if who == ANONYMOUS else row.expect[who][relation]
             headers = {} if who == ANONYMOUS else world.actors[Role(who)].headers
             url, body = await row.request(world, relation)
-            response = await world.client.request(row.method, url, json=body, headers=headers)
+            if row.upload is not None:
+                form = aiohttp.FormData()
+                form.add_field("file", row.upload[1], filename=row.upload[0])
+                response = await world.client.request(row.method, url, data=form,
+                                                      headers=headers)
+            else:
+                response = await world.client.request(row.method, url, json=body,
+                                                      headers=headers)
             if row.streaming and response.status == 200:
                 assert response.content_type == "text/event-stream"
                 response.close()

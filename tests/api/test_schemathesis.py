@@ -35,8 +35,9 @@ fail-on = ["missing_deserializer", "method_not_allowed"]
 [checks]
 max_response_time = 5.0
 # Rules no JSON Schema can state answer 400/422 to schema-valid input: a role that does not
-# exist in that kind of cabinet, a spent one-time link, a cursor this API never handed out.
-positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 409, 422, 429]
+# exist in that kind of cabinet, a spent one-time link, a cursor this API never handed out,
+# a file whose type the support allow-list does not hold (415).
+positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 409, 415, 422, 429]
 [parameters]
 # A real cabinet, so operations under /cabinets/{id} reach their logic and not only 404.
 "path.id" = "${PORTAL_CABINET_ID}"
