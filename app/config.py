@@ -172,7 +172,7 @@ class DjangoHelpdeskSettings(_Section):
 
 
 class SupportSettings(_Section):
-    helpdesk: Literal["builtin"]
+    helpdesk: Literal["builtin", "django_helpdesk"]
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     max_attachment_bytes: int = Field(ge=1024, le=10 * 2**30)
     attachment_types: list[Annotated[str, Field(pattern=r"^[a-z0-9]{1,10}$")]]

@@ -53,6 +53,7 @@ from app.services.users import UserPolicy, UserService
 from app.services.work import Transactions
 
 if TYPE_CHECKING:
+    from adapters.django_helpdesk import DjangoHelpdesk
     from adapters.postgres import PostgresStorage
     from adapters.redis import RedisEventBus
     from adapters.s3 import S3ObjectStore
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
 
 async def _opened(resource: SqliteStorage | PostgresStorage | WeasyPrintRenderer
                   | LocalObjectStore | S3ObjectStore | InProcessEventBus | RedisEventBus
-                  ) -> AsyncIterator[Any]:
+                  | BuiltinHelpdesk | DjangoHelpdesk) -> AsyncIterator[Any]:
     await resource.open()
     try:
         yield resource
@@ -84,6 +85,11 @@ def _redis_bus(**settings: Any) -> RedisEventBus:
 def _smtp(**settings: Any) -> SmtpMailer:
     from adapters.smtp import SmtpMailer
     return SmtpMailer(**settings)
+
+
+def _django_helpdesk(**settings: Any) -> DjangoHelpdesk:
+    from adapters.django_helpdesk import DjangoHelpdesk
+    return DjangoHelpdesk(**settings)
 
 
 def _s3(**settings: Any) -> S3ObjectStore:
@@ -228,9 +234,16 @@ class Container(containers.DeclarativeContainer):
         policy=providers.Singleton(FeedPolicy, secret=config.feeds.purchases.secret,
                                    tolerance_seconds=config.feeds.purchases.tolerance_seconds))
 
-    helpdesk = providers.Selector(
+    helpdesk = providers.Resource(_opened, providers.Selector(
         config.support.helpdesk,
-        builtin=providers.Singleton(BuiltinHelpdesk, storage=storage))
+        builtin=providers.Singleton(BuiltinHelpdesk, storage=storage),
+        django_helpdesk=providers.Singleton(
+            _django_helpdesk, url=config.support.django_helpdesk.url,
+            username=config.support.django_helpdesk.username,
+            password=config.support.django_helpdesk.password,
+            queue=config.support.django_helpdesk.queue,
+            timeout_seconds=config.support.django_helpdesk.timeout_seconds,
+            webhook_secret=config.support.django_helpdesk.webhook_secret)))
     support_policy = providers.Singleton(
         SupportPolicy, sla=providers.Callable(_sla, config.support.sla),
         bucket=config.support.bucket, max_attachment_bytes=config.support.max_attachment_bytes,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from app.domain.support import IssueStatus, Priority, TicketState
@@ -44,6 +45,8 @@ class TicketDraft:
     organisation: str
     product: str
     level: str
+    # When the portal committed it: a ticket made by an earlier try is younger.
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class CommentDraft:
 @dataclass(frozen=True)
 class FileDraft:
     portal_id: str
+    author_name: str
     filename: str
     content_type: str
     size: int

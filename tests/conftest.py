@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,6 +13,9 @@ from app.config import Settings, load_settings
 from app.web.app import create_app
 from tests.pg import temporary_database
 from tests.world import Client, ClientFactory, SettingsFor, World, build_world
+
+if TYPE_CHECKING:
+    from tests.helpdesk import DjangoHelpdeskServer
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -104,3 +108,13 @@ def s3_endpoint() -> Iterator[str]:
                      aws_secret_access_key=CREDENTIALS["secret_access_key"]
                      ).create_bucket(Bucket="releases")
         yield endpoint
+
+
+@pytest.fixture(scope="session")
+def django_helpdesk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DjangoHelpdeskServer]:
+    """A real django-helpdesk (its own virtual environment, cached between runs) on a free
+    loopback port, shared by the tests that only add to it."""
+    from tests.helpdesk import running_django_helpdesk
+
+    with running_django_helpdesk(tmp_path_factory.mktemp("django-helpdesk")) as server:
+        yield server

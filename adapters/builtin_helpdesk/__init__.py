@@ -22,6 +22,12 @@ class BuiltinHelpdesk:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
 
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
     @property
     def name(self) -> str:
         return "builtin"

@@ -207,6 +207,12 @@ class TicketState:
     raw_status: str
     priority: Priority | None
     comments: list[ExternalComment] = field(default_factory=list)
+    # The portal's other statuses the helpdesk's word stands for as well (its one "Open"
+    # is the portal's new, open and waiting for customer): none of them is a change.
+    covers: frozenset[IssueStatus] = frozenset()
+
+    def means(self, status: IssueStatus) -> bool:
+        return status is self.status or status in self.covers
 
 
 @dataclass(frozen=True)

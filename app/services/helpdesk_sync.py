@@ -25,6 +25,7 @@ from app.domain.support import (
     Delivery,
     DeliveryKind,
     ExternalFile,
+    IssueStatus,
     SupportDelivery,
     SupportIssue,
     TicketState,
@@ -72,6 +73,11 @@ class HelpdeskSync(SupportUseCases):
                  sync: SyncPolicy) -> None:
         super().__init__(work, clock, ids, objects, helpdesk, policy)
         self._sync = sync
+
+    @property
+    def external(self) -> bool:
+        """Whether there is anything to deliver and to reconcile."""
+        return self._helpdesk.external
 
     # ---- out
 
@@ -141,7 +147,8 @@ class HelpdeskSync(SupportUseCases):
             return
         try:
             external_id = await self._helpdesk.add_file(ticket, FileDraft(
-                attachment.id, attachment.filename, attachment.content_type, attachment.size),
+                attachment.id, await self._uploader(attachment), attachment.filename,
+                attachment.content_type, attachment.size),
                 self._objects.get(attachment.bucket, attachment.key))
         except ObjectStoreError as exc:
             raise HelpdeskUnavailable(f"the file is not readable here: {exc}") from exc
@@ -194,7 +201,13 @@ class HelpdeskSync(SupportUseCases):
             description=issue.description, status=issue.status, priority=issue.priority,
             submitter_email=author.email if author else "",
             organisation=cabinet.name if cabinet else "", product=product.name if product
-            else "", level=issue.level)
+            else "", level=issue.level, created_at=issue.created_at)
+
+    async def _uploader(self, attachment: Attachment) -> str:
+        async with self._work() as uow:
+            user = await uow.users.get(attachment.uploader_id, EVERYTHING) \
+                if attachment.uploader_id else None
+        return user.name if user else "the customer"
 
     # ---- in
 
@@ -260,6 +273,8 @@ class HelpdeskSync(SupportUseCases):
                 applied += 1
                 if external.public:
                     issue.first_response_at = issue.first_response_at or external.at
+                    if issue.status is IssueStatus.NEW:
+                        issue.status = IssueStatus.OPEN  # answered: no longer new
                     files += [(comment.id, f) for f in external.attachments]
                 uow.events.record(IssueCommented(
                     issue_id=issue.id, number=issue.number, subject=issue.subject,
@@ -268,7 +283,7 @@ class HelpdeskSync(SupportUseCases):
             # A change made here and not delivered yet wins over the helpdesk's old state.
             told = []
             if not await uow.support_deliveries.pending_for(issue.id):
-                if state.status is not issue.status:
+                if not state.means(issue.status):
                     self._set_status(issue, state.status, now)
                     told.append(f"status {state.status.label}")
                 if state.priority is not None and state.priority is not issue.priority:
