@@ -179,6 +179,8 @@ class SupportSettings(_Section):
     sla: dict[str, ResponseTargetSettings]
     delivery_interval: float = Field(ge=0, le=3600)
     max_attempts: int = Field(ge=1, le=1000)
+    retry_base_seconds: float = Field(gt=0, le=3600)
+    retry_max_seconds: float = Field(gt=0, le=86400)
     reconcile_interval: float = Field(ge=0, le=86400)
     django_helpdesk: DjangoHelpdeskSettings
     feed_secret: str

@@ -255,7 +255,9 @@ class Container(containers.DeclarativeContainer):
     helpdesk_sync = providers.Singleton(
         HelpdeskSync, **support_kit, sync=providers.Singleton(
             SyncPolicy, max_attempts=config.support.max_attempts,
-            feed_secret=config.support.feed_secret))
+            feed_secret=config.support.feed_secret,
+            base_delay=config.support.retry_base_seconds,
+            max_delay=config.support.retry_max_seconds))
 
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
                                    users=users, catalog=catalog, licensing=licensing,
