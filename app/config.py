@@ -184,6 +184,8 @@ class SupportSettings(_Section):
     reconcile_interval: float = Field(ge=0, le=86400)
     django_helpdesk: DjangoHelpdeskSettings
     feed_secret: str
+    # Where customers renew support: an e-mail address or a web address.
+    renewal_contact: str = Field(min_length=3, max_length=300)
 
     @field_validator("attachment_types", mode="before")
     @classmethod

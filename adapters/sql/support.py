@@ -111,6 +111,12 @@ class SqlSupport:
             where.append("i.product_id = :product_id")
         if filters.text:
             where.append("(LOWER(i.subject) LIKE :text ESCAPE '!' OR i.number = :number)")
+        if filters.active:
+            where.append("i.status NOT IN ('resolved', 'closed')")
+        if filters.assignee_id is not None:
+            where.append("i.assignee_id = :assignee_id")
+        if filters.unassigned:
+            where.append("i.assignee_id IS NULL")
         text = (filters.text or "").strip()
         rows = await self._db.fetch_all(
             f"SELECT {_SELECT_ISSUE} FROM support_issues i JOIN cabinets c"
@@ -119,6 +125,7 @@ class SqlSupport:
             {**params, "after": page.after, "limit": page.limit + 1,
              "status": filters.status.value if filters.status else None,
              "product_id": filters.product_id, "number": text.upper(),
+             "assignee_id": filters.assignee_id,
              "text": "%" + "".join("!" + c if c in "!%_" else c for c in text.lower()) + "%"})
         return [_issue(row) for row in rows]
 

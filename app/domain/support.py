@@ -184,6 +184,10 @@ class IssueFilter:
     product_id: str | None = None
     # Part of the subject, or the number.
     text: str | None = None
+    # Not resolved or closed: what is still to be done.
+    active: bool = False
+    assignee_id: str | None = None
+    unassigned: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,15 @@ from datetime import UTC, date, datetime, timedelta
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.errors import Conflict
 from app.domain.licensing import DocumentKind
+from app.domain.paging import PageRequest
 from app.domain.products import Product
 from app.domain.purchases import PurchaseCustomer, PurchaseEvent, PurchaseItem, PurchaseType
 from app.domain.roles import Role
-from app.domain.users import SYSTEM
+from app.domain.support import IssueChanges, IssueFilter, IssueStatus, Priority
+from app.domain.users import SYSTEM, Principal
 from app.services import Services
 from app.services.catalog import ProductDraft
+from app.services.support import RequestDraft
 from ports.objects import ObjectNotFound, ObjectStore, ObjectStoreError
 
 log = logging.getLogger(__name__)
@@ -133,7 +136,48 @@ async def seed_demo(services: Services) -> list[DemoAccount]:
     for purchase in _purchases(services.licensing.today()):
         await services.purchases.apply(purchase)  # a repeat changes nothing
     await _releases(services, services.licensing.today())
+    await _support_requests(services, by_external_id)
     return accounts
+
+
+async def _support_requests(services: Services, cabinets: dict[str, Cabinet]) -> None:
+    """Two of Acme's requests: one the support team waits on the customer for, one solved.
+    Made once."""
+    acme = cabinets["DEMO-ACME"]
+    known = await services.support.list_visible(SYSTEM, IssueFilter(text="Collector stops"),
+                                                PageRequest(1), acme.id)
+    if known.items:
+        return
+
+    async def principal(email: str) -> Principal:
+        user = await services.users.find_by_email(SYSTEM, email)
+        assert user is not None, email
+        return Principal.of(user, cabinets["DEMO-VENDOR"] if user.role.is_staff else acme)
+
+    bob, alice = await principal("user@acme.example"), await principal("admin@acme.example")
+    sam = await principal("support@hornsandhooves.example")
+    product = await services.catalog.get_by_code(SYSTEM, "dbguard")
+    waiting = await services.support.open(bob, RequestDraft(
+        subject="Collector stops after the upgrade to 5.0.1",
+        description="Since we installed 5.0.1 the collector on db-03 stops every night "
+                    "around 02:00. Restarting it helps until the next night.",
+        product_id=product.id, priority=Priority.HIGH))
+    await services.conversation.comment(bob, waiting.id, "It also happened on db-04 today.")
+    await services.support.update(sam, waiting.id, IssueChanges(assignee_id=sam.user_id))
+    await services.conversation.comment(
+        sam, waiting.id, "Thank you. Could you attach the collector log of db-03 from last "
+        "night (/var/log/dbguard/collector.log)?")
+    await services.conversation.comment(sam, waiting.id, "Probably the log rotation bug "
+                                        "fixed in 5.1; check the cron job.", public=False)
+    await services.support.update(sam, waiting.id, IssueChanges(status=IssueStatus.WAITING))
+    solved = await services.support.open(alice, RequestDraft(
+        subject="Moving our license to new hardware",
+        description="We replace the database servers next month. Does the license move "
+                    "with us?", product_id=product.id, priority=Priority.LOW))
+    await services.conversation.comment(
+        sam, solved.id, "Yes: install on the new servers and import the same license file; "
+        "the seat count is what matters, not the hardware.")
+    await services.support.update(sam, solved.id, IssueChanges(status=IssueStatus.RESOLVED))
 
 
 # (product code, version, days before today, release.yaml without published_at,

@@ -44,7 +44,8 @@ async def refuse_nul(request: web.Request, handler: Handler) -> web.StreamRespon
     """No id, path or query value has a NUL in it, and no database takes one in text."""
     if "%00" in request.raw_path or "\x00" in request.path:
         raise web.HTTPBadRequest(text="The address contains a NUL character.")
-    if request.method not in _SAFE_METHODS and not is_api(request) and request.can_read_body:
+    if request.method not in _SAFE_METHODS and not is_api(request) and request.can_read_body \
+            and not session.streams_its_form(request):
         form = await request.post()
         if any("\x00" in str(v) for v in form.values()):
             raise web.HTTPBadRequest(text="The form contains a NUL character.")
@@ -146,7 +147,7 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
         if is_api(request):
             if _has_session_cookie(request):
                 session.check_csrf(request, request.headers.get(session.CSRF_HEADER))
-        else:
+        elif not session.streams_its_form(request):  # that handler checks it itself
             form = await request.post()
             supplied = form.get(session.CSRF_FIELD)
             session.check_csrf(request, supplied if isinstance(supplied, str) else None)

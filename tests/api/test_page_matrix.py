@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import pytest
 
 from app.domain.licensing import DocumentKind
@@ -32,11 +33,15 @@ from tests.api.test_authorization_matrix import (
     everywhere,
     forbidden_in_reach,
     in_cabinet,
+    issue_in_cabinet,
     managed_below,
     only_the_customer_user,
+    own_certificate,
     product_with_license,
+    requests_seen,
     seen,
     staff_admins_only,
+    staff_or_forbidden,
     the_product,
     user_in_cabinet,
     users_notification,
@@ -71,6 +76,8 @@ class Page:
     placeholders: Placeholders = nothing
     form: Form | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # Sent as multipart/form-data: the CSRF token first, then this file in `file`.
+    upload: tuple[str, bytes] | None = None
 
 
 def page(method: str, route: str, expect: dict[str, Expect], *, url: str | None = None,
@@ -152,6 +159,23 @@ PAGES = [
     page("POST", "/products/{id}/scan", staff_admins_only(303), placeholders=the_product),
     page("POST", "/products/{id}/releases/{release_id}", staff_admins_only(303),
          placeholders=product_with_license, form=lambda world, relation, _: {"yanked": "1"}),
+    page("GET", "/support", everyone(200)),
+    page("GET", "/support/new", by_role(customer_user=200, customer_admin=200, staff=403,
+                                        staff_admin=403)),
+    page("POST", "/support/new", by_role(customer_user=303, customer_admin=303, staff=403,
+                                         staff_admin=403), placeholders=own_certificate,
+         form=lambda world, relation, _: {"subject": "Help", "description": "Please.",
+                                          "product_id": world.product.id}),
+    *(page("GET", route, requests_seen(200), relational=True, placeholders=issue_in_cabinet)
+      for route in ("/support/{id}", "/support/{id}/live")),
+    page("POST", "/support/{id}/comments", requests_seen(303), relational=True,
+         placeholders=issue_in_cabinet, form=lambda world, relation, _: {"body": "News?"}),
+    page("POST", "/support/{id}/files", requests_seen(303), relational=True,
+         placeholders=issue_in_cabinet, upload=("screen.png", b"\x89PNG")),
+    # Not the author: a customer user may not close it; an admin of the organisation may.
+    page("POST", "/support/{id}/update", staff_or_forbidden(303, admin=303),
+         relational=True, placeholders=issue_in_cabinet,
+         form=lambda world, relation, _: {"status": "closed"}),
     page("GET", "/notifications", everyone(200)),
     page("POST", "/notifications/read-all", everyone(303)),
     *(page("POST", "/notifications/{id}/{action}", only_the_customer_user(303),
@@ -196,8 +220,12 @@ async def test_page_matrix(world: World, row: Page) -> None:
             cookies = {CSRF_COOKIE: SEED}
             if who != ANONYMOUS:
                 cookies[ACCESS_COOKIE] = world.actors[Role(who)].access_token
-            data = None
-            if row.method == "POST":
+            data: Any = None
+            if row.upload is not None:
+                data = aiohttp.FormData()
+                data.add_field(CSRF_FIELD, _csrf(world))
+                data.add_field("file", row.upload[1], filename=row.upload[0])
+            elif row.method == "POST":
                 data = {CSRF_FIELD: _csrf(world),
                         **(row.form(world, relation, values) if row.form else {})}
             world.client.session.cookie_jar.clear()

@@ -151,6 +151,24 @@ async def test_lists_are_newest_first_filtered_searched_and_paged(storage: Adapt
         other = await uow.support.list_visible(
             scope, IssueFilter(product_id=IDS.new_id()), PageRequest(10))
         assert other == []
+        active = await uow.support.list_visible(scope, IssueFilter(active=True),
+                                                PageRequest(10))
+        assert [i.id for i in active] == [issues[4].id, issues[2].id, issues[0].id]
+
+
+async def test_the_queue_filters_by_assignee(storage: Adapter) -> None:
+    root, _, user, certificate = await setting(storage)
+    mine = replace(new_issue(root, user, certificate), assignee_id=user.id)
+    nobodys = new_issue(root, user, certificate)
+    await add_issues(storage, mine, nobodys)
+    scope = Scope.cabinet(root.path)
+    async with storage.unit_of_work() as uow:
+        assigned = await uow.support.list_visible(
+            scope, IssueFilter(assignee_id=user.id), PageRequest(10))
+        unassigned = await uow.support.list_visible(
+            scope, IssueFilter(unassigned=True), PageRequest(10))
+    assert [i.id for i in assigned] == [mine.id]
+    assert [i.id for i in unassigned] == [nobodys.id]
 
 
 async def test_only_requests_in_the_helpdesk_and_not_closed_are_reconciled(

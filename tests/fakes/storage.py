@@ -643,6 +643,9 @@ class _Support:
                         and (page.after is None or i.id < page.after)
                         and filters.status in (None, i.status)
                         and filters.product_id in (None, i.product_id)
+                        and not (filters.active and i.status.done)
+                        and filters.assignee_id in (None, i.assignee_id)
+                        and not (filters.unassigned and i.assignee_id is not None)
                         and (not text or text in i.subject.lower()
                              or text.upper() == i.number)),
                        key=lambda i: i.id, reverse=True)

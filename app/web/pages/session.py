@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from http.cookies import SimpleCookie
 
@@ -71,6 +72,15 @@ def csrf_token(request: web.Request) -> str:
         seed = secrets.token_urlsafe(24)
         _pending(request)[CSRF_COOKIE] = seed
     return _sign(request, seed)
+
+
+# Page forms that send a file: the handler reads the body as it arrives, the CSRF token
+# first; the middlewares leave it unread (it may be far larger than web.max_body_bytes).
+_STREAMED_FORMS = re.compile(r"^/support/[^/]+/files$")
+
+
+def streams_its_form(request: web.Request) -> bool:
+    return request.method == "POST" and _STREAMED_FORMS.match(request.path) is not None
 
 
 def check_csrf(request: web.Request, supplied: str | None) -> None:

@@ -92,6 +92,7 @@ function setupBell(bell) {
     if (empty) empty.remove();
     list.prepend(bellItem(n));
     while (list.children.length > 5) list.lastElementChild.remove();
+    document.dispatchEvent(new CustomEvent("portal:notification", { detail: n }));
     bell.classList.add("bell-ring");
     setTimeout(() => bell.classList.remove("bell-ring"), 1200);
   };
@@ -103,4 +104,152 @@ function setupBell(bell) {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-bell]").forEach(setupBell);
+});
+
+// A support request's page: what the support team writes appears without a reload. The
+// bell hears the notification; the page fetches its changing parts and swaps them in.
+async function refreshIssue(issueId) {
+  const answer = await fetch(`/support/${encodeURIComponent(issueId)}/live`,
+                             { credentials: "same-origin" });
+  if (!answer.ok) return;
+  const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
+  fresh.querySelectorAll("[data-live-part]").forEach((part) => {
+    const old = document.getElementById(part.id);
+    if (old) old.replaceWith(document.importNode(part, true));
+  });
+}
+
+function csrfOf(form) {
+  const field = form.querySelector('input[name="csrf_token"]');
+  return field ? field.value : "";
+}
+
+function problemText(xhr) {
+  try {
+    const problem = JSON.parse(xhr.responseText);
+    return problem.detail || problem.title || `Upload failed (${xhr.status}).`;
+  } catch (error) {
+    return `Upload failed (${xhr.status || "no answer"}).`;
+  }
+}
+
+// One file to a request through the API, reporting progress; resolves when stored.
+function uploadFile(issueId, file, csrf, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/v1/issues/${encodeURIComponent(issueId)}/attachments`);
+    xhr.setRequestHeader("X-CSRF-Token", csrf);
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(Math.round((event.loaded / event.total) * 100));
+    });
+    xhr.addEventListener("load", () => (xhr.status === 201 ? resolve() : reject(new Error(problemText(xhr)))));
+    xhr.addEventListener("error", () => reject(new Error("The connection broke off; try again.")));
+    const body = new FormData();
+    body.append("file", file, file.name);
+    xhr.send(body);
+  });
+}
+
+function tooBig(file, form) {
+  const max = Number(form.dataset.maxBytes || 0);
+  return max && file.size > max ? `${file.name} is larger than ${Math.round(max / 1048576)} MiB.` : "";
+}
+
+function setupUploadForm(form, issueId) {
+  const progress = form.querySelector("[data-upload-progress]");
+  const status = form.querySelector("[data-upload-status]");
+  const input = form.querySelector('input[type="file"]');
+  const button = form.querySelector('button[type="submit"]');
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = input.files[0];
+    if (!file) return;
+    const refused = tooBig(file, form);
+    if (refused) { status.textContent = refused; return; }
+    button.disabled = true;
+    progress.hidden = false;
+    progress.value = 0;
+    status.textContent = `Uploading ${file.name}…`;
+    try {
+      await uploadFile(issueId, file, csrfOf(form), (percent) => {
+        progress.value = percent;
+        status.textContent = `Uploading ${file.name}: ${percent}%`;
+      });
+      status.textContent = `${file.name} is attached.`;
+      form.reset();
+      await refreshIssue(issueId);
+    } catch (error) {
+      status.textContent = error.message;
+    } finally {
+      button.disabled = false;
+      progress.hidden = true;
+    }
+  });
+}
+
+// The new request form: with JavaScript it takes files too, uploaded with progress once
+// the request is open.
+function setupNewRequest(form) {
+  const field = form.querySelector("[data-upload-field]");
+  const hint = form.querySelector("[data-upload-hint]");
+  const list = form.querySelector("[data-uploads]");
+  const input = field.querySelector('input[type="file"]');
+  field.hidden = false;
+  hint.hidden = true;
+  form.addEventListener("submit", async (event) => {
+    const files = Array.from(input.files);
+    if (!files.length) return; // a plain submit
+    event.preventDefault();
+    const refused = files.map((file) => tooBig(file, form)).filter(Boolean);
+    if (refused.length) { list.replaceChildren(...refused.map(lineOf)); return; }
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    const fields = new URLSearchParams();
+    new FormData(form).forEach((value, key) => { if (typeof value === "string") fields.append(key, value); });
+    const answer = await fetch(form.action, { method: "POST", body: fields, credentials: "same-origin" });
+    const opened = answer.redirected && /\/support\/[^/?]+\?opened=1$/.test(answer.url);
+    if (!opened) {
+      const page = new DOMParser().parseFromString(await answer.text(), "text/html");
+      const error = page.querySelector(".alert-error");
+      list.replaceChildren(lineOf(error ? error.textContent : `The request was not opened (${answer.status}).`));
+      button.disabled = false;
+      return;
+    }
+    const issueId = new URL(answer.url).pathname.split("/")[2];
+    for (const file of files) {
+      const line = lineOf(`${file.name}: 0%`);
+      const bar = document.createElement("progress");
+      bar.max = 100;
+      line.append(" ", bar);
+      list.append(line);
+      try {
+        await uploadFile(issueId, file, csrfOf(form), (percent) => {
+          bar.value = percent;
+          line.firstChild.textContent = `${file.name}: ${percent}%`;
+        });
+        line.firstChild.textContent = `${file.name}: attached`;
+      } catch (error) {
+        line.firstChild.textContent = `${file.name}: ${error.message}`;
+      }
+    }
+    window.location.assign(answer.url);
+  });
+}
+
+function lineOf(text) {
+  const line = document.createElement("li");
+  line.append(document.createTextNode(text));
+  return line;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const live = document.querySelector("[data-issue-live]");
+  if (live) {
+    const issueId = live.dataset.issueLive;
+    document.addEventListener("portal:notification", (event) => {
+      if (event.detail && event.detail.link === `/support/${issueId}`) refreshIssue(issueId);
+    });
+    document.querySelectorAll("[data-upload-form]").forEach((form) => setupUploadForm(form, issueId));
+  }
+  document.querySelectorAll("[data-new-request]").forEach(setupNewRequest);
 });
