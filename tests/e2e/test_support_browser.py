@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, FilePayload, Page, async_playwright, expect
 
 from tests.e2e.test_portal_browser import CHROMIUM, CHROMIUM_ARGS, screenshot, sign_in
 from tests.helpdesk import DjangoHelpdeskServer, until
@@ -56,8 +56,9 @@ async def test_a_request_with_a_file_and_the_agents_answer_arriving_live(
     await form.locator('input[name="subject"]').fill("Audit search times out")
     await form.locator('textarea[name="description"]').fill(
         "Searching last week's events never ends.")
-    await form.locator('input[name="files"]').set_input_files(files=[{
-        "name": "search.log", "mimeType": "text/plain", "buffer": b"timeout after 30 s\n" * 5000}])
+    log = FilePayload(name="search.log", mimeType="text/plain",
+                      buffer=b"timeout after 30 s\n" * 5000)
+    await form.locator('input[name="files"]').set_input_files(files=[log])
     await page.get_by_role("button", name="Open request").click()
     await page.wait_for_url(re.compile(r"/support/[0-9a-f-]+\?opened=1$"))
     issue_id = page.url.split("/support/")[1].split("?")[0]
