@@ -255,3 +255,23 @@ async def test_two_portal_processes_deliver_each_item_once(
         full = await django_helpdesk.ticket(str(ticket["id"]))
         assert len(followups_with(full, note["id"])) == 1
 
+
+
+async def test_a_lost_webhook_only_delays_the_answer(
+        aiohttp_client: ClientFactory, settings_for: SettingsFor,
+        django_helpdesk: DjangoHelpdeskServer) -> None:
+    # No webhook reaches this portal: reconciliation asks what changed, every half second.
+    env = {**django_helpdesk.portal_env(""), **QUICK,
+           "PORTAL_SUPPORT__RECONCILE_INTERVAL": "0.5"}
+    world = await build_world(await aiohttp_client(create_app(settings_for("sqlite", **env))))
+    await world.add_document(DocumentKind.CERTIFICATE, world.own)
+    issue = await open_request(world, "Nobody calls back")
+    await until(lambda: delivered(world, issue))
+    [ticket] = await in_helpdesk(django_helpdesk, issue["id"])
+    await django_helpdesk.reply(str(ticket["id"]), "Found it: a proxy timeout.")
+    await django_helpdesk.reply(str(ticket["id"]), "", new_status=4)
+    closed = await until(lambda: _with_status(world, issue, "closed"), timeout=20)
+    assert [c["body"] for c in closed["comments"]] == ["Found it: a proxy timeout."]
+    await asyncio.sleep(1.2)  # two more rounds of reconciliation change nothing
+    assert (await detail(world, issue))["comments"] == closed["comments"]
+    assert (await _notification_kinds(world)).count("issue.commented") == 1
