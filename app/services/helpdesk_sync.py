@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from app.domain import access
-from app.domain.errors import UnsupportedType
+from app.domain.errors import TooLarge, UnsupportedType
 from app.domain.events import IssueCommented, IssueUpdated
 from app.domain.outbox import retry_delay
 from app.domain.support import (
@@ -41,6 +41,7 @@ from ports.helpdesk import (
     CommentDraft,
     FileDraft,
     Helpdesk,
+    HelpdeskError,
     HelpdeskRefused,
     HelpdeskUnavailable,
     TicketDraft,
@@ -245,7 +246,13 @@ class HelpdeskSync(SupportUseCases):
                 known = await uow.support.get_by_external_id(external_id)
             if known is None:
                 continue  # not a ticket of the portal's
-            applied += await self._apply(await self._helpdesk.ticket(external_id))
+            try:
+                state = await self._helpdesk.ticket(external_id)
+            except HelpdeskRefused as exc:  # gone there, or not shown to the service account
+                log.warning("support request %s: ticket %s not readable in %s: %s",
+                            known.number, external_id, self._helpdesk.name, exc)
+                continue
+            applied += await self._apply(state)
         return applied
 
     async def _apply(self, state: TicketState) -> int:
@@ -262,7 +269,10 @@ class HelpdeskSync(SupportUseCases):
             for external in state.comments:
                 if external.portal_id is not None:
                     continue  # one the portal wrote and delivered
-                if await uow.support.comment_by_external_id(issue.id, external.external_id):
+                known = await uow.support.comment_by_external_id(issue.id, external.external_id)
+                if known is not None:
+                    if known.public:  # a file whose copy failed last time is tried again
+                        files += [(known.id, f) for f in external.attachments]
                     continue
                 comment = Comment(
                     id=self._ids.new_id(), issue_id=issue.id, author_id=None,
@@ -273,7 +283,7 @@ class HelpdeskSync(SupportUseCases):
                 applied += 1
                 if external.public:
                     issue.first_response_at = issue.first_response_at or external.at
-                    if issue.status is IssueStatus.NEW:
+                    if issue.status is IssueStatus.NEW and state.means(IssueStatus.OPEN):
                         issue.status = IssueStatus.OPEN  # answered: no longer new
                     files += [(comment.id, f) for f in external.attachments]
                 uow.events.record(IssueCommented(
@@ -301,7 +311,12 @@ class HelpdeskSync(SupportUseCases):
                     by_staff=True, assignee_id=issue.assignee_id))
             await uow.commit()
         for comment_id, file in files:
-            await self._fetch(issue, comment_id, file)
+            try:
+                await self._fetch(issue, comment_id, file)
+            except (HelpdeskError, ObjectStoreError, TooLarge) as exc:
+                # The words reached the customer; the file is tried again next time.
+                log.warning("support request %s: agent file %s not copied: %s",
+                            issue.number, file.external_id, exc)
         return applied
 
     async def _fetch(self, issue: SupportIssue, comment_id: str, file: ExternalFile) -> None:

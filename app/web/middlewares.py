@@ -17,6 +17,7 @@ from app.web.pages import session
 from app.web.pages.render import error_page
 from app.web.problems import problem, slug_for_status
 from ports.documents import RenderingFailed
+from ports.helpdesk import HelpdeskUnavailable
 from ports.objects import ObjectNotFound, ObjectStoreUnavailable
 from ports.storage import ConcurrentUpdate, StorageUnavailable
 
@@ -100,6 +101,12 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(request, 404, "not-found",
                       "A file of this download is missing from the store. The vendor's staff "
                       "can see this in the log.")
+    except HelpdeskUnavailable as exc:
+        log.error("helpdesk unavailable during %s %s: %s [request %s]", request.method,
+                  request.path, exc, request.get(REQUEST_ID))
+        return _error(request, 503, "service-unavailable",
+                      "The helpdesk is not answering. Try again shortly.",
+                      headers={"Retry-After": "30"})
     except StorageUnavailable as exc:
         log.error("storage unavailable during %s %s: %s [request %s]", request.method,
                   request.path, exc, request.get(REQUEST_ID))

@@ -219,6 +219,8 @@ class FakeHelpdesk:
         self.tickets: dict[str, dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}
         self.failures: list[Exception] = []
+        # Raised by the next reads of a file's bytes.
+        self.file_failures: list[Exception] = []
         self.calls = 0
         self._changes: list[str] = []
         self._secret = secret
@@ -289,6 +291,8 @@ class FakeHelpdesk:
         return self._changes[start:], str(len(self._changes))
 
     async def file(self, file_id: str) -> AsyncIterator[bytes]:
+        if self.file_failures:
+            raise self.file_failures.pop(0)
         data = self.files[file_id]
         for offset in range(0, len(data), 1000):
             yield data[offset:offset + 1000]

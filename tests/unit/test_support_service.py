@@ -284,3 +284,32 @@ async def test_what_agents_do_comes_back_once_by_webhook_or_reconciliation() -> 
     assert (await core.support.get(user, issue.id)).issue.status is IssueStatus.OPEN
     await core.sync.refresh(["T1"])
     assert (await core.support.get(user, issue.id)).issue.status is IssueStatus.OPEN
+
+
+async def test_an_agents_file_not_copied_at_first_is_copied_once_later() -> None:
+    desk = FakeHelpdesk()
+    core = Core(helpdesk=desk)
+    tree = await supported(core)
+    user = tree.actors[Role.CUSTOMER_USER]
+    issue = await core.support.open(user, draft(tree))
+    await core.sync.deliver_due()
+    desk.reply("T1", "Here is the patch.", files={"patch.txt": b"diff"})
+    desk.file_failures.append(HelpdeskUnavailable("media server down"))
+
+    assert await core.sync.refresh(["T1"]) == 1  # the words arrive without the file
+    view = await core.support.get(user, issue.id)
+    assert [c.body for c in view.comments] == ["Here is the patch."] and not view.attachments
+    for _ in range(2):
+        assert await core.sync.refresh(["T1"]) == 0
+    [file] = (await core.support.get(user, issue.id)).attachments
+    assert file.filename == "patch.txt" and file.comment_id == view.comments[0].id
+
+
+async def test_a_ticket_the_helpdesk_no_longer_shows_is_skipped() -> None:
+    desk = FakeHelpdesk()
+    core = Core(helpdesk=desk)
+    tree = await supported(core)
+    await core.support.open(tree.actors[Role.CUSTOMER_USER], draft(tree))
+    await core.sync.deliver_due()
+    desk.failures.append(HelpdeskRefused("404 gone"))
+    assert await core.sync.refresh(["T1"]) == 0
