@@ -82,14 +82,14 @@ async def issue_list(request: web.Request, me: Principal) -> web.StreamResponse:
     products = await services.catalog.list_visible(me, PageRequest(MAX_LIMIT))
     cabinets = await services.cabinets.list_visible(me, PageRequest(MAX_LIMIT))
     failures = await services.support.failures(me, 20) \
-        if services.helpdesk.external and me.role.is_staff else []
+        if services.helpdesk.external and access.may_work_requests(me) else []
     return render(request, "support_list.html", {
         "rows": page.items, "next_cursor": page.next_cursor, "filters": shown,
         "products": products.items,
         # A picker only while it fits one page; beyond, organisation pages link here.
         "cabinets": cabinets.items if cabinets.next_cursor is None
         and len(cabinets.items) > 1 else [],
-        "failures": failures, **HELPERS})
+        "failures": failures, "sees_below": not access.support_scope(me).exact, **HELPERS})
 
 
 async def _new_form(request: web.Request, me: Principal, *, status: int = 200,
