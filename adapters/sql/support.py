@@ -16,6 +16,7 @@ from app.domain.support import (
     Delivery,
     DeliveryKind,
     IssueFilter,
+    IssueListing,
     IssueStatus,
     Priority,
     SupportDelivery,
@@ -37,10 +38,22 @@ _DELIVERY_COLUMNS = ("id, issue_id, kind, object_id, status, attempts, created_a
                      " next_attempt_at, last_error")
 
 
+# Dictionary lookups: calling an enum per column per row was a tenth of a list's time.
+_STATUSES = {s.value: s for s in IssueStatus}
+_PRIORITIES = {p.value: p for p in Priority}
+_DELIVERIES = {d.value: d for d in Delivery}
+
+
 def _issue(row: Row) -> SupportIssue:
-    return SupportIssue(**{**row, "status": IssueStatus(row["status"]),
-                           "priority": Priority(row["priority"]),
-                           "delivery": Delivery(row["delivery"])})
+    return SupportIssue(**{**row, "status": _STATUSES[row["status"]],
+                           "priority": _PRIORITIES[row["priority"]],
+                           "delivery": _DELIVERIES[row["delivery"]]})
+
+
+def _listing(row: Row) -> IssueListing:
+    values = dict(row)
+    product, cabinet = values.pop("product_name"), values.pop("cabinet_name")
+    return IssueListing(_issue(values), product, cabinet)
 
 
 def _comment(row: Row) -> Comment:
@@ -100,7 +113,7 @@ class SqlSupport:
                                         " = :number", {"number": number}) is not None
 
     async def list_visible(self, scope: Scope, filters: IssueFilter,
-                           page: PageRequest) -> list[SupportIssue]:
+                           page: PageRequest) -> list[IssueListing]:
         in_scope, params = scope_filter(scope, "c.path")
         where = [in_scope]
         if page.after is not None:
@@ -119,15 +132,16 @@ class SqlSupport:
             where.append("i.assignee_id IS NULL")
         text = (filters.text or "").strip()
         rows = await self._db.fetch_all(
-            f"SELECT {_SELECT_ISSUE} FROM support_issues i JOIN cabinets c"
-            f" ON c.id = i.cabinet_id WHERE {' AND '.join(where)}"
+            f"SELECT {_SELECT_ISSUE}, p.name AS product_name, c.name AS cabinet_name"
+            " FROM support_issues i JOIN cabinets c ON c.id = i.cabinet_id"
+            f" JOIN products p ON p.id = i.product_id WHERE {' AND '.join(where)}"
             " ORDER BY i.id DESC LIMIT :limit",
             {**params, "after": page.after, "limit": page.limit + 1,
              "status": filters.status.value if filters.status else None,
              "product_id": filters.product_id, "number": text.upper(),
              "assignee_id": filters.assignee_id,
              "text": "%" + "".join("!" + c if c in "!%_" else c for c in text.lower()) + "%"})
-        return [_issue(row) for row in rows]
+        return [_listing(row) for row in rows]
 
     async def open_in_helpdesk(self, after: str | None, limit: int) -> list[SupportIssue]:
         rows = await self._db.fetch_all(

@@ -117,6 +117,15 @@ class SupportIssue:
             self.first_response_at - self.created_at
 
 
+@dataclass(frozen=True)
+class IssueListing:
+    """A request as lists show it, with the names they show beside it."""
+
+    issue: SupportIssue
+    product_name: str
+    cabinet_name: str
+
+
 @dataclass
 class Comment:
     id: str

@@ -189,14 +189,8 @@ class SupportService(SupportUseCases):
                 if not scope.exact:  # one organisation exactly stays that one
                     scope = access.Scope.subtree(cabinet.path)
             rows = await uow.support.list_visible(scope, filters, page)
-            items = rows[:page.limit]
-            products = {p.id: p.name for p in await uow.products.get_many(
-                sorted({i.product_id for i in items}))}
-            cabinets = {c.id: c.name for c in await uow.cabinets.get_many(
-                sorted({i.cabinet_id for i in items}), EVERYTHING)}
-        listed = [IssueRow(i, products.get(i.product_id, ""), cabinets.get(i.cabinet_id, ""),
-                           now) for i in rows]
-        return Page.from_rows(listed, page)
+        return Page.from_rows([IssueRow(r.issue, r.product_name, r.cabinet_name, now)
+                               for r in rows], page)
 
     async def get(self, actor: Principal, issue_id: str) -> IssueView:
         async with self._work() as uow:

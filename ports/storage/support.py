@@ -12,6 +12,7 @@ from app.domain.support import (
     Attachment,
     Comment,
     IssueFilter,
+    IssueListing,
     SupportDelivery,
     SupportIssue,
 )
@@ -36,9 +37,10 @@ class SupportRepository(Protocol):
     async def number_taken(self, number: str) -> bool: ...
 
     async def list_visible(self, scope: Scope, filters: IssueFilter,
-                           page: PageRequest) -> list[SupportIssue]:
+                           page: PageRequest) -> list[IssueListing]:
         """Of organisations in scope and passing the filters, newest first, up to
-        page.limit + 1, before the id `page.after`."""
+        page.limit + 1, before the id `page.after`; with their product's and
+        organisation's names (one query: lists are the everyday page)."""
 
     async def open_in_helpdesk(self, after: str | None, limit: int) -> list[SupportIssue]:
         """Requests the helpdesk holds (delivered) and that are not closed, in id order

@@ -26,7 +26,7 @@ from app.domain.support import (
     number_for,
 )
 from app.domain.users import User
-from ports.storage import DuplicateKey
+from ports.storage import DuplicateKey, UnitOfWork
 from tests.contract.test_storage import (
     EVERYTHING,
     IDS,
@@ -72,6 +72,11 @@ def new_issue(cabinet: Cabinet, author: User, certificate: Certificate, *,
         first_response_due=T0 + timedelta(hours=4), resolution_due=T0 + timedelta(days=2))
 
 
+async def listed(uow: UnitOfWork, scope: Scope, filters: IssueFilter,
+                 page: PageRequest) -> list[SupportIssue]:
+    return [found.issue for found in await uow.support.list_visible(scope, filters, page)]
+
+
 async def add_issues(storage: Adapter, *issues: SupportIssue) -> None:
     async with storage.unit_of_work() as uow:
         for issue in issues:
@@ -113,7 +118,7 @@ async def test_requests_are_read_under_the_scope_of_their_organisation(
     await add_issues(storage, mine, below)
     async with storage.unit_of_work() as uow:
         async def ids(scope: Scope) -> set[str]:
-            found = await uow.support.list_visible(scope, IssueFilter(), PageRequest(50))
+            found = await listed(uow, scope, IssueFilter(), PageRequest(50))
             return {i.id for i in found} & {mine.id, below.id}
 
         assert await ids(Scope.subtree(root.path)) == {mine.id, below.id}
@@ -132,27 +137,31 @@ async def test_lists_are_newest_first_filtered_searched_and_paged(storage: Adapt
     await add_issues(storage, *issues)
     scope = Scope.cabinet(root.path)
     async with storage.unit_of_work() as uow:
-        first = await uow.support.list_visible(scope, IssueFilter(), PageRequest(2))
-        rest = await uow.support.list_visible(scope, IssueFilter(),
+        first = await listed(uow, scope, IssueFilter(), PageRequest(2))
+        rest = await listed(uow, scope, IssueFilter(),
                                               PageRequest(10, first[1].id))
         assert [i.id for i in first[:2] + rest] == [i.id for i in reversed(issues)]
-        resolved = await uow.support.list_visible(
+        resolved = await listed(uow,
             scope, IssueFilter(status=IssueStatus.RESOLVED), PageRequest(10))
         assert [i.id for i in resolved] == [issues[3].id, issues[1].id]
-        searched = await uow.support.list_visible(
+        searched = await listed(uow,
             scope, IssueFilter(text="100%_FULL 2"), PageRequest(10))
         assert [i.id for i in searched] == [issues[2].id]
-        wildcard = await uow.support.list_visible(scope, IssueFilter(text="100__"),
+        wildcard = await listed(uow, scope, IssueFilter(text="100__"),
                                                   PageRequest(10))
         assert wildcard == []  # % and _ are literal
-        by_number = await uow.support.list_visible(
+        by_number = await listed(uow,
             scope, IssueFilter(text=issues[4].number.lower()), PageRequest(10))
         assert [i.id for i in by_number] == [issues[4].id]
-        other = await uow.support.list_visible(
+        other = await listed(uow,
             scope, IssueFilter(product_id=IDS.new_id()), PageRequest(10))
         assert other == []
-        active = await uow.support.list_visible(scope, IssueFilter(active=True),
-                                                PageRequest(10))
+        active = await listed(uow, scope, IssueFilter(active=True), PageRequest(10))
+        [named] = await uow.support.list_visible(scope, IssueFilter(text=issues[0].number),
+                                                 PageRequest(10))
+        product = await uow.products.get(issues[0].product_id)
+        assert product is not None
+        assert (named.product_name, named.cabinet_name) == (product.name, root.name)
         assert [i.id for i in active] == [issues[4].id, issues[2].id, issues[0].id]
 
 
@@ -163,9 +172,9 @@ async def test_the_queue_filters_by_assignee(storage: Adapter) -> None:
     await add_issues(storage, mine, nobodys)
     scope = Scope.cabinet(root.path)
     async with storage.unit_of_work() as uow:
-        assigned = await uow.support.list_visible(
+        assigned = await listed(uow,
             scope, IssueFilter(assignee_id=user.id), PageRequest(10))
-        unassigned = await uow.support.list_visible(
+        unassigned = await listed(uow,
             scope, IssueFilter(unassigned=True), PageRequest(10))
     assert [i.id for i in assigned] == [mine.id]
     assert [i.id for i in unassigned] == [nobodys.id]

@@ -32,6 +32,7 @@ from app.domain.support import (
     Comment,
     Delivery,
     IssueFilter,
+    IssueListing,
     SupportDelivery,
     SupportIssue,
 )
@@ -637,7 +638,7 @@ class _Support:
         return any(i.number == number for i in self.s.issues.values())
 
     async def list_visible(self, scope: Scope, filters: IssueFilter,
-                           page: PageRequest) -> list[SupportIssue]:
+                           page: PageRequest) -> list[IssueListing]:
         text = (filters.text or "").strip().lower()
         found = sorted((i for i in self.s.issues.values() if self._in(i, scope)
                         and (page.after is None or i.id < page.after)
@@ -649,7 +650,9 @@ class _Support:
                         and (not text or text in i.subject.lower()
                              or text.upper() == i.number)),
                        key=lambda i: i.id, reverse=True)
-        return [copy.copy(i) for i in found[:page.limit + 1]]
+        return [IssueListing(copy.copy(i), self.s.products[i.product_id].name,
+                             self.s.cabinets[i.cabinet_id].name)
+                for i in found[:page.limit + 1]]
 
     async def open_in_helpdesk(self, after: str | None, limit: int) -> list[SupportIssue]:
         found = sorted((i for i in self.s.issues.values() if i.external_id
