@@ -275,3 +275,31 @@ async def test_a_lost_webhook_only_delays_the_answer(
     await asyncio.sleep(1.2)  # two more rounds of reconciliation change nothing
     assert (await detail(world, issue))["comments"] == closed["comments"]
     assert (await _notification_kinds(world)).count("issue.commented") == 1
+
+
+async def test_the_signed_feed_names_changed_tickets(
+        aiohttp_client: ClientFactory, settings_for: SettingsFor,
+        django_helpdesk: DjangoHelpdeskServer) -> None:
+    from tests.feed import signature
+
+    env = {**django_helpdesk.portal_env(""), **QUICK,
+           "PORTAL_SUPPORT__FEED_SECRET": "feed-secret-for-tests"}
+    world = await build_world(await aiohttp_client(create_app(settings_for("sqlite", **env))))
+    await world.add_document(DocumentKind.CERTIFICATE, world.own)
+    issue = await open_request(world, "Told by the feed")
+    await until(lambda: delivered(world, issue))
+    [ticket] = await in_helpdesk(django_helpdesk, issue["id"])
+    await django_helpdesk.reply(str(ticket["id"]), "Answered; the feed says so.")
+    body = json.dumps({"tickets": [str(ticket["id"])]}).encode()
+    headers = {"Content-Type": "application/json",
+               "X-Portal-Signature": signature(body, secret="feed-secret-for-tests")}
+    told = await world.client.post("/api/v1/feed/support", data=body, headers=headers)
+    assert told.status == 200 and await told.json() == {"applied": 1}
+    again = await world.client.post("/api/v1/feed/support", data=body, headers=headers)
+    assert await again.json() == {"applied": 0}
+    found = await detail(world, issue)
+    assert [c["body"] for c in found["comments"]] == ["Answered; the feed says so."]
+    forged = await world.client.post("/api/v1/feed/support", data=body, headers={
+        "Content-Type": "application/json",
+        "X-Portal-Signature": signature(body, secret="not-the-secret")})
+    assert forged.status == 401
