@@ -90,11 +90,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
                       "Documents cannot be rendered right now. Try again shortly.",
                       headers={"Retry-After": "30"})
     except ObjectStoreUnavailable as exc:
-        log.error("object store unavailable during %s %s: %s [request %s]", request.method,
-                  request.path, exc, request.get(REQUEST_ID))
-        return _error(request, 503, "service-unavailable",
-                      "The file store is not answering. Try again shortly.",
-                      headers={"Retry-After": "5"})
+        return _unavailable(request, "object store", exc,
+                            "The file store is not answering. Try again shortly.", 5)
     except ObjectNotFound as exc:
         log.warning("registered but missing from the object store: %s [request %s]", exc,
                     request.get(REQUEST_ID))
@@ -102,22 +99,25 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
                       "A file of this download is missing from the store. The vendor's staff "
                       "can see this in the log.")
     except HelpdeskUnavailable as exc:
-        log.error("helpdesk unavailable during %s %s: %s [request %s]", request.method,
-                  request.path, exc, request.get(REQUEST_ID))
-        return _error(request, 503, "service-unavailable",
-                      "The helpdesk is not answering. Try again shortly.",
-                      headers={"Retry-After": "30"})
+        return _unavailable(request, "helpdesk", exc,
+                            "The helpdesk is not answering. Try again shortly.", 30)
     except StorageUnavailable as exc:
-        log.error("storage unavailable during %s %s: %s [request %s]", request.method,
-                  request.path, exc, request.get(REQUEST_ID))
-        return _error(request, 503, "service-unavailable",
-                      "The database is not answering. Nothing was changed; try again shortly.",
-                      headers={"Retry-After": "5"})
+        return _unavailable(request, "storage", exc, "The database is not answering. Nothing "
+                            "was changed; try again shortly.", 5)
     except Exception:
         log.exception("unhandled error in %s %s [request %s]", request.method, request.path,
                       request.get(REQUEST_ID))
         return _error(request, 500, "internal-error",
                       "Something went wrong on our side. Quote the request id to support.")
+
+
+def _unavailable(request: web.Request, what: str, exc: Exception, detail: str,
+                 retry_after: int) -> web.StreamResponse:
+    """A dependency is down: a log line for the operator, 503 for the client."""
+    log.error("%s unavailable during %s %s: %s [request %s]", what, request.method,
+              request.path, exc, request.get(REQUEST_ID))
+    return _error(request, 503, "service-unavailable", detail,
+                  headers={"Retry-After": str(retry_after)})
 
 
 def _error(request: web.Request, status: int, slug: str, detail: str, *,

@@ -257,17 +257,28 @@ async def test_two_portal_processes_deliver_each_item_once(
 
 
 
+async def delivered_without_webhook(
+        aiohttp_client: ClientFactory, settings_for: SettingsFor,
+        server: DjangoHelpdeskServer, subject: str, **env: str
+        ) -> tuple[World, dict[str, Any], dict[str, Any]]:
+    """A portal that gets no webhook, one of its requests, and that request's ticket in
+    django-helpdesk once delivered."""
+    settings = settings_for("sqlite", **{**server.portal_env(""), **QUICK, **env})
+    world = await build_world(await aiohttp_client(create_app(settings)))
+    await world.add_document(DocumentKind.CERTIFICATE, world.own)
+    issue = await open_request(world, subject)
+    await until(lambda: delivered(world, issue))
+    [ticket] = await in_helpdesk(server, issue["id"])
+    return world, issue, ticket
+
+
 async def test_a_lost_webhook_only_delays_the_answer(
         aiohttp_client: ClientFactory, settings_for: SettingsFor,
         django_helpdesk: DjangoHelpdeskServer) -> None:
     # No webhook reaches this portal: reconciliation asks what changed, every half second.
-    env = {**django_helpdesk.portal_env(""), **QUICK,
-           "PORTAL_SUPPORT__RECONCILE_INTERVAL": "0.5"}
-    world = await build_world(await aiohttp_client(create_app(settings_for("sqlite", **env))))
-    await world.add_document(DocumentKind.CERTIFICATE, world.own)
-    issue = await open_request(world, "Nobody calls back")
-    await until(lambda: delivered(world, issue))
-    [ticket] = await in_helpdesk(django_helpdesk, issue["id"])
+    world, issue, ticket = await delivered_without_webhook(
+        aiohttp_client, settings_for, django_helpdesk, "Nobody calls back",
+        PORTAL_SUPPORT__RECONCILE_INTERVAL="0.5")
     await django_helpdesk.reply(str(ticket["id"]), "Found it: a proxy timeout.")
     await django_helpdesk.reply(str(ticket["id"]), "", new_status=4)
     closed = await until(lambda: _with_status(world, issue, "closed"), timeout=20)
@@ -282,13 +293,9 @@ async def test_the_signed_feed_names_changed_tickets(
         django_helpdesk: DjangoHelpdeskServer) -> None:
     from tests.feed import signature
 
-    env = {**django_helpdesk.portal_env(""), **QUICK,
-           "PORTAL_SUPPORT__FEED_SECRET": "feed-secret-for-tests"}
-    world = await build_world(await aiohttp_client(create_app(settings_for("sqlite", **env))))
-    await world.add_document(DocumentKind.CERTIFICATE, world.own)
-    issue = await open_request(world, "Told by the feed")
-    await until(lambda: delivered(world, issue))
-    [ticket] = await in_helpdesk(django_helpdesk, issue["id"])
+    world, issue, ticket = await delivered_without_webhook(
+        aiohttp_client, settings_for, django_helpdesk, "Told by the feed",
+        PORTAL_SUPPORT__FEED_SECRET="feed-secret-for-tests")
     await django_helpdesk.reply(str(ticket["id"]), "Answered; the feed says so.")
     body = json.dumps({"tickets": [str(ticket["id"])]}).encode()
     headers = {"Content-Type": "application/json",

@@ -15,7 +15,14 @@ from app.domain.events import IssueCommented, IssueOpened, IssueUpdated
 from app.domain.licensing import DocumentKind
 from app.domain.paging import PageRequest
 from app.domain.roles import Role
-from app.domain.support import Delivery, IssueChanges, IssueFilter, IssueStatus, Priority
+from app.domain.support import (
+    Delivery,
+    IssueChanges,
+    IssueFilter,
+    IssueStatus,
+    Priority,
+    SupportIssue,
+)
 from app.domain.users import SYSTEM
 from app.services.support import RequestDraft
 from ports.helpdesk import HelpdeskRefused, HelpdeskUnavailable, InboundRefused
@@ -249,13 +256,19 @@ async def test_a_refused_delivery_is_shown_to_staff_with_why() -> None:
         await core.support.failures(tree.actors[Role.CUSTOMER_ADMIN])
 
 
-async def test_what_agents_do_comes_back_once_by_webhook_or_reconciliation() -> None:
+async def delivered_request() -> tuple[FakeHelpdesk, Core, Tree, SupportIssue]:
+    """A customer's request, delivered to an external helpdesk as its ticket T1."""
     desk = FakeHelpdesk()
     core = Core(helpdesk=desk)
     tree = await supported(core)
-    user = tree.actors[Role.CUSTOMER_USER]
-    issue = await core.support.open(user, draft(tree))
+    issue = await core.support.open(tree.actors[Role.CUSTOMER_USER], draft(tree))
     await core.sync.deliver_due()
+    return desk, core, tree, issue
+
+
+async def test_what_agents_do_comes_back_once_by_webhook_or_reconciliation() -> None:
+    desk, core, tree, issue = await delivered_request()
+    user = tree.actors[Role.CUSTOMER_USER]
     desk.reply("T1", "Restart the agent.", files={"fix.txt": b"steps"})
     desk.reply("T1", "Customer is on 2.0", public=False)
     desk.set("T1", status=IssueStatus.WAITING)
@@ -287,12 +300,8 @@ async def test_what_agents_do_comes_back_once_by_webhook_or_reconciliation() -> 
 
 
 async def test_an_agents_file_not_copied_at_first_is_copied_once_later() -> None:
-    desk = FakeHelpdesk()
-    core = Core(helpdesk=desk)
-    tree = await supported(core)
+    desk, core, tree, issue = await delivered_request()
     user = tree.actors[Role.CUSTOMER_USER]
-    issue = await core.support.open(user, draft(tree))
-    await core.sync.deliver_due()
     desk.reply("T1", "Here is the patch.", files={"patch.txt": b"diff"})
     desk.file_failures.append(HelpdeskUnavailable("media server down"))
 
@@ -306,10 +315,6 @@ async def test_an_agents_file_not_copied_at_first_is_copied_once_later() -> None
 
 
 async def test_a_ticket_the_helpdesk_no_longer_shows_is_skipped() -> None:
-    desk = FakeHelpdesk()
-    core = Core(helpdesk=desk)
-    tree = await supported(core)
-    await core.support.open(tree.actors[Role.CUSTOMER_USER], draft(tree))
-    await core.sync.deliver_due()
+    desk, core, _, _ = await delivered_request()
     desk.failures.append(HelpdeskRefused("404 gone"))
     assert await core.sync.refresh(["T1"]) == 0

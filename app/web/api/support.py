@@ -3,12 +3,9 @@ through which an external helpdesk says what changed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from aiohttp import web
 
-from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
-
-from app.domain.errors import BadRequest, TooLarge, Unauthenticated
+from app.domain.errors import TooLarge, Unauthenticated
 from app.domain.support import IssueChanges, IssueFilter
 from app.services.support import RequestDraft
 from app.web.api.common import json_out, page_request, principal, services
@@ -29,6 +26,7 @@ from app.web.schemas.support import (
     SupportFeedIn,
     SupportFeedOut,
 )
+from app.web.uploads import chunks, file_part
 from ports.helpdesk import InboundRefused
 from ports.objects import attachment_header
 
@@ -143,29 +141,10 @@ async def add_attachment(request: web.Request) -> web.Response:
     # The declared length counts the form's framing too: a little room for it.
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise TooLarge(f"A file may have at most {limit / 2**20:.0f} MiB.", field="file")
-    part = await _file_part(request)
+    part = await file_part(request)
     attachment = await conversation.attach(principal(request), request.match_info["id"],
-                                           part.filename or "", _chunks(part))
+                                           part.filename or "", chunks(part))
     return json_out(AttachmentOut.of(attachment), status=201)
-
-
-async def _file_part(request: web.Request) -> BodyPartReader:
-    if not request.content_type.startswith("multipart/form-data"):
-        raise BadRequest("Send the file as multipart/form-data in the field `file`.",
-                         field="file")
-    try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                return part
-    except (ValueError, AssertionError, HttpProcessingError):
-        pass  # no boundary, a broken part header, a control character in a name
-    raise BadRequest("Send the file as multipart/form-data in the field `file`.", field="file")
-
-
-async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(256 * 1024):
-        yield chunk
 
 
 @api.operation("GET", "/api/v1/issues/{id}/attachments/{attachment_id}",

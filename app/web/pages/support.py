@@ -7,11 +7,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 
 from app.domain import access
-from app.domain.errors import BadRequest, DomainError
+from app.domain.errors import DomainError
 from app.domain.licensing import DocumentKind, DocumentStatus
 from app.domain.paging import MAX_LIMIT, PageRequest
 from app.domain.support import IssueChanges, IssueFilter, IssueStatus, Priority
@@ -22,6 +21,7 @@ from app.web.keys import SERVICES, SETTINGS
 from app.web.pages import session
 from app.web.pages.common import PAGE_SIZE, form_of, signed_in
 from app.web.pages.render import render, see_other
+from app.web.uploads import chunks, file_part
 
 routes = web.RouteTableDef()
 # The queues a staff member switches between; each is a set of list filters.
@@ -199,35 +199,12 @@ async def add_file(request: web.Request, me: Principal) -> web.StreamResponse:
     comes first in the form (the middlewares leave this body unread)."""
     conversation = request.app[SERVICES].conversation
     try:
-        part = await _streamed_file(request)
+        part = await file_part(request, first=(
+            session.CSRF_FIELD, lambda token: session.check_csrf(request, token)))
         await conversation.attach(me, request.match_info["id"], part.filename or "",
-                                  _chunks(part))
+                                  chunks(part))
     except DomainError as exc:
         if exc.status in (403, 404) or isinstance(exc, session.CsrfFailed):
             raise
         return await _issue_page(request, me, status=exc.status, error=exc.detail)
     return see_other(f"/support/{request.match_info['id']}?notice=attached#files")
-
-
-async def _streamed_file(request: web.Request) -> BodyPartReader:
-    refused = BadRequest("Choose a file to attach.", field="file")
-    if not request.content_type.startswith("multipart/form-data"):
-        raise refused
-    try:
-        reader = await request.multipart()
-        first = await reader.next()
-        token = await first.text() if isinstance(first, BodyPartReader) and \
-            first.name == session.CSRF_FIELD else None
-        session.check_csrf(request, token)
-        while (part := await reader.next()) is not None:
-            if isinstance(part, BodyPartReader) and part.name == "file" and part.filename:
-                return part
-    except (ValueError, AssertionError, HttpProcessingError):
-        pass
-    raise refused
-
-
-async def _chunks(part: BodyPartReader) -> Any:
-    while chunk := await part.read_chunk(256 * 1024):
-        yield chunk
-
