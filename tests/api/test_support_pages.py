@@ -18,11 +18,11 @@ from tests.world import World
 ISSUE_PATH = re.compile(r"^/support/([0-9a-f-]+)\?opened=1$")
 
 
-async def open_by_form(world: World, subject: str = "Backups fail") -> str:
+async def open_by_form(world: World, subject: str = "Backups fail", **more: str) -> str:
     token = await csrf_of(world.client, "/support/new")
     response = await world.client.post("/support/new", data={
         "csrf_token": token, "subject": subject, "description": "Every night since Monday.",
-        "product_id": world.product.id, "priority": "urgent"}, allow_redirects=False)
+        "product_id": world.product.id, "priority": "urgent", **more}, allow_redirects=False)
     assert response.status == 303, await response.text()
     found = ISSUE_PATH.match(response.headers["Location"])
     assert found, response.headers["Location"]
@@ -49,8 +49,14 @@ async def test_without_a_valid_certificate_the_page_says_how_to_renew(world: Wor
 
 async def test_a_customer_opens_a_request_and_writes_on_it(world: World) -> None:
     await world.add_document(DocumentKind.CERTIFICATE, world.own)
+    license_ = await world.add_document(DocumentKind.LICENSE, world.own)
     await sign_in(world.client, world.actors[Role.CUSTOMER_USER].email)
-    issue_id = await open_by_form(world)
+    form = await (await world.client.get("/support/new")).text()
+    assert license_.number in form
+    issue_id = await open_by_form(world, license_id=license_.id)
+    found = await (await world.client.get(
+        f"/api/v1/issues/{issue_id}", headers=world.actors[Role.CUSTOMER_USER].headers)).json()
+    assert found["license_id"] == license_.id and found["certificate_id"]
     page = await (await world.client.get(f"/support/{issue_id}?opened=1")).text()
     assert "Backups fail" in page and "is open" in page and "Urgent priority" in page
     token = await csrf_of(world.client, f"/support/{issue_id}")

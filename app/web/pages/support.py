@@ -98,10 +98,14 @@ async def _new_form(request: web.Request, me: Principal, *, status: int = 200,
     valid = await services.licensing.list_visible(
         me, DocumentKind.CERTIFICATE, DocumentQuery(status=DocumentStatus.ACTIVE),
         PageRequest(MAX_LIMIT))
+    licenses = await services.licensing.list_visible(
+        me, DocumentKind.LICENSE, DocumentQuery(status=DocumentStatus.ACTIVE),
+        PageRequest(MAX_LIMIT))
     products = {v.product.id: v.product for v in valid.items}
     return render(request, "support_new.html", {
         "certificates": valid.items, "products": sorted(products.values(),
                                                         key=lambda p: p.name),
+        "licenses": [v for v in licenses.items if v.product.id in products],
         "contact": request.app[SETTINGS].support.renewal_contact,
         "policy": services.conversation.policy, "form": {}, **HELPERS, **extra},
         status=status)
@@ -124,7 +128,8 @@ async def create_issue(request: web.Request, me: Principal) -> web.StreamRespons
             subject=form.get("subject", ""), description=form.get("description", ""),
             product_id=form.get("product_id", ""),
             priority=Priority(priority) if priority in Priority._value2member_map_
-            else Priority.NORMAL, certificate_id=form.get("certificate_id") or None))
+            else Priority.NORMAL, certificate_id=form.get("certificate_id") or None,
+            license_id=form.get("license_id") or None))
     except DomainError as exc:
         if exc.status == 403:
             raise

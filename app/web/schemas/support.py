@@ -67,6 +67,8 @@ class IssueOut(Out):
     cabinet_id: str
     cabinet_name: str
     author_name: str
+    certificate_id: str
+    license_id: str | None
     level: str
     created_at: datetime
     updated_at: datetime
@@ -86,6 +88,7 @@ class IssueOut(Out):
             id=issue.id, number=issue.number, subject=issue.subject, status=issue.status,
             priority=issue.priority, product_id=issue.product_id, product_name=product,
             cabinet_id=issue.cabinet_id, cabinet_name=cabinet, author_name=issue.author_name,
+            certificate_id=issue.certificate_id, license_id=issue.license_id,
             level=issue.level, created_at=issue.created_at, updated_at=issue.updated_at,
             first_response_due=issue.first_response_due,
             first_response_at=issue.first_response_at, resolution_due=issue.resolution_due,
