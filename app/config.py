@@ -148,6 +148,11 @@ class PdfSettings(_Section):
     cache_mb: int = Field(ge=0, le=4096)
 
 
+class ReportSettings(_Section):
+    pdf_row_limit: int = Field(ge=1, le=100_000)
+    pdf_time_limit_seconds: float = Field(gt=0, le=3600)
+
+
 class PurchaseFeedSettings(_Section):
     secret: str
     tolerance_seconds: int = Field(ge=1, le=3600)
@@ -226,6 +231,7 @@ class Settings(_Section):
     downloads: DownloadSettings
     licensing: LicensingSettings
     pdf: PdfSettings
+    reports: ReportSettings
     feeds: FeedSettings
     support: SupportSettings
     web: WebSettings

@@ -30,6 +30,7 @@ from adapters.memory import InProcessEventBus, LruBlobCache
 from adapters.sqlite import SqliteStorage
 from adapters.system import SystemClock, Uuid7Ids, load_secret
 from adapters.weasyprint import WeasyPrintRenderer
+from adapters.xlsxwriter import XlsxSpreadsheets
 from app.config import PROJECT_ROOT, Settings
 from app.domain.reminders import ReminderPolicy
 from app.domain.support import ResponseTargets, SlaPolicy
@@ -48,6 +49,7 @@ from app.services.notifier import Notifier
 from app.services.purchases import FeedPolicy, PurchaseService
 from app.services.releases import ReleaseService
 from app.services.reminders import ReminderService
+from app.services.reports import ReportPolicy, ReportService
 from app.services.support import SupportPolicy, SupportService
 from app.services.users import UserPolicy, UserService
 from app.services.work import Transactions
@@ -259,11 +261,20 @@ class Container(containers.DeclarativeContainer):
             base_delay=config.support.retry_base_seconds,
             max_delay=config.support.retry_max_seconds))
 
+    reports = providers.Singleton(
+        ReportService, **basics, licensing=licensing, support=support, renderer=renderer,
+        spreadsheets=providers.Singleton(XlsxSpreadsheets),
+        policy=providers.Singleton(
+            ReportPolicy, brand=config.web.brand_name,
+            pdf_row_limit=config.reports.pdf_row_limit,
+            pdf_time_limit=config.reports.pdf_time_limit_seconds))
+
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
                                    users=users, catalog=catalog, licensing=licensing,
                                    purchases=purchases, documents=documents, releases=releases,
                                    downloads=downloads, support=support,
                                    conversation=conversation, helpdesk=helpdesk_sync,
+                                   reports=reports,
                                    notifications=notifications, reminders=reminders,
                                    objects=object_store, events=event_bus, mailer=mailer,
                                    outbox=outbox,

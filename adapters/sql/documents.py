@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from adapters.sql.session import SqlSession
-from adapters.sql.statements import page_filter, scope_filter
+from adapters.sql.statements import in_list, page_filter, scope_filter
 from app.domain.access import Scope
 from app.domain.licensing import (
     Certificate,
@@ -19,6 +19,8 @@ from app.domain.licensing import (
 from app.domain.paging import PageRequest
 
 D = TypeVar("D", License, Certificate)
+# Ids in one IN list: well under SQLite's limit on parameters.
+_IDS_AT_ONCE = 500
 
 
 _DOCUMENT_COLUMNS = ("id", "number", "product_id", "cabinet_id", "valid_from", "valid_to",
@@ -75,6 +77,15 @@ class _SqlDocuments(Generic[D]):
         return await self._db.fetch_one(
             f"SELECT 1 AS taken FROM {self.table} WHERE number = :number",
             {"number": number}) is not None
+
+    async def numbers(self, document_ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(document_ids), _IDS_AT_ONCE):
+            marks, params = in_list("id", document_ids[start:start + _IDS_AT_ONCE])
+            rows = await self._db.fetch_all(
+                f"SELECT id, number FROM {self.table} WHERE id IN ({marks})", params)
+            found.update((row["id"], row["number"]) for row in rows)
+        return found
 
     async def list_visible(self, scope: Scope, filters: DocumentFilter,
                            page: PageRequest) -> list[D]:

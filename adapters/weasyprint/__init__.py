@@ -22,7 +22,7 @@ import jinja2
 import markupsafe
 import segno
 
-from ports.documents import RenderingFailed
+from ports.documents import RenderingFailed, RenderingTooSlow
 
 log = logging.getLogger(__name__)
 try:
@@ -88,6 +88,13 @@ class WeasyPrintRenderer:
             pool, self._pool = self._pool, None
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
+    def _end_workers(self, pool: ProcessPoolExecutor) -> None:
+        if self._pool is pool:
+            self._pool = None
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
     def _started(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # Spawned, not forked: a fork would copy the event loop's threads and locks.
@@ -114,11 +121,22 @@ class WeasyPrintRenderer:
             self._stamp, self._digest = stamp, digest.hexdigest()
         return self._digest
 
-    async def render_pdf(self, templates: list[str], context: dict[str, Any]) -> bytes:
+    async def render_pdf(self, templates: list[str], context: dict[str, Any], *,
+                         time_limit: float | None = None) -> bytes:
         for attempt in (1, 2):
             try:
-                return await asyncio.get_running_loop().run_in_executor(
-                    self._started(), _render, self._dir, templates, context)
+                pool = self._started()
+                rendering = asyncio.get_running_loop().run_in_executor(
+                    pool, _render, self._dir, templates, context)
+                try:
+                    async with asyncio.timeout(time_limit):
+                        return await rendering
+                except TimeoutError:
+                    # A worker cannot be told to stop one job: it is ended, and the pool
+                    # with it (a job of another caller in it is tried again on a new one).
+                    self._end_workers(pool)
+                    raise RenderingTooSlow(f"the PDF took longer than {time_limit:.0f} s; "
+                                           "its rendering was stopped") from None
             except BrokenProcessPool as exc:
                 # A dead pool stays dead: drop it; one more try starts a fresh one.
                 self._pool = None

@@ -60,6 +60,20 @@ def visible_scope(principal: Principal) -> Scope:
     return Scope.subtree(principal.cabinet_path)
 
 
+def narrowed(principal: Principal, scope: Scope, cabinet: Cabinet | None,
+             include_children: bool) -> Scope:
+    """A list's scope asked for one organisation (`cabinet`, already known to be in
+    `scope`; else the principal's own): that organisation and those below it, or with
+    `include_children` off the one organisation. Staff asking for no organisation keep
+    everything."""
+    if cabinet is not None:
+        return Scope.subtree(cabinet.path) if include_children and not scope.exact \
+            else Scope.cabinet(cabinet.path)
+    if include_children or scope.path_prefix is None:
+        return scope
+    return Scope.cabinet(principal.cabinet_path)
+
+
 def require_visible(principal: Principal, cabinet: Cabinet | None,
                     what: str = "cabinet") -> Cabinet:
     if cabinet is None or not visible_scope(principal).contains(cabinet.path):

@@ -17,6 +17,7 @@ from app.services.notifications import NotificationService
 from app.services.purchases import PurchaseService
 from app.services.releases import ReleaseService
 from app.services.reminders import ReminderService
+from app.services.reports import ReportService
 from app.services.support import SupportService
 from app.services.users import UserService
 from ports.events import EventBus
@@ -44,6 +45,7 @@ class Services:
     support: SupportService
     conversation: ConversationService
     helpdesk: HelpdeskSync
+    reports: ReportService
     objects: ObjectStore
     events: EventBus
     mailer: Mailer

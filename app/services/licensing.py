@@ -63,6 +63,8 @@ class DocumentQuery:
     status: DocumentStatus | None = None
     cabinet_id: str | None = None
     expires_before: date | None = None
+    # False: only the organisation itself (`cabinet_id`, else the caller's own).
+    include_children: bool = True
 
 
 def documents(uow: UnitOfWork, kind: DocumentKind) -> DocumentRepository[Any]:
@@ -80,10 +82,11 @@ class LicensingService(UseCases):
         today = self.today()
         async with self._work() as uow:
             scope = access.visible_scope(actor)
+            cabinet = None
             if query.cabinet_id is not None:
                 cabinet = access.require_visible(
                     actor, await uow.cabinets.get(query.cabinet_id, scope))
-                scope = access.Scope.subtree(cabinet.path)
+            scope = access.narrowed(actor, scope, cabinet, query.include_children)
             product_id = await self._product_id(uow, query.product)
             filters = DocumentFilter(today=today, product_id=product_id, status=query.status,
                                      expires_before=query.expires_before)
@@ -191,6 +194,11 @@ class LicensingService(UseCases):
             sorted({d.product_id for d in items}))}
         cabinets = {c.id: c for c in await uow.cabinets.get_many(
             sorted({d.cabinet_id for d in items}), access.Scope.everything())}
-        return [DocumentView(d, products[d.product_id], cabinets[d.cabinet_id], today)
+        covered = sorted({d.license_id for d in items
+                          if isinstance(d, Certificate) and d.license_id})
+        numbers = await uow.licenses.numbers(covered) if covered else {}
+        return [DocumentView(d, products[d.product_id], cabinets[d.cabinet_id], today,
+                             license_number=numbers.get(d.license_id)
+                             if isinstance(d, Certificate) and d.license_id else None)
                 for d in items]
 

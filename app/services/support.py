@@ -176,18 +176,20 @@ class SupportService(SupportUseCases):
         return issue
 
     async def list_visible(self, actor: Principal, filters: IssueFilter, page: PageRequest,
-                           cabinet_id: str | None = None) -> Page[IssueRow]:
-        """Newest first; `cabinet_id` narrows to one organisation in reach and those below."""
+                           cabinet_id: str | None = None, *,
+                           include_children: bool = True) -> Page[IssueRow]:
+        """Newest first; `cabinet_id` narrows to one organisation in reach and those below
+        (without `include_children`: that organisation alone)."""
         now = self._clock.now()
         async with self._work() as uow:
             scope = access.support_scope(actor)
+            cabinet = None
             if cabinet_id is not None:
                 cabinet = access.require_visible(actor, await uow.cabinets.get(
                     cabinet_id, access.visible_scope(actor)))
                 if not scope.contains(cabinet.path):
                     raise NotFound("No such cabinet.", field="cabinet_id")
-                if not scope.exact:  # one organisation exactly stays that one
-                    scope = access.Scope.subtree(cabinet.path)
+            scope = access.narrowed(actor, scope, cabinet, include_children)
             rows = await uow.support.list_visible(scope, filters, page)
         return Page.from_rows([IssueRow(r.issue, r.product_name, r.cabinet_name, now)
                                for r in rows], page)

@@ -29,6 +29,10 @@ class DocumentRepository(Protocol[D]):
 
     async def number_taken(self, number: str) -> bool: ...
 
+    async def numbers(self, document_ids: list[str]) -> dict[str, str]:
+        """Id -> number of those that exist, wherever they are held (a certificate names
+        the license it covers by its number)."""
+
     async def list_visible(self, scope: Scope, filters: DocumentFilter,
                            page: PageRequest) -> list[D]:
         """Held by cabinets in scope and passing the filters, paged in id order."""

@@ -64,10 +64,10 @@ async def test_an_unchanged_pdf_comes_from_the_cache_and_answers_304(world: Worl
     calls = 0
     original = renderer.render_pdf
 
-    async def counting(templates, context):  # type: ignore[no-untyped-def]
+    async def counting(templates, context, **limits):  # type: ignore[no-untyped-def]
         nonlocal calls
         calls += 1
-        return await original(templates, context)
+        return await original(templates, context, **limits)
 
     renderer.render_pdf = counting  # type: ignore[method-assign]
     first = await world.client.get(path, headers=headers)
@@ -157,7 +157,7 @@ async def test_a_broken_renderer_answers_503_and_the_rest_goes_on(world: World) 
     license_ = await world.add_document(DocumentKind.LICENSE, world.own)
     renderer = world.client.app[SERVICES].documents._renderer
 
-    async def broken(templates, context):  # type: ignore[no-untyped-def]
+    async def broken(templates, context, **limits):  # type: ignore[no-untyped-def]
         raise RenderingFailed("workers died")
 
     renderer.render_pdf = broken  # type: ignore[method-assign]

@@ -11,10 +11,12 @@ from tests.fakes.system import (
     FakeObjectStore,
     FakePasswordHasher,
     FakeRenderer,
+    FakeSpreadsheets,
     FakeTokenCodec,
     RecordingEventBus,
 )
 
 __all__ = ["FakeBlobCache", "FakeClock", "FakeHelpdesk", "FakeIds", "FakeLicenseSigner",
-           "FakeMailer", "FakeObjectStore", "FakePasswordHasher", "FakeRenderer", "FakeStorage",
-           "FakeTokenCodec", "FakeUnitOfWork", "RecordingEventBus"]
+           "FakeMailer", "FakeObjectStore", "FakePasswordHasher", "FakeRenderer",
+           "FakeSpreadsheets", "FakeStorage", "FakeTokenCodec", "FakeUnitOfWork",
+           "RecordingEventBus"]

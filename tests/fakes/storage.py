@@ -197,6 +197,9 @@ class _Documents(Generic[D]):
     async def number_taken(self, number: str) -> bool:
         return any(d.number == number for d in self.t.values())
 
+    async def numbers(self, document_ids: list[str]) -> dict[str, str]:
+        return {i: self.t[i].number for i in document_ids if i in self.t}
+
     async def list_visible(self, scope: Scope, filters: DocumentFilter,
                            page: PageRequest) -> list[D]:
         def passes(d: D) -> bool:

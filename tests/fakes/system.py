@@ -8,12 +8,13 @@ import hashlib
 import json
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from app.domain.events import DomainEvent
+from app.domain.reports import Column, Row, Summary
 from app.domain.support import ExternalComment, ExternalFile, IssueStatus, Priority, TicketState
 from ports.documents import RenderingFailed
 from ports.events import Heard, Subscriber
@@ -128,6 +129,18 @@ class FakeMailer:
         self.failures += [error or TemporaryMailError("the fake server is down")] * count
 
 
+class FakeSpreadsheets:
+    """Keeps what would be written: the rows and the summary, by path."""
+
+    def __init__(self) -> None:
+        self.books: dict[Path, tuple[list[Row], Summary]] = {}
+
+    async def write(self, path: Path, title: str, columns: Sequence[Column],
+                    batches: AsyncIterable[list[Row]], summary: Summary) -> None:
+        rows = [row async for batch in batches for row in batch]
+        self.books[path] = (rows, summary)
+
+
 class FakeRenderer:
     """A "PDF" that is the template's name and the context as JSON; counts renderings."""
 
@@ -139,7 +152,8 @@ class FakeRenderer:
         text = json.dumps([templates[0], context], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
-    async def render_pdf(self, templates: list[str], context: dict[str, Any]) -> bytes:
+    async def render_pdf(self, templates: list[str], context: dict[str, Any], *,
+                         time_limit: float | None = None) -> bytes:
         if self.broken:
             raise RenderingFailed("the fake renderer is broken")
         self.renderings += 1

@@ -19,6 +19,7 @@ import pytest
 import ports
 from adapters.argon2 import Argon2PasswordHasher
 from adapters.builtin_helpdesk import BuiltinHelpdesk
+from adapters.django_helpdesk import DjangoHelpdesk
 from adapters.jwcrypto import JwcryptoLicenseSigner, JwcryptoTokenCodec
 from adapters.localfs import LocalObjectStore
 from adapters.maildir import MaildirMailer
@@ -31,12 +32,14 @@ from adapters.sql.unit_of_work import SqlUnitOfWork
 from adapters.sqlite import SqliteStorage
 from adapters.system import SystemClock, Uuid7Ids
 from adapters.weasyprint import WeasyPrintRenderer
+from adapters.xlsxwriter import XlsxSpreadsheets
 from ports.documents import BlobCache, DocumentRenderer
 from ports.events import EventBus, EventPublisher
 from ports.helpdesk import Helpdesk
 from ports.mail import Mailer
 from ports.objects import ObjectStore
 from ports.security import LicenseSigner, PasswordHasher, TokenCodec
+from ports.spreadsheets import SpreadsheetWriter
 from ports.storage import Storage, UnitOfWork
 from ports.system import Clock, IdGenerator
 from tests.fakes import (
@@ -49,6 +52,7 @@ from tests.fakes import (
     FakeObjectStore,
     FakePasswordHasher,
     FakeRenderer,
+    FakeSpreadsheets,
     FakeStorage,
     FakeTokenCodec,
     FakeUnitOfWork,
@@ -68,7 +72,8 @@ PORTS: dict[Any, list[type]] = {
     LicenseSigner: [JwcryptoLicenseSigner, FakeLicenseSigner],
     Clock: [SystemClock, FakeClock],
     IdGenerator: [Uuid7Ids, FakeIds],
-    Helpdesk: [BuiltinHelpdesk, FakeHelpdesk],
+    Helpdesk: [BuiltinHelpdesk, DjangoHelpdesk, FakeHelpdesk],
+    SpreadsheetWriter: [XlsxSpreadsheets, FakeSpreadsheets],
 }
 
 if TYPE_CHECKING:
@@ -87,7 +92,10 @@ if TYPE_CHECKING:
     _signers: list[Callable[..., LicenseSigner]] = [JwcryptoLicenseSigner, FakeLicenseSigner]
     _clocks: list[Callable[..., Clock]] = [SystemClock, FakeClock]
     _ids: list[Callable[..., IdGenerator]] = [Uuid7Ids, FakeIds]
-    _helpdesks: list[Callable[..., Helpdesk]] = [BuiltinHelpdesk, FakeHelpdesk]
+    _helpdesks: list[Callable[..., Helpdesk]] = [BuiltinHelpdesk, DjangoHelpdesk,
+                                                 FakeHelpdesk]
+    _spreadsheets: list[Callable[..., SpreadsheetWriter]] = [XlsxSpreadsheets,
+                                                             FakeSpreadsheets]
 
 
 def _members(protocol: type) -> dict[str, Any]:

@@ -8,9 +8,12 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from app.domain.licensing import DocumentKind
+from app.domain.reports import ReportKind
 from app.services.licensing import DocumentQuery, DocumentView
+from app.services.reports import ReportQuery
 from app.web.api.common import json_out, page_request, principal, services
 from app.web.openapi import ApiRoutes
+from app.web.reports import REPORT_MEDIA, report_response, wanted_report
 from app.web.schemas.licensing import (
     CertificateDetail,
     CertificateFormatQuery,
@@ -78,14 +81,21 @@ def _register(shapes: Shapes) -> None:
     kind, plural = shapes.kind, shapes.plural
     base = f"/api/v1/{plural}"
 
-    async def list_documents(request: web.Request, query: DocumentListQuery) -> web.Response:
+    async def list_documents(request: web.Request,
+                             query: DocumentListQuery) -> web.StreamResponse:
+        wanted = DocumentQuery(
+            product=query.product, cabinet_id=query.cabinet_id, status=query.status,
+            expires_before=query.expires_before, include_children=query.include_children)
+        fmt = wanted_report(request, query.format)
+        if fmt is not None:
+            return await report_response(request, ReportQuery(
+                kind=ReportKind(plural), cabinet_id=query.cabinet_id,
+                include_children=query.include_children, documents=wanted), fmt)
         page = await services(request).licensing.list_visible(
-            principal(request), kind, DocumentQuery(
-                product=query.product, cabinet_id=query.cabinet_id,
-                status=query.status,
-                expires_before=query.expires_before),
-            page_request(query))
-        return json_out(shapes.page_of(list(page.items), page.next_cursor))
+            principal(request), kind, wanted, page_request(query))
+        response = json_out(shapes.page_of(list(page.items), page.next_cursor))
+        response.headers["Vary"] = "Accept"
+        return response
 
     async def get_document(request: web.Request,
                            query: LicenseFormatQuery | CertificateFormatQuery) -> web.Response:
@@ -111,10 +121,12 @@ def _register(shapes: Shapes) -> None:
     transfer_document.__name__ = f"transfer_{kind.value}"
     label = kind.label.lower()
     api.operation(
-        "GET", base, summary=f"The {plural} of the caller's organisation", query=DocumentListQuery,
-        response=shapes.page,
+        "GET", base, summary=f"The {plural} of the caller's organisation, or their report",
+        query=DocumentListQuery, response=shapes.page, media=REPORT_MEDIA, errors=(422,),
         description="What the caller's cabinet and the cabinets below it hold (staff: all); "
-                    "`cabinet_id` narrows to one visible cabinet and those below it.",
+                    "`cabinet_id` narrows to one visible cabinet and those below it, "
+                    "`include_children=false` to the one cabinet. With `format` csv, xlsx or "
+                    "pdf: the report of every row these filters select, as an attachment.",
     )(list_documents)
     api.operation(
         "GET", f"{base}/{{id}}", summary=f"One {label}", query=shapes.formats,

@@ -6,10 +6,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.domain.errors import TooLarge, Unauthenticated
+from app.domain.reports import ReportKind
 from app.domain.support import IssueChanges, IssueFilter
+from app.services.reports import ReportQuery
 from app.services.support import RequestDraft
 from app.web.api.common import json_out, page_request, principal, services
 from app.web.openapi import ApiRoutes
+from app.web.reports import REPORT_MEDIA, report_response, wanted_report
 from app.web.schemas.support import (
     AttachmentOut,
     AttachmentPage,
@@ -37,16 +40,26 @@ FILE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, 
                 "Content-Security-Policy": "default-src 'none'; sandbox"}
 
 
-@api.operation("GET", "/api/v1/issues", summary="Support requests", query=IssueQuery,
-               response=IssuePage,
+@api.operation("GET", "/api/v1/issues", summary="Support requests, or their report",
+               query=IssueQuery, response=IssuePage, media=REPORT_MEDIA, errors=(422,),
                description="Newest first. A customer user sees their organisation's, a customer "
-                           "admin also those of the organisations below, staff all.")
-async def list_issues(request: web.Request, query: IssueQuery) -> web.Response:
+                           "admin also those of the organisations below, staff all. With "
+                           "`format` csv, xlsx or pdf: the report of every row these filters "
+                           "select, as an attachment.")
+async def list_issues(request: web.Request, query: IssueQuery) -> web.StreamResponse:
+    filters = IssueFilter(status=query.status, product_id=query.product_id, text=query.q)
+    fmt = wanted_report(request, query.format)
+    if fmt is not None:
+        return await report_response(request, ReportQuery(
+            kind=ReportKind.ISSUES, cabinet_id=query.cabinet_id,
+            include_children=query.include_children, issues=filters), fmt)
     page = await services(request).support.list_visible(
-        principal(request), IssueFilter(status=query.status, product_id=query.product_id,
-                                        text=query.q), page_request(query), query.cabinet_id)
-    return json_out(IssuePage(items=[IssueOut.of(row) for row in page.items],
-                              next_cursor=page.next_cursor))
+        principal(request), filters, page_request(query), query.cabinet_id,
+        include_children=query.include_children)
+    response = json_out(IssuePage(items=[IssueOut.of(row) for row in page.items],
+                                  next_cursor=page.next_cursor))
+    response.headers["Vary"] = "Accept"
+    return response
 
 
 @api.operation("POST", "/api/v1/issues", summary="Open a support request", body=IssueCreate,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.domain.licensing import Certificate, DocumentStatus, License
 from app.services.licensing import DocumentView
+from app.web.reports import FORMAT_DESCRIPTION
 from app.web.schemas.common import Body, ListQuery, Out
 
 
@@ -125,7 +126,10 @@ class DocumentListQuery(ListQuery):
     cabinet_id: str | None = Field(
         None, max_length=100, description="This cabinet and those below it (must be visible).")
     expires_before: date | None = Field(None, description="valid_to before this day.")
-    format: Literal["json"] | None = Field(None, description="Only json for now.")
+    include_children: bool = Field(True, description="false: the organisation itself only "
+                                                     "(`cabinet_id`, else the caller's).")
+    format: Literal["json", "csv", "xlsx", "pdf"] | None = Field(
+        None, description=FORMAT_DESCRIPTION)
 
     check_day = field_validator("expires_before", mode="before")(iso_day)
 

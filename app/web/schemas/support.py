@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -18,6 +19,7 @@ from app.domain.support import (
     Priority,
 )
 from app.services.support import IssueRow, IssueView
+from app.web.reports import FORMAT_DESCRIPTION
 from app.web.schemas.common import Body, ListQuery, Out, reject_null
 
 Id = Field(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z-]+$")
@@ -30,6 +32,10 @@ class IssueQuery(ListQuery):
                                    description="One organisation in reach and those below.")
     q: str | None = Field(None, max_length=200, description="Part of the subject, or the "
                                                             "request's number.")
+    include_children: bool = Field(True, description="false: the organisation itself only "
+                                                     "(`cabinet_id`, else the caller's).")
+    format: Literal["json", "csv", "xlsx", "pdf"] | None = Field(
+        None, description=FORMAT_DESCRIPTION)
 
 
 class IssueCreate(Body):
