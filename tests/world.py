@@ -99,7 +99,8 @@ class World:
     async def add_document(self, kind: DocumentKind, cabinet: Cabinet, *,
                            valid_to: date | None = date(2099, 12, 31),
                            valid_from: date = date(2026, 1, 1), product: Product | None = None,
-                           revoked: bool = False) -> License | Certificate:
+                           revoked: bool = False,
+                           license_id: str | None = None) -> License | Certificate:
         """A license or certificate straight into storage (the purchases feed is tested on
         its own)."""
         ids, now = Uuid7Ids(), datetime.now(UTC)
@@ -116,7 +117,7 @@ class World:
                 document = License(**common, edition="Enterprise", seats=50)
                 await uow.licenses.add(document)
             else:
-                document = Certificate(**common, level="premium")
+                document = Certificate(**common, level="premium", license_id=license_id)
                 await uow.certificates.add(document)
             await uow.commit()
         return document
@@ -160,6 +161,15 @@ class World:
         invitation = await self.client.app[SERVICES].users.invite(
             SYSTEM, cabinet.id, email("target"), "Target User", role)
         return invitation.user.id
+
+
+    async def signed_in(self, cabinet: Cabinet, role: Role) -> dict[str, str]:
+        """The bearer headers of a new user of `role` in `cabinet`."""
+        address = email(role.value)
+        await self.client.app[SERVICES].users.create_with_password(
+            SYSTEM, cabinet.id, address, role.value, role, PASSWORD)
+        tokens = await login(self.client, address)
+        return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
 async def login(client: Client, address: str, password: str = PASSWORD) -> dict[str, Any]:
