@@ -175,17 +175,21 @@ def charts(summary: Summary) -> list[Chart]:
     by_status = Chart.of("By status", summary.by_status.most_common())
     by_product = Chart.of("By product", summary.by_product.most_common(12))
     if summary.kind is ReportKind.ISSUES:
-        breaches = [(_month_label(m), summary.breaches_by_month.get(m, 0))
-                    for m in months_back(summary.today, 12)]
+        months = months_back(summary.today, 12)
+        breaches = [(_month_label(m, n == 0), summary.breaches_by_month.get(m, 0))
+                    for n, m in enumerate(months)]
         return [by_status, Chart.of("SLA breaches by month opened", breaches, columns=True),
                 by_product]
-    ending = [(_month_label(m), count) for m, count in summary.ending_by_month.items()]
+    ending = [(_month_label(m, n == 0), count)
+              for n, (m, count) in enumerate(summary.ending_by_month.items())]
     return [Chart.of("Ending by month, next 12 months", ending, columns=True), by_product,
             by_status]
 
 
-def _month_label(month: str) -> str:
-    return datetime.strptime(month, "%Y-%m").strftime("%b %y")
+def _month_label(month: str, first: bool) -> str:
+    """"Mar"; with the year where it begins, and on the first bar: "Dec 26", "Jan 27"."""
+    moment = datetime.strptime(month, "%Y-%m")
+    return moment.strftime("%b %y" if first or moment.month == 1 else "%b")
 
 
 def months_back(day: date, count: int) -> list[str]:

@@ -162,6 +162,21 @@ class ReportService(UseCases):
         await self._spreadsheets.write(path, report.title, report.columns,
                                        self.batches(actor, report), report.summary)
 
+    async def overview(self, actor: Principal, cabinet_id: str | None,
+                       include_children: bool, product_id: str | None) -> list[Report]:
+        """The dashboard: each report's summary (its rows read, none kept), for one
+        organisation in reach (404 otherwise) or the caller's."""
+        found = []
+        for kind in ReportKind:
+            report = await self.prepare(actor, ReportQuery(
+                kind=kind, cabinet_id=cabinet_id, include_children=include_children,
+                documents=DocumentQuery(product=product_id),
+                issues=IssueFilter(product_id=product_id)), ReportFormat.CSV)
+            async for _ in self.batches(actor, report):
+                pass
+            found.append(report)
+        return found
+
     async def record(self, actor: Principal, report: Report, *, complete: bool) -> None:
         """Who took which report, of which organisation, with which filters and rows."""
         async with self._work() as uow:

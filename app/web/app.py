@@ -55,6 +55,7 @@ from app.web.pages import licensing as licensing_pages
 from app.web.pages import notifications as notification_pages
 from app.web.pages import organisations, public, signin
 from app.web.pages import products as product_pages
+from app.web.pages import reports as report_pages
 from app.web.pages import support as support_pages
 from app.web.pages.markup import code_spans, markdown
 from app.web.stream import NotificationHub
@@ -97,7 +98,7 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     app[OPENAPI] = document
     app.router.add_routes(route_table(operations))
     for pages in (signin, organisations, licensing_pages, product_pages, support_pages,
-                  notification_pages, public):
+                  report_pages, notification_pages, public):
         app.router.add_routes(pages.routes)
     app.router.add_static("/static", STATIC_DIR)
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR),

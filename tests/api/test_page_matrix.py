@@ -159,6 +159,7 @@ PAGES = [
     page("POST", "/products/{id}/scan", staff_admins_only(303), placeholders=the_product),
     page("POST", "/products/{id}/releases/{release_id}", staff_admins_only(303),
          placeholders=product_with_license, form=lambda world, relation, _: {"yanked": "1"}),
+    page("GET", "/reports", everyone(200)),
     page("GET", "/support", everyone(200)),
     page("GET", "/support/new", by_role(customer_user=200, customer_admin=200, staff=403,
                                         staff_admin=403)),

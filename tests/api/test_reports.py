@@ -240,9 +240,13 @@ async def test_each_report_download_is_audited(world: World) -> None:
     await holdings(world)
     await report(world, "/api/v1/licenses", "csv", status="active")
     services = world.client.app[SERVICES]
+    entries, after = [], None
     async with services.storage.unit_of_work() as uow:
-        entries = await uow.audit.list_visible(Scope.everything(), PageRequest(200),
-                                               action="report.downloaded")
+        while page := await uow.audit.list_visible(Scope.subtree(world.own.path),
+                                                   PageRequest(200, after),
+                                                   action="report.downloaded"):
+            entries += page
+            after = page[-1].id
     [entry] = [e for e in entries if e.actor_email == world.actors[Role.CUSTOMER_ADMIN].email]
     assert entry.details["format"] == "csv" and entry.details["rows"] == 4
     assert entry.details["filters"]["status"] == "active"
@@ -266,3 +270,23 @@ async def test_accept_chooses_a_report_and_json_stays_the_list(world: World) -> 
     assert wrong.status == 400
     dated = by_accept.headers["Content-Disposition"]
     assert f"licenses-{world.own.name.lower()}-{date.today().isoformat()}.csv" in dated
+
+
+async def test_the_reports_page_draws_the_reach_it_is_given(world: World) -> None:
+    from tests.api.test_pages import sign_in
+
+    await holdings(world)
+    await sign_in(world.client, world.actors[Role.CUSTOMER_ADMIN].email)
+    page = await (await world.client.get("/reports")).text()
+    assert page.count('<figure class="chart">') == 5
+    assert 'aria-label="Licenses by product: DB Guard 4"' in page  # drawn on the server
+    assert "/api/v1/licenses?format=csv&amp;include_children=true" in page
+    assert "<strong>4</strong> rows" in page  # own and child licenses, not the foreign one
+    own = await (await world.client.get(f"/reports?sent=1&cabinet={world.own.id}")).text()
+    assert "<strong>2</strong> rows" in own and "include_children=false" in own
+    refused = await world.client.get(f"/reports?cabinet={world.foreign.id}")
+    assert refused.status == 404
+    world.client.session.cookie_jar.clear()
+    await sign_in(world.client, world.actors[Role.STAFF].email)
+    foreign = await (await world.client.get(f"/reports?cabinet={world.foreign.id}")).text()
+    assert world.foreign.name in foreign and "<strong>1</strong> rows" not in foreign

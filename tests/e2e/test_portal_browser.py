@@ -391,3 +391,35 @@ async def test_an_announcement_rings_the_open_pages_bell_without_a_reload(
     await item.get_by_role("button", name="Mark read").click()
     await expect(page.locator("li.notification").filter(has_text=title)).not_to_have_class(
         re.compile(r"\bunread\b"))
+
+
+async def test_the_reports_page_draws_its_charts_and_hands_out_each_format(
+        page: Page, artifacts: Path) -> None:
+    await page.goto("/login")
+    await sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
+    await page.goto("/reports")
+    await expect(page.get_by_role("heading", name="Reports")).to_be_visible()
+    charts = page.locator("figure.chart")
+    await expect(charts).to_have_count(5)
+    assert await page.locator("figure.chart svg rect").count() >= 3  # drawn, not scripted
+    licenses = page.locator(".report-card", has_text="Licenses")
+    async with page.expect_download() as csv_info:
+        await licenses.get_by_role("link", name="CSV").click()
+    download = await csv_info.value
+    assert re.fullmatch(r"licenses-acme-llc-\d{4}-\d{2}-\d{2}\.csv", download.suggested_filename)
+    lines = Path(await download.path()).read_text().splitlines()
+    assert lines[0].startswith("Number,Product,Edition,Seats,Holder")
+    assert {line.split(",")[4] for line in lines[1:]} == {"Acme LLC", "Acme Labs"}
+    async with page.expect_download() as xlsx_info:
+        await licenses.get_by_role("link", name="XLSX").click()
+    assert Path(await (await xlsx_info.value).path()).read_bytes().startswith(b"PK")
+    own = sum(line.split(",")[4] == "Acme LLC" for line in lines[1:])
+    await page.get_by_label("With the organisations below").uncheck()
+    await page.get_by_role("button", name="Show").click()
+    await expect(licenses).to_contain_text(f"{own} row{'s' if own != 1 else ''} ·")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 1280
+    await screenshot(page, artifacts / "reports.png", full_page=True)
+    docs = REPO_ROOT / "docs" / "screenshots" / "reports.png"
+    await page.get_by_label("With the organisations below").check()
+    await page.get_by_role("button", name="Show").click()
+    await screenshot(page, docs, full_page=True)
