@@ -86,3 +86,17 @@ async def test_the_cache_keeps_recent_values_within_its_size(cache: BlobCache) -
     assert await cache.get("huge") is None and await cache.get("c") == b"90ab"
     await cache.put("a", b"new")
     assert await cache.get("a") == b"new"
+
+
+async def test_a_rendering_past_its_time_limit_is_stopped_and_the_next_one_works(
+        renderer: DocumentRenderer, tmp_path: Path) -> None:
+    from ports.documents import RenderingTooSlow
+
+    # Enough pages that a tenth of a second is never enough.
+    (tmp_path / "pdf" / "long.html").write_text(
+        "<html><body>{% for n in range(3000) %}<p>Row {{ n }}</p>{% endfor %}</body></html>")
+    with pytest.raises(RenderingTooSlow, match="stopped"):
+        await renderer.render_pdf(["pdf/long.html"], {}, time_limit=0.1)
+    pdf = await renderer.render_pdf(["pdf/doc.html"], {"title": "After", "link": "x"},
+                                    time_limit=60)
+    assert "After" in pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
