@@ -151,6 +151,8 @@ class PdfSettings(_Section):
 class ReportSettings(_Section):
     pdf_row_limit: int = Field(ge=1, le=100_000)
     pdf_time_limit_seconds: float = Field(gt=0, le=3600)
+    schedule_interval: float = Field(ge=0, le=86400)
+    link_ttl_hours: float = Field(gt=0, le=24 * 90)
 
 
 class PurchaseFeedSettings(_Section):

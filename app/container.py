@@ -50,6 +50,7 @@ from app.services.purchases import FeedPolicy, PurchaseService
 from app.services.releases import ReleaseService
 from app.services.reminders import ReminderService
 from app.services.reports import ReportPolicy, ReportService
+from app.services.subscriptions import ReportSubscriptions, SubscriptionPolicy
 from app.services.support import SupportPolicy, SupportService
 from app.services.users import UserPolicy, UserService
 from app.services.work import Transactions
@@ -269,12 +270,20 @@ class Container(containers.DeclarativeContainer):
             pdf_row_limit=config.reports.pdf_row_limit,
             pdf_time_limit=config.reports.pdf_time_limit_seconds))
 
+    subscriptions = providers.Singleton(
+        ReportSubscriptions, **basics, reports=reports, composer=composer,
+        policy=providers.Singleton(
+            SubscriptionPolicy, secret=web_secret,
+            link_ttl=providers.Callable(lambda hours: timedelta(hours=hours),
+                                        config.reports.link_ttl_hours),
+            base_url=config.base_url))
+
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
                                    users=users, catalog=catalog, licensing=licensing,
                                    purchases=purchases, documents=documents, releases=releases,
                                    downloads=downloads, support=support,
                                    conversation=conversation, helpdesk=helpdesk_sync,
-                                   reports=reports,
+                                   reports=reports, subscriptions=subscriptions,
                                    notifications=notifications, reminders=reminders,
                                    objects=object_store, events=event_bus, mailer=mailer,
                                    outbox=outbox,

@@ -33,6 +33,7 @@ TEST_ENV = {
     "PORTAL_CATALOG__SCAN_INTERVAL": "0",
     # Tests run the expiry job themselves, on their own dates.
     "PORTAL_NOTIFICATIONS__REMINDER_INTERVAL": "0",
+    "PORTAL_REPORTS__SCHEDULE_INTERVAL": "0",
 }
 
 

@@ -15,6 +15,7 @@ from adapters.sql.outbox import SqlOutbox
 from adapters.sql.purchases import SqlPurchaseEvents
 from adapters.sql.reminders import SqlReminders
 from adapters.sql.session import SqlSession
+from adapters.sql.subscriptions import SqlReportSubscriptions
 from adapters.sql.support import SqlSupport, SqlSupportDeliveries
 from ports.storage import EventLog
 
@@ -39,6 +40,7 @@ class SqlUnitOfWork:
         self.login_throttle = SqlLoginThrottle(db)
         self.support = SqlSupport(db)
         self.support_deliveries = SqlSupportDeliveries(db)
+        self.report_subscriptions = SqlReportSubscriptions(db)
         self.events = events or EventLog()
         self._db = db
 

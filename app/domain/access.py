@@ -14,36 +14,8 @@ from dataclasses import dataclass
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.errors import Forbidden, Invalid, NotFound
 from app.domain.roles import Role
+from app.domain.scope import Scope as Scope  # every query takes one: here with its rule
 from app.domain.users import Principal, User, role_fits
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Every cabinet (`path_prefix` None), the subtree whose paths start with the prefix,
-    or (`exact`) the one cabinet of that path."""
-
-    path_prefix: str | None
-    exact: bool = False
-
-    @classmethod
-    def everything(cls) -> Scope:
-        return cls(None)
-
-    @classmethod
-    def subtree(cls, path: str) -> Scope:
-        return cls(path)
-
-    @classmethod
-    def cabinet(cls, path: str) -> Scope:
-        return cls(path, exact=True)
-
-    def contains(self, cabinet_path: str) -> bool:
-        if self.path_prefix is None:
-            return True
-        if self.exact:
-            return cabinet_path == self.path_prefix
-        return cabinet_path.startswith(self.path_prefix)
-
 
 # ---- what a principal sees
 
@@ -209,6 +181,16 @@ def may_see_downloads(principal: Principal) -> bool:
     return principal.role is not Role.CUSTOMER_USER
 
 
+def may_subscribe_reports(principal: Principal) -> bool:
+    """Customer admins have reports of their subtree sent to them; staff of anyone's."""
+    return principal.user_id is not None and principal.role is not Role.CUSTOMER_USER
+
+
+def require_may_subscribe_reports(principal: Principal) -> None:
+    if not may_subscribe_reports(principal):
+        raise Forbidden("Only administrators have reports sent to them.")
+
+
 def require_may_see_downloads(principal: Principal) -> None:
     if not may_see_downloads(principal):
         raise Forbidden("Only administrators see the download history.")
@@ -326,6 +308,7 @@ class Capabilities:
     read_mail_log: bool
     open_requests: bool
     work_requests: bool
+    subscribe_reports: bool
 
 
 def capabilities(principal: Principal) -> Capabilities:
@@ -338,7 +321,8 @@ def capabilities(principal: Principal) -> Capabilities:
         announce=may_announce(principal),
         read_mail_log=may_read_mail_log(principal),
         open_requests=may_open_request(principal),
-        work_requests=may_work_requests(principal))
+        work_requests=may_work_requests(principal),
+        subscribe_reports=may_subscribe_reports(principal))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from app.services.purchases import PurchaseService
 from app.services.releases import ReleaseService
 from app.services.reminders import ReminderService
 from app.services.reports import ReportService
+from app.services.subscriptions import ReportSubscriptions
 from app.services.support import SupportService
 from app.services.users import UserService
 from ports.events import EventBus
@@ -46,6 +47,7 @@ class Services:
     conversation: ConversationService
     helpdesk: HelpdeskSync
     reports: ReportService
+    subscriptions: ReportSubscriptions
     objects: ObjectStore
     events: EventBus
     mailer: Mailer

@@ -68,6 +68,17 @@ class EmailComposer:
             {"inviter": inviter, "cabinet": cabinet, "email": to_email, "link": link,
              "expires": expires_at.strftime("%d %B %Y, %H:%M UTC")})
 
+    def report_link(self, key: str, to_email: str, to_name: str, report: str,
+                    organisation: str, cadence: str, fmt: str, link: str,
+                    expires_at: datetime, at: datetime) -> OutboxMessage:
+        """A scheduled report is ready: a link to it, never the file."""
+        return self._compose(
+            "report", key, to_email, to_name, f"Your {cadence} report: {report}, "
+                                              f"{organisation}", at,
+            {"report": report, "organisation": organisation, "cadence": cadence,
+             "format": fmt, "link": link,
+             "expires": expires_at.strftime("%d %B %Y, %H:%M UTC")})
+
     @property
     def brand(self) -> str:
         return self._policy.brand

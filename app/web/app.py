@@ -144,6 +144,9 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
             if services.helpdesk.external and settings.support.reconcile_interval > 0:
                 tasks.append(asyncio.create_task(services.helpdesk.reconcile_forever(
                     settings.support.reconcile_interval)))
+            if settings.reports.schedule_interval > 0:
+                tasks.append(asyncio.create_task(services.subscriptions.run_forever(
+                    settings.reports.schedule_interval)))
             if settings.mail.outbox_interval > 0:
                 tasks.append(asyncio.create_task(
                     services.outbox.run_forever(settings.mail.outbox_interval)))

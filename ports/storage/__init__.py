@@ -14,6 +14,7 @@ from ports.storage.notifications import NotificationRepository
 from ports.storage.organisations import CabinetRepository
 from ports.storage.outbox import OutboxRepository
 from ports.storage.reminders import ReminderRepository
+from ports.storage.subscriptions import ReportSubscriptionRepository
 from ports.storage.support import SupportDeliveryRepository, SupportRepository
 from ports.storage.unit_of_work import EventLog, Prepare, Storage, UnitOfWork
 
@@ -21,7 +22,8 @@ __all__ = [
     "AuditRepository", "CabinetRepository", "ConcurrentUpdate", "DocumentRepository",
     "DuplicateKey", "EventLog", "LoginThrottleRepository", "NotificationRepository",
     "OutboxRepository", "Prepare", "ProductRepository", "PurchaseEventRepository",
-    "ReleaseRepository", "ReminderRepository", "SessionRepository", "Storage", "StorageError",
+    "ReleaseRepository", "ReminderRepository", "ReportSubscriptionRepository",
+    "SessionRepository", "Storage", "StorageError",
     "StorageUnavailable", "SupportDeliveryRepository", "SupportRepository", "TransferRepository",
     "UnitOfWork", "UserRepository",
 ]

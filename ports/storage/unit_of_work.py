@@ -16,6 +16,7 @@ from ports.storage.notifications import NotificationRepository
 from ports.storage.organisations import CabinetRepository
 from ports.storage.outbox import OutboxRepository
 from ports.storage.reminders import ReminderRepository
+from ports.storage.subscriptions import ReportSubscriptionRepository
 from ports.storage.support import SupportDeliveryRepository, SupportRepository
 
 Prepare = Callable[["UnitOfWork", list[DomainEvent]], Awaitable[None]]
@@ -90,6 +91,8 @@ class UnitOfWork(Protocol):
     def support(self) -> SupportRepository: ...
     @property
     def support_deliveries(self) -> SupportDeliveryRepository: ...
+    @property
+    def report_subscriptions(self) -> ReportSubscriptionRepository: ...
 
     @property
     def events(self) -> EventLog:

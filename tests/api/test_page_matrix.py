@@ -9,6 +9,8 @@ route of the app has no row.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -19,8 +21,12 @@ import aiohttp
 import pytest
 
 from app.domain.licensing import DocumentKind
+from app.domain.reports import ReportFormat, ReportKind
 from app.domain.roles import Role
-from app.web.keys import SERVICES
+from app.domain.subscriptions import Cadence
+from app.domain.users import Principal
+from app.services.subscriptions import SubscriptionDraft
+from app.web.keys import SERVICES, SETTINGS
 from app.web.middlewares import API_PREFIXES
 from app.web.pages.session import ACCESS_COOKIE, CSRF_COOKIE, CSRF_FIELD
 from tests.api.test_authorization_matrix import (
@@ -54,6 +60,34 @@ Form = Callable[[World, str, dict[str, str]], dict[str, str]]
 
 def staff_only(ok: int) -> dict[str, Expect]:
     return {role.value: everywhere(ok if role.is_staff else 403) for role in Role}
+
+
+def only_the_customer_admin(ok: int) -> dict[str, Expect]:
+    return {role.value: everywhere(ok if role is Role.CUSTOMER_ADMIN else 404) for role in Role}
+
+
+async def admins_scheduled_report(world: World, relation: str) -> dict[str, str]:
+    """{id} of a fresh scheduled report of the customer admin's, and {token}: the link its
+    e-mail carries."""
+    services = world.client.app[SERVICES]
+    actor = world.actors[Role.CUSTOMER_ADMIN]
+    admin = Principal(actor.user_id, actor.email, Role.CUSTOMER_ADMIN, actor.cabinet.id,
+                      actor.cabinet.path)
+    made = await services.subscriptions.subscribe(admin, SubscriptionDraft(
+        ReportKind.LICENSES, ReportFormat.CSV, Cadence.WEEKLY))
+    assert await services.subscriptions.send_due() >= 1
+    prefix = f"/reports/scheduled/{made.id}."
+    # Waiting in the outbox, or already sent by its worker (which forgets the text).
+    async with services.storage.unit_of_work() as uow:
+        texts = [m.text_body or "" for m in await uow.outbox.list_recent(
+            50, recipient=actor.email)]
+    for sent in (world.client.app[SETTINGS].data_dir / "mail").glob("*.eml"):
+        message = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
+        body = message.get_body(("plain",))
+        texts.append(body.get_content() if body else "")
+    [text] = [t for t in texts if prefix in t]
+    token = text.split(prefix, 1)[1].split()[0]
+    return {"id": made.id, "token": f"{made.id}.{token}"}
 
 
 def by_role(**statuses: int) -> dict[str, Expect]:
@@ -160,6 +194,14 @@ PAGES = [
     page("POST", "/products/{id}/releases/{release_id}", staff_admins_only(303),
          placeholders=product_with_license, form=lambda world, relation, _: {"yanked": "1"}),
     page("GET", "/reports", everyone(200)),
+    page("POST", "/reports/scheduled", by_role(customer_user=403, customer_admin=303, staff=303,
+                                               staff_admin=303),
+         form=lambda world, relation, _: {"kind": "licenses", "format": "csv",
+                                          "cadence": "weekly"}),
+    page("POST", "/reports/scheduled/{id}/cancel", only_the_customer_admin(303),
+         placeholders=admins_scheduled_report),
+    page("GET", "/reports/scheduled/{token}", only_the_customer_admin(200),
+         placeholders=admins_scheduled_report),
     page("GET", "/support", everyone(200)),
     page("GET", "/support/new", by_role(customer_user=200, customer_admin=200, staff=403,
                                         staff_admin=403)),

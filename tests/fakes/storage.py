@@ -27,6 +27,7 @@ from app.domain.releases import Artifact, Release
 from app.domain.reminders import DueDocument
 from app.domain.roles import Role
 from app.domain.sessions import LoginSession
+from app.domain.subscriptions import Cadence, ReportSubscription
 from app.domain.support import (
     Attachment,
     Comment,
@@ -72,6 +73,8 @@ class _State:
     deliveries: dict[str, SupportDelivery] = field(default_factory=dict)
     delivery_leases: dict[str, datetime] = field(default_factory=dict)
     cursors: dict[str, str] = field(default_factory=dict)
+    subscriptions: dict[str, ReportSubscription] = field(default_factory=dict)
+    report_periods: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _page(items: list[Any], page: PageRequest) -> list[Any]:
@@ -757,6 +760,39 @@ class _SupportDeliveries:
         self.s.cursors[name] = value
 
 
+class _ReportSubscriptions:
+    def __init__(self, state: _State) -> None:
+        self.s = state
+
+    async def add(self, subscription: ReportSubscription) -> None:
+        self.s.subscriptions[subscription.id] = subscription
+
+    async def get(self, subscription_id: str) -> ReportSubscription | None:
+        return self.s.subscriptions.get(subscription_id)
+
+    async def of_user(self, user_id: str) -> list[ReportSubscription]:
+        return sorted((s for s in self.s.subscriptions.values() if s.user_id == user_id),
+                      key=lambda s: (s.created_at, s.id))
+
+    async def due(self, period_weekly: str, period_monthly: str, after: str | None,
+                  limit: int) -> list[ReportSubscription]:
+        found = [s for s in sorted(self.s.subscriptions.values(), key=lambda s: s.id)
+                 if (after is None or s.id > after) and (s.id, period_weekly if
+                     s.cadence is Cadence.WEEKLY else period_monthly)
+                 not in self.s.report_periods]
+        return found[:limit]
+
+    async def claim(self, subscription_id: str, period: str, at: datetime) -> bool:
+        if (subscription_id, period) in self.s.report_periods:
+            return False
+        self.s.report_periods.add((subscription_id, period))
+        return True
+
+    async def delete(self, subscription_id: str) -> None:
+        self.s.subscriptions.pop(subscription_id, None)
+        self.s.report_periods = {p for p in self.s.report_periods if p[0] != subscription_id}
+
+
 class FakeUnitOfWork:
     def __init__(self, storage: FakeStorage, events: EventLog | None = None) -> None:
         self._storage = storage
@@ -777,6 +813,7 @@ class FakeUnitOfWork:
         self.login_throttle = _Throttle(self._state)
         self.support = _Support(self._state)
         self.support_deliveries = _SupportDeliveries(self._state)
+        self.report_subscriptions = _ReportSubscriptions(self._state)
         self.events = events or EventLog()
 
     async def try_lock(self, name: str) -> bool:

@@ -31,6 +31,8 @@ from app.services.notifier import Notifier
 from app.services.purchases import FeedPolicy, PurchaseService
 from app.services.releases import ReleaseService
 from app.services.reminders import ReminderService
+from app.services.reports import ReportPolicy, ReportService
+from app.services.subscriptions import ReportSubscriptions, SubscriptionPolicy
 from app.services.support import SupportPolicy, SupportService
 from app.services.users import UserPolicy, UserService
 from app.services.work import Transactions
@@ -45,6 +47,7 @@ from tests.fakes import (
     FakeObjectStore,
     FakePasswordHasher,
     FakeRenderer,
+    FakeSpreadsheets,
     FakeStorage,
     FakeTokenCodec,
     RecordingEventBus,
@@ -102,6 +105,12 @@ class Core:
         self.support = SupportService(*kit)
         self.conversation = ConversationService(*kit)
         self.sync = HelpdeskSync(*kit, SyncPolicy(max_attempts=3, feed_secret=FEED_SECRET))
+        self.spreadsheets = FakeSpreadsheets()
+        self.reports = ReportService(*basics, self.licensing, self.support, self.renderer,
+                                     self.spreadsheets, ReportPolicy("Acme", 100, 30))
+        self.subscriptions = ReportSubscriptions(
+            *basics, self.reports, self.composer,
+            SubscriptionPolicy(b"link secret", timedelta(days=7), "https://portal.example"))
         self.outbox = OutboxWorker(self.storage, self.mailer, self.clock,
                                    "portal@portal.example", OutboxPolicy(max_attempts=3))
 
