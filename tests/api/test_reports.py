@@ -5,6 +5,7 @@ a valid file; the PDF's row limit; the audit log."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import random
@@ -290,3 +291,28 @@ async def test_the_reports_page_draws_the_reach_it_is_given(world: World) -> Non
     await sign_in(world.client, world.actors[Role.STAFF].email)
     foreign = await (await world.client.get(f"/reports?cabinet={world.foreign.id}")).text()
     assert world.foreign.name in foreign and "<strong>1</strong> rows" not in foreign
+
+
+@pytest.mark.postgres
+async def test_two_processes_send_each_periods_report_once(
+        aiohttp_client: ClientFactory, settings_for: SettingsFor) -> None:
+    from app.domain.reports import ReportFormat, ReportKind
+    from app.domain.subscriptions import Cadence
+    from app.domain.users import Principal
+    from app.services.subscriptions import SubscriptionDraft
+
+    first = await build_world(await aiohttp_client(create_app(settings_for("postgres"))))
+    second = await aiohttp_client(create_app(settings_for("postgres")))
+    actor = first.actors[Role.CUSTOMER_ADMIN]
+    admin = Principal(actor.user_id, actor.email, Role.CUSTOMER_ADMIN, actor.cabinet.id,
+                      actor.cabinet.path)
+    made = [await first.client.app[SERVICES].subscriptions.subscribe(admin, SubscriptionDraft(
+        ReportKind.LICENSES, ReportFormat.CSV, cadence)) for cadence in Cadence]
+    for _ in range(3):
+        counts = await asyncio.gather(first.client.app[SERVICES].subscriptions.send_due(),
+                                      second.app[SERVICES].subscriptions.send_due())
+    async with first.client.app[SERVICES].storage.unit_of_work() as uow:
+        sent = [m for m in await uow.outbox.list_recent(200, recipient=actor.email)
+                if m.subject.startswith("Your ")]
+    assert len(sent) == 2 and len(made) == 2
+    assert list(counts) == [0, 0]  # the last rounds found nothing left to send
