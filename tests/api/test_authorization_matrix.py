@@ -294,6 +294,14 @@ ROWS = [
         placeholders=issue_in_cabinet, expect=staff_or_forbidden(204)),
     Row("DELETE", "/api/v1/issues/{id}/attachments/{attachment_id}", relational=True,
         placeholders=issue_in_cabinet, expect=staff_or_forbidden(204)),
+    # Reports: an organisation's by cabinet_id, as its JSON list would be; outside: 404.
+    *(Row("GET", f"/api/v1/{plural}?format={fmt}&cabinet_id={{id}}", relational=True,
+          placeholders=in_cabinet, expect={
+              "customer_user": {**everywhere(404), "own": 200} if plural == "issues"
+              else seen(200),
+              "customer_admin": seen(200), "staff": everywhere(200),
+              "staff_admin": everywhere(200)})
+      for plural in ("licenses", "certificates", "issues") for fmt in ("csv", "xlsx", "pdf")),
     # Signed by the helpdesk's side, not by a user: no bearer token opens it.
     Row("POST", "/api/v1/feed/support", everyone(401),
         body=lambda world, relation, _: {"tickets": ["T1"]}),
