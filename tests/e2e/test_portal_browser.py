@@ -398,7 +398,7 @@ async def test_the_reports_page_draws_its_charts_and_hands_out_each_format(
     await page.goto("/login")
     await sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
     await page.goto("/reports")
-    await expect(page.get_by_role("heading", name="Reports")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Reports", exact=True)).to_be_visible()
     charts = page.locator("figure.chart")
     await expect(charts).to_have_count(5)
     assert await page.locator("figure.chart svg rect").count() >= 3  # drawn, not scripted
