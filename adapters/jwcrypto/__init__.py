@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,17 +40,24 @@ class JwcryptoTokenCodec:
 
     def decode(self, token: str) -> dict[str, Any]:
         try:
+            # Given the token, jwcrypto's constructor would validate it at once, with its
+            # own 60 s leeway: the leeway is set first, and the token read after.
             verified = jwt.JWT(
-                jwt=token, key=self._public, algs=[ALGORITHM], expected_type="JWS",
+                algs=[ALGORITHM], expected_type="JWS",
                 check_claims={"exp": None, "iat": None, "sub": None, "jti": None,
-                              "iss": self._issuer, "aud": self._audience},
-            )
+                              "iss": self._issuer, "aud": self._audience})
             verified.leeway = LEEWAY_SECONDS
+            verified.deserialize(token, self._public)
             claims = json.loads(verified.claims)
         except (JWException, ValueError, TypeError, KeyError) as exc:
             raise InvalidToken(type(exc).__name__) from None
         if not isinstance(claims, dict):
             raise InvalidToken("claims are not an object")
+        # A check_claims list checks `nbf` only when it is required; ours may leave it out.
+        not_before = claims.get("nbf")
+        if not_before is not None and (not isinstance(not_before, int) or isinstance(
+                not_before, bool) or not_before > time.time() + LEEWAY_SECONDS):
+            raise InvalidToken("not valid yet")
         return claims
 
     def public_jwks(self) -> dict[str, Any]:

@@ -196,7 +196,15 @@ async def test_forged_and_broken_tokens_are_refused(world: World) -> None:
         "wrong audience": wrong_audience.serialize(),
         "wrong issuer": wrong_issuer.serialize(),
         "garbage": "not-a-token",
+        # The leeway for clocks apart is 30 s, no more.
+        "expired 31 s ago": codec.encode({**base, "iat": now - 900, "exp": now - 31}),
+        "not valid for two more minutes": codec.encode({**base, "nbf": now + 120}),
+        "a not-before that is no number": codec.encode({**base, "nbf": "soon"}),
     }
+    within = codec.encode({**base, "iat": now - 900, "exp": now - 20})
+    assert await me_status(world.client, within) == 200  # inside the leeway
+    started = codec.encode({**base, "nbf": now - 5})
+    assert await me_status(world.client, started) == 200
     assert await me_status(world.client, token) == 200
     refused = {name: await me_status(world.client, bad) for name, bad in cases.items()}
     assert refused == dict.fromkeys(cases, 401)
