@@ -7,7 +7,10 @@ import re
 import uuid
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 
 from app.domain.errors import DomainError, Throttled, Unauthenticated
 from app.web.api.common import client_address
@@ -40,6 +43,19 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
     return await handler(request)
 
 
+async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """A page form's fields; a body that cannot be read as one is the client's error."""
+    try:
+        return await request.post()
+    except LookupError:
+        raise web.HTTPUnsupportedMediaType(
+            text="The form's character set is not one this portal reads; send UTF-8.") \
+            from None
+    except (ValueError, AssertionError, HttpProcessingError):
+        # No multipart boundary, a broken part header, bytes that are not UTF-8.
+        raise web.HTTPBadRequest(text="The form could not be read.") from None
+
+
 @web.middleware
 async def refuse_nul(request: web.Request, handler: Handler) -> web.StreamResponse:
     """No id, path or query value has a NUL in it, and no database takes one in text."""
@@ -47,7 +63,7 @@ async def refuse_nul(request: web.Request, handler: Handler) -> web.StreamRespon
         raise web.HTTPBadRequest(text="The address contains a NUL character.")
     if request.method not in _SAFE_METHODS and not is_api(request) and request.can_read_body \
             and not session.streams_its_form(request):
-        form = await request.post()
+        form = await read_form(request)
         if any("\x00" in str(v) for v in form.values()):
             raise web.HTTPBadRequest(text="The form contains a NUL character.")
     return await handler(request)
@@ -155,7 +171,7 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
             if _has_session_cookie(request):
                 session.check_csrf(request, request.headers.get(session.CSRF_HEADER))
         elif not session.streams_its_form(request):  # that handler checks it itself
-            form = await request.post()
+            form = await read_form(request)
             supplied = form.get(session.CSRF_FIELD)
             session.check_csrf(request, supplied if isinstance(supplied, str) else None)
     if _has_session_cookie(request):
