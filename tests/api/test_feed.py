@@ -69,6 +69,10 @@ async def test_unsigned_forged_and_stale_events_are_refused_and_write_nothing(
         "from the future": {"X-Portal-Signature": signature(body, at=time.time() + 310)},
         "other body": {"X-Portal-Signature": signature(body + b" ")},
         "garbage": {"X-Portal-Signature": "t=abc,v1=zz"},
+        # Once an overflow in the check (500): a number from outside is range-checked first.
+        "a 310-digit timestamp": {"X-Portal-Signature": f"t={'9' * 310},v1={'0' * 64}"},
+        "digits of another script": {"X-Portal-Signature": f"t=١٧٩٦٥١٧٨٨٤,v1={'0' * 64}"},
+        "a negative timestamp": {"X-Portal-Signature": f"t=-1,v1={'0' * 64}"},
     }
     for name, headers in cases.items():
         response = await world.client.post(
