@@ -91,6 +91,8 @@ class Report:
     summary: Summary
     filename: str
     rows_written: int = 0
+    # Whether the audit log has it.
+    recorded: bool = False
 
 
 class ReportService(UseCases):
@@ -186,6 +188,7 @@ class ReportService(UseCases):
                 organisation=report.organisation, filters=report.query.shown(),
                 rows=report.rows_written, complete=complete))
             await uow.commit()
+        report.recorded = True
 
     # ---- parts
 

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from pathlib import Path
 
@@ -47,27 +48,28 @@ async def report_response(request: web.Request, query: ReportQuery,
     headers = {"Content-Disposition": attachment_header(report.filename),
                "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",
                "Vary": "Accept"}
+    async def complete() -> None:
+        # Before the last byte: whoever has the whole file finds it in the audit log.
+        await reports.record(actor, report, complete=True)
+
     try:
         if fmt is ReportFormat.PDF:
             body = await reports.pdf(actor, report)
-            response: web.StreamResponse = web.Response(
-                body=body, content_type=fmt.media_type, headers=headers)
-        elif fmt is ReportFormat.XLSX:
-            response = await _xlsx(request, report, headers)
-        else:
-            response = await _csv(request, report, headers)
+            await complete()
+            return web.Response(body=body, content_type=fmt.media_type, headers=headers)
+        if fmt is ReportFormat.XLSX:
+            return await _xlsx(request, report, headers, complete)
+        return await _csv(request, report, headers, complete)
     except BaseException:
-        if fmt is ReportFormat.CSV and report.rows_written:
+        if fmt is ReportFormat.CSV and report.rows_written and not report.recorded:
             # Rows went out before it broke off (the client left, the database failed):
             # that is a download too. Shielded, so a cancelled request still says so.
             await asyncio.shield(reports.record(actor, report, complete=False))
         raise
-    await reports.record(actor, report, complete=True)
-    return response
 
 
-async def _csv(request: web.Request, report: Report,
-               headers: dict[str, str]) -> web.StreamResponse:
+async def _csv(request: web.Request, report: Report, headers: dict[str, str],
+               complete: Callable[[], Awaitable[None]]) -> web.StreamResponse:
     response = web.StreamResponse(headers=headers)
     response.content_type = "text/csv"
     response.charset = "utf-8"
@@ -82,6 +84,7 @@ async def _csv(request: web.Request, report: Report,
         buffer.truncate()
         writer.writerows([_text(row, kinds) for row in batch])
         await response.write(buffer.getvalue().encode())
+    await complete()
     await response.write_eof()
     return response
 
@@ -102,8 +105,8 @@ def _text(row: Row, kinds: list[CellKind]) -> list[str]:
     return cells
 
 
-async def _xlsx(request: web.Request, report: Report,
-                headers: dict[str, str]) -> web.StreamResponse:
+async def _xlsx(request: web.Request, report: Report, headers: dict[str, str],
+                complete: Callable[[], Awaitable[None]]) -> web.StreamResponse:
     folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="portal-report-"))
     try:
         path = folder / report.filename
@@ -115,6 +118,7 @@ async def _xlsx(request: web.Request, report: Report,
             await response.prepare(request)
             while chunk := await asyncio.to_thread(workbook.read, CHUNK):
                 await response.write(chunk)
+        await complete()
         await response.write_eof()
         return response
     finally:
