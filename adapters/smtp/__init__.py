@@ -43,5 +43,14 @@ class SmtpMailer:
             if 500 <= exc.code < 600:
                 raise PermanentMailError(failure) from exc
             raise TemporaryMailError(failure) from exc
+        except aiosmtplib.SMTPNotSupported as exc:
+            failure = f"{self._host}:{self._port}: {exc}"
+            if "SMTPUTF8" in str(exc):  # the address needs what the server lacks: always
+                raise PermanentMailError(f"{failure} (the address {email.to} needs it)") \
+                    from exc
+            raise TemporaryMailError(failure) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise TemporaryMailError(f"{self._host}:{self._port}: {exc}") from exc
+        except (ValueError, UnicodeError) as exc:
+            # The message cannot be written for SMTP at all (an address it cannot encode).
+            raise PermanentMailError(f"{self._host}:{self._port}: {exc}") from exc

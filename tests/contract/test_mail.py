@@ -136,6 +136,23 @@ async def test_smtp_answers_decide_between_retry_and_give_up(
                                 "later@acme.test", "x", "y"))
 
 
+async def test_an_address_the_server_cannot_take_is_a_permanent_failure() -> None:
+    # A server without SMTPUTF8: such a recipient never goes, however often tried.
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, enable_SMTPUTF8=False)
+    controller.start()
+    try:
+        mailer = SmtpMailer("127.0.0.1", port, "none", "", "", 5)
+        with pytest.raises(PermanentMailError, match="SMTPUTF8"):
+            await mailer.send(Email("<n-5@portal.test>", "portal@vendor.test",
+                                    "jürgen@exämple.test", "x", "y"))
+        await mailer.send(Email("<n-6@portal.test>", "portal@vendor.test",
+                                "juergen@example.test", "x", "y"))  # plain ones go on
+    finally:
+        controller.stop()
+    assert [str(message["To"]) for message in inbox.messages] == ["juergen@example.test"]
+
+
 async def test_an_smtp_server_that_is_down_is_a_temporary_failure() -> None:
     mailer = SmtpMailer("127.0.0.1", free_port(), "none", "", "", 2)
     with pytest.raises(TemporaryMailError):
