@@ -7,12 +7,17 @@ so it runs in other processes; the pool starts on first use, or at start-up with
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import importlib.metadata
 import json
 import logging
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -54,6 +59,26 @@ def _render(templates_dir: str, templates: list[str], context: dict[str, Any]) -
 
     html = _environment_for(templates_dir).select_template(templates).render(context)
     return bytes(weasyprint.HTML(string=html, base_url=templates_dir).write_pdf())
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """Runs first in each worker: it ends when the portal does, even when the portal is
+    killed outright and no shutdown runs (a worker holds 100 MB or more)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # gone before the line above took effect
+        os._exit(0)
+
+    def watch() -> None:  # elsewhere, and as a second line: the parent changes when it dies
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def _warm(templates_dir: str) -> int:
@@ -98,8 +123,9 @@ class WeasyPrintRenderer:
     def _started(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # Spawned, not forked: a fork would copy the event loop's threads and locks.
-            self._pool = ProcessPoolExecutor(self._workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                self._workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_die_with_parent, initargs=(os.getpid(),))
         return self._pool
 
     def fingerprint(self, templates: list[str], context: dict[str, Any]) -> str:
