@@ -323,7 +323,10 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         tune_garbage_collection()
 
     try:
+        # The keep-alive timer runs from the connection's start: a client that has not sent
+        # its whole request head by then is cut off (slowloris), as is an idle one.
         web.run_app(app, host=host, port=port, print=announce, handler_cancellation=True,
+                    keepalive_timeout=settings.server.header_timeout_seconds,
                     access_log_class=AccessLogger,
                     access_log=logging.getLogger("portal.access")
                     if settings.logging.access_log else None)

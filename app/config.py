@@ -35,6 +35,8 @@ class _Section(BaseModel):
 class ServerSettings(_Section):
     host: str
     port: int = Field(ge=1, le=65535)
+    header_timeout_seconds: float = Field(gt=0, le=3600)
+    body_timeout_seconds: float = Field(gt=0, le=3600)
 
 
 class LoggingSettings(_Section):

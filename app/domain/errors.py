@@ -56,6 +56,12 @@ class TooLarge(DomainError):
     title = "Payload too large"
 
 
+class SlowRequest(DomainError):
+    status = 408
+    slug = "request-timeout"
+    title = "Request timeout"
+
+
 class UnsupportedType(DomainError):
     status = 415
     slug = "unsupported-media-type"

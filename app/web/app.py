@@ -45,6 +45,7 @@ from app.web.api import (
 from app.web.keys import HUB, OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
 from app.web.middlewares import (
     authentication,
+    body_limits,
     errors,
     refuse_nul,
     request_ids,
@@ -85,7 +86,8 @@ API_DESCRIPTION = (
 
 def create_app(settings: Settings, services_factory: ServicesFactory = open_services,
                ) -> web.Application:
-    app = web.Application(middlewares=[request_ids, errors, refuse_nul, authentication],
+    app = web.Application(middlewares=[request_ids, errors, body_limits, refuse_nul,
+                                       authentication],
                           client_max_size=settings.web.max_body_bytes)
     app[SETTINGS] = settings
     operations = [op for module in API_MODULES for op in module.api.operations]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -14,7 +15,7 @@ from multidict import MultiDictProxy
 
 from app.domain.errors import DomainError, Throttled, Unauthenticated
 from app.web.api.common import client_address
-from app.web.keys import OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES
+from app.web.keys import OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
 from app.web.openapi import RequestInvalid, documented_methods
 from app.web.pages import session
 from app.web.pages.render import error_page
@@ -46,7 +47,11 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
 async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | FileField]:
     """A page form's fields; a body that cannot be read as one is the client's error."""
     try:
-        return await request.post()
+        async with asyncio.timeout(request.app[SETTINGS].server.body_timeout_seconds):
+            return await request.post()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(text="The form stopped arriving before it was whole.") \
+            from None
     except LookupError:
         raise web.HTTPUnsupportedMediaType(
             text="The form's character set is not one this portal reads; send UTF-8.") \
@@ -54,6 +59,26 @@ async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytear
     except (ValueError, AssertionError, HttpProcessingError):
         # No multipart boundary, a broken part header, bytes that are not UTF-8.
         raise web.HTTPBadRequest(text="The form could not be read.") from None
+
+
+# Bodies read as they arrive, with a limit of their own (a request's file).
+_UPLOADS = re.compile(r"^/api/v1/issues/[^/]+/attachments$")
+UPLOAD_FRAMING = 64 * 1024
+
+
+@web.middleware
+async def body_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A declared length over the limit is refused at once (413), before a byte of the body
+    is awaited: a client announcing 100 GB and sending one byte holds nothing."""
+    declared = request.content_length
+    if declared is not None and request.method not in _SAFE_METHODS:
+        settings = request.app[SETTINGS]
+        limit = settings.web.max_body_bytes
+        if _UPLOADS.match(request.path) or session.streams_its_form(request):
+            limit = settings.support.max_attachment_bytes + UPLOAD_FRAMING
+        if declared > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
+    return await handler(request)
 
 
 @web.middleware

@@ -6,6 +6,7 @@ route table and the OpenAPI 3.1 document, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -16,8 +17,8 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from app.domain.errors import DomainError, Unauthenticated
-from app.web.keys import PRINCIPAL
+from app.domain.errors import DomainError, SlowRequest, Unauthenticated
+from app.web.keys import PRINCIPAL, SETTINGS
 from app.web.problems import PROBLEM_JSON
 from app.web.schemas.system import Problem
 
@@ -83,7 +84,7 @@ def _wrap(op: Operation) -> Handler:
                 raise RequestInvalid(400, "A query parameter is invalid.",
                                      field_errors(exc)) from None
         if op.body is not None:
-            raw = await request.read() if request.body_exists else b""
+            raw = await read_body(request) if request.body_exists else b""
             if op.verify_raw is not None:
                 op.verify_raw(request, raw)
             if raw and request.content_type != "application/json" \
@@ -94,6 +95,16 @@ def _wrap(op: Operation) -> Handler:
 
     endpoint.__name__ = op.handler.__name__
     return endpoint
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, within server.body_timeout_seconds (408 after: a client that stops
+    sending must not hold the connection)."""
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].server.body_timeout_seconds):
+            return await request.read()
+    except TimeoutError:
+        raise SlowRequest("The body stopped arriving before it was whole.") from None
 
 
 def _query_values(request: web.Request, model: type[BaseModel]) -> dict[str, Any]:

@@ -26,6 +26,8 @@ PROBLEM_TYPES: dict[str, tuple[int, str, str]] = {
              "anti-forgery token."),
     "not-found": (404, "Not found", "No such object, or it is outside your organisation."),
     "method-not-allowed": (405, "Method not allowed", "The path exists but not with this method."),
+    "request-timeout": (408, "Request timeout", "The body stopped arriving for "
+                        "server.body_timeout_seconds."),
     "conflict": (409, "Conflict", "The change clashes with existing data, e.g. a taken e-mail."),
     "payload-too-large": (413, "Payload too large", "The body exceeds web.max_body_bytes, or a "
                           "file exceeds support.max_attachment_bytes."),

@@ -3,12 +3,14 @@ never wait in memory, so it may be far larger than web.max_body_bytes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from app.domain.errors import BadRequest
+from app.domain.errors import BadRequest, SlowRequest
+from app.web.keys import SETTINGS
 
 CHUNK = 256 * 1024
 FIELD = "file"
@@ -39,6 +41,15 @@ async def file_part(request: web.Request, *,
     raise refused
 
 
-async def chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(CHUNK):
+async def chunks(request: web.Request, part: BodyPartReader) -> AsyncIterator[bytes]:
+    """The file's bytes; SlowRequest (408) when none arrive for server.body_timeout_seconds."""
+    idle = request.app[SETTINGS].server.body_timeout_seconds
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                chunk = await part.read_chunk(CHUNK)
+        except TimeoutError:
+            raise SlowRequest("The file stopped arriving before it was whole.") from None
+        if not chunk:
+            return
         yield chunk

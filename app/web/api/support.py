@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.domain.errors import TooLarge, Unauthenticated
+from app.domain.errors import Unauthenticated
 from app.domain.reports import ReportKind
 from app.domain.support import IssueChanges, IssueFilter
 from app.services.reports import ReportQuery
@@ -149,14 +149,12 @@ async def list_attachments(request: web.Request) -> web.Response:
                            "arrives: over support.max_attachment_bytes it is 413 and nothing "
                            "is kept; a type support.attachment_types does not list is 415.")
 async def add_attachment(request: web.Request) -> web.Response:
-    conversation = services(request).conversation
-    limit = conversation.policy.max_attachment_bytes
-    # The declared length counts the form's framing too: a little room for it.
-    if request.content_length is not None and request.content_length > limit + 64 * 1024:
-        raise TooLarge(f"A file may have at most {limit / 2**20:.0f} MiB.", field="file")
+    # A declared length over the limit (and the form's framing) is 413 already: see
+    # app.web.middlewares.body_limits.
     part = await file_part(request)
-    attachment = await conversation.attach(principal(request), request.match_info["id"],
-                                           part.filename or "", chunks(part))
+    attachment = await services(request).conversation.attach(
+        principal(request), request.match_info["id"], part.filename or "",
+        chunks(request, part))
     return json_out(AttachmentOut.of(attachment), status=201)
 
 

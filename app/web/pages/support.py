@@ -207,7 +207,7 @@ async def add_file(request: web.Request, me: Principal) -> web.StreamResponse:
         part = await file_part(request, first=(
             session.CSRF_FIELD, lambda token: session.check_csrf(request, token)))
         await conversation.attach(me, request.match_info["id"], part.filename or "",
-                                  chunks(part))
+                                  chunks(request, part))
     except DomainError as exc:
         if exc.status in (403, 404) or isinstance(exc, session.CsrfFailed):
             raise
