@@ -107,6 +107,7 @@ class SmtpSettings(_Section):
     username: str
     password: str
     timeout_seconds: float = Field(gt=0, le=300)
+    data_timeout_seconds: float = Field(gt=0, le=3600)
     ca_file: str
 
 

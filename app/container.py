@@ -214,7 +214,8 @@ class Container(containers.DeclarativeContainer):
             _smtp, host=config.mail.smtp.host, port=config.mail.smtp.port,
             security=config.mail.smtp.security, username=config.mail.smtp.username,
             password=config.mail.smtp.password,
-            timeout_seconds=config.mail.smtp.timeout_seconds, ca_file=config.mail.smtp.ca_file))
+            timeout_seconds=config.mail.smtp.timeout_seconds, ca_file=config.mail.smtp.ca_file,
+            data_timeout_seconds=config.mail.smtp.data_timeout_seconds))
 
     outbox = providers.Singleton(
         OutboxWorker, storage=storage, mailer=mailer, clock=clock, sender=config.mail.sender,

@@ -32,5 +32,10 @@ class PermanentMailError(MailError):
 
 
 class Mailer(Protocol):
+    @property
+    def longest_send(self) -> float:
+        """Seconds one `send` can take at the most, waits and all: the outbox leases a
+        message at least this long, so that nobody else sends it meanwhile."""
+
     async def send(self, email: Email) -> None:
         """Deliver the message or raise TemporaryMailError / PermanentMailError."""

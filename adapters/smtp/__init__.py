@@ -10,10 +10,14 @@ import aiosmtplib
 from adapters.mime import build_message
 from ports.mail import Email, PermanentMailError, TemporaryMailError
 
+# Steps of one send before the message itself: connect, EHLO, STARTTLS, EHLO, AUTH.
+_STEPS = 5
+
 
 class SmtpMailer:
     def __init__(self, host: str, port: int, security: str, username: str, password: str,
-                 timeout_seconds: float, ca_file: str = "") -> None:
+                 timeout_seconds: float, ca_file: str = "",
+                 data_timeout_seconds: float = 600) -> None:
         if security not in ("none", "starttls", "tls"):
             raise ValueError(f"smtp security is none, starttls or tls, not {security!r}")
         self._host = host
@@ -22,15 +26,23 @@ class SmtpMailer:
         self._username = username or None
         self._password = password or None
         self._timeout = timeout_seconds
+        # RFC 5321 4.5.3.2 gives the server 5 minutes for MAIL and RCPT and 10 for the end
+        # of the data: a client that gives up sooner resends what was delivered.
+        self._data_timeout = max(data_timeout_seconds, timeout_seconds)
         self._ca_file = ca_file or None
+
+    @property
+    def longest_send(self) -> float:
+        return _STEPS * self._timeout + 3 * self._data_timeout
 
     async def send(self, email: Email) -> None:
         try:
-            await aiosmtplib.send(
-                build_message(email), hostname=self._host, port=self._port,
-                use_tls=self._security == "tls", start_tls=self._security == "starttls",
-                username=self._username, password=self._password, timeout=self._timeout,
-                cert_bundle=self._ca_file)
+            async with aiosmtplib.SMTP(
+                    hostname=self._host, port=self._port, use_tls=self._security == "tls",
+                    start_tls=self._security == "starttls", username=self._username,
+                    password=self._password, timeout=self._timeout,
+                    cert_bundle=self._ca_file) as smtp:
+                await smtp.send_message(build_message(email), timeout=self._data_timeout)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refused.code for refused in exc.recipients]
             failure = f"{self._host}:{self._port} refused {email.to}: " + "; ".join(

@@ -119,8 +119,8 @@ def recipient(name: str, address: str) -> str:
 
 @dataclass(frozen=True)
 class OutboxPolicy:
+    # Messages tried in one round, each leased on its own just before it is sent.
     batch: int = 20
-    lease_seconds: int = 120
     max_attempts: int = MAX_ATTEMPTS
     base_delay: float = 5.0
     max_delay: float = 3600.0
@@ -137,15 +137,25 @@ class OutboxWorker:
         self.wake = asyncio.Event()
 
     async def run_once(self) -> int:
-        """Send what is due now; how many messages were tried."""
-        policy, now = self._policy, self._clock.now()
-        async with self._storage.unit_of_work() as uow:
-            claimed = await uow.outbox.claim(now, now + timedelta(seconds=policy.lease_seconds),
-                                             policy.batch)
-            await uow.commit()
-        for message in claimed:
-            await self._deliver(message)
-        return len(claimed)
+        """Send what is due now, one message leased at a time; how many were tried.
+
+        A lease covers one message for as long as its send can take at the most (the
+        mailer says how long, all its waits included) and a margin: another process never
+        takes over a message still being sent. Only a process that dies mid-send leaves
+        one to be sent again once its lease ends: then at most one duplicate arrives,
+        with the same Message-ID."""
+        lease = timedelta(seconds=self._mailer.longest_send * 1.2 + 30)
+        tried = 0
+        while tried < self._policy.batch:
+            now = self._clock.now()
+            async with self._storage.unit_of_work() as uow:
+                claimed = await uow.outbox.claim(now, now + lease, 1)
+                await uow.commit()
+            if not claimed:
+                break
+            await self._deliver(claimed[0])
+            tried += 1
+        return tried
 
     async def _deliver(self, message: OutboxMessage) -> None:
         policy = self._policy

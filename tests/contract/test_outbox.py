@@ -333,3 +333,73 @@ async def test_mail_committed_before_a_crash_is_sent_by_the_next_process(
     assert f"{settings.base_url}/licenses" in html.get_content()
     assert text is not None and "Sunday night." in text.get_content()
     assert sent[0]["Subject"] == "Maintenance"
+
+
+class SlowInbox(Inbox):
+    """Answers the end of each message's data only after `delay` seconds (RFC 5321 allows
+    the server ten minutes for it)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_a_slow_server_gets_each_message_once_from_two_workers(storage: Adapter) -> None:
+    from adapters.system import SystemClock
+
+    inbox, port = SlowInbox(delay=0.6), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    prefix = f"slow-{uuid.uuid4().hex[:6]}"
+    messages = queued(6, recipient=f"{prefix}@acme.test", at=T0 - timedelta(days=7300))
+    await put(storage, messages)
+    # Each step may take 0.3 s but the end of the data 5: the server's 0.6 s is no failure.
+    workers = [OutboxWorker(storage, SmtpMailer("127.0.0.1", port, "none", "", "", 0.3,
+                                                data_timeout_seconds=5),
+                            SystemClock(), "portal@vendor.test", OutboxPolicy(batch=50))
+               for _ in range(2)]
+    try:
+        async with asyncio.timeout(60):
+            await asyncio.gather(*(worker.run_once() for worker in workers))
+    finally:
+        controller.stop()
+    got = [m["Message-ID"] for m in inbox.messages if str(m["To"]).startswith(prefix)]
+    assert sorted(got) == sorted(m.message_id for m in messages)  # each once, none twice
+    for message in messages:
+        assert (await state(storage, message)).status is OutboxStatus.SENT
+
+
+async def test_a_message_is_leased_for_longer_than_its_send_can_take(storage: Adapter) -> None:
+    """While a send that may take 900 s runs, another worker that looks 800 s later does not
+    get the message; one that looks after the lease would (its sender died)."""
+    from adapters.system import SystemClock
+    from ports.mail import Email
+
+    prefix = f"lease-{uuid.uuid4().hex[:6]}"
+    [message] = queued(1, recipient=f"{prefix}@acme.test", at=T0 - timedelta(days=7300))
+    await put(storage, [message])
+    seen: dict[str, bool] = {}
+
+    async def another_worker_gets_it(after: timedelta) -> bool:
+        later = datetime.now(UTC) + after
+        async with storage.unit_of_work() as uow:  # never committed: only a look
+            claimed = await uow.outbox.claim(later, later + timedelta(minutes=1), 10_000)
+        return message.message_id in {m.message_id for m in claimed}
+
+    class Measuring:
+        longest_send = 900.0
+
+        async def send(self, email: Email) -> None:
+            if prefix in email.to:
+                seen["800 s on"] = await another_worker_gets_it(timedelta(seconds=800))
+                seen["an hour on"] = await another_worker_gets_it(timedelta(hours=1))
+
+    worker = OutboxWorker(storage, Measuring(), SystemClock(), "portal@vendor.test",
+                          OutboxPolicy(batch=10_000))
+    while await worker.run_once():
+        pass
+    assert seen == {"800 s on": False, "an hour on": True}

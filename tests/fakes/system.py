@@ -119,6 +119,10 @@ class FakeMailer:
         self.sent: list[Email] = []
         self.failures: list[Exception] = []
 
+    @property
+    def longest_send(self) -> float:
+        return 1.0
+
     async def send(self, email: Email) -> None:
         if self.failures:
             raise self.failures.pop(0)
