@@ -5,6 +5,9 @@ subscribers: whatever must not be lost is stored before it is published, and a s
 that missed something catches up from storage. Publishing never fails the caller: with
 Redis down the event is dropped with a log line (and this process's subscribers are told to
 look in storage), and the listener reconnects on its own, telling them the same once back.
+Nor does publishing ever wait for Redis: events go into a bounded queue that one task hands
+on in order, so a frozen Redis (which answers nothing until each socket timeout) slows no
+request; past the queue's bound events are dropped, counted and logged.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ def decode(raw: str | bytes) -> DomainEvent:
 
 
 class RedisEventBus:
-    def __init__(self, url: str, channel: str, timeout_seconds: float = 2.0) -> None:
+    def __init__(self, url: str, channel: str, timeout_seconds: float = 2.0,
+                 queue_size: int = 10_000) -> None:
         self._url = url
         self._channel = channel
         self._timeout = timeout_seconds
@@ -60,7 +64,13 @@ class RedisEventBus:
         self._client: redis.Redis | None = None
         self._listen_client: redis.Redis | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._outgoing: asyncio.Queue[DomainEvent] = asyncio.Queue(queue_size)
+        # What became of the events handed to publish(), for logs and operators.
+        self.published = 0
+        self.failed = 0
+        self.dropped = 0
 
     async def open(self) -> None:
         self._client = redis.Redis.from_url(
@@ -70,12 +80,19 @@ class RedisEventBus:
         self._listen_client = redis.Redis.from_url(
             self._url, socket_connect_timeout=self._timeout, health_check_interval=15)
         self._listener = asyncio.create_task(self._listen(), name="redis-event-bus")
+        self._sender = asyncio.create_task(self._send_forever(), name="redis-publisher")
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        if self._sender is not None:
+            # What this process announced last still goes out, unless Redis is away.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._timeout):
+                    await self._outgoing.join()
+        for task in (self._listener, self._sender):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for client in (self._client, self._listen_client):
             if client is not None:
                 await client.aclose()
@@ -98,14 +115,34 @@ class RedisEventBus:
         return lambda: self._subscribers.remove(subscriber)
 
     async def publish(self, event: DomainEvent) -> None:
-        assert self._client is not None, "open() the bus first"
+        """Queued, never awaited on Redis: returns at once."""
         try:
-            await self._client.publish(self._channel, encode(event))
-        except (RedisError, OSError) as exc:
-            log.warning("event %s not published, Redis is unavailable: %s",
-                        type(event).__name__, exc)
-            # This process's own subscribers look in storage for what it announced.
+            self._outgoing.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("event bus: %d events waiting for Redis; %d dropped so far "
+                            "(stored first, so streams catch up from storage)",
+                            self._outgoing.qsize(), self.dropped)
             await hand_on(self._subscribers, Resumed())
+
+    async def _send_forever(self) -> None:
+        """Hand the queued events to Redis, one at a time and in order."""
+        assert self._client is not None, "open() the bus first"
+        while True:
+            event = await self._outgoing.get()
+            try:
+                await self._client.publish(self._channel, encode(event))
+                self.published += 1
+            except (RedisError, OSError) as exc:
+                self.failed += 1
+                log.warning("event %s not published, Redis is unavailable (%d so far, %d "
+                            "waiting): %s", type(event).__name__, self.failed,
+                            self._outgoing.qsize(), exc)
+                # This process's own subscribers look in storage for what it announced.
+                await hand_on(self._subscribers, Resumed())
+            finally:
+                self._outgoing.task_done()
 
     async def _listen(self) -> None:
         """Subscribe and hand every message to the subscribers; reconnect after a failure,

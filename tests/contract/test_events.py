@@ -23,7 +23,7 @@ from app.domain.licensing import DocumentKind
 from app.domain.notifications import Batch, Message, NotificationKind
 from app.domain.releases import ReleaseKind
 from ports.events import EventBus, Heard, Resumed
-from tests.live import free_port
+from tests.live import free_port, redis_server
 from tests.world import SettingsFor
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -188,9 +188,10 @@ async def test_publishing_without_redis_drops_the_event_and_does_not_fail(
     try:
         assert not await nobody.ready(0.3)
         await nobody.publish(EVENT)  # returns; nothing raised
-        assert "not published, Redis is unavailable" in caplog.text
+        await eventually(lambda: "not published, Redis is unavailable" in caplog.text)
         # This process's own subscribers are told to look in storage instead.
-        assert heard == [Resumed()]
+        await eventually(lambda: heard == [Resumed()])
+        assert nobody.failed == 1 and nobody.published == 0
     finally:
         await nobody.close()
 
@@ -234,6 +235,41 @@ async def test_the_listener_comes_back_after_redis_restarts(tmp_path: Path) -> N
         await bus.close()
         server.kill()
         await server.wait()
+
+
+@pytest.mark.redis
+async def test_a_frozen_redis_never_holds_a_publish(tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A Redis that stops answering (SIGSTOP: its socket stays open) made each publish
+    wait out the socket timeout inside the request; now it returns at once, what cannot
+    wait is dropped, counted and logged, and events flow again once Redis thaws."""
+    with redis_server(tmp_path) as server:
+        bus = RedisEventBus(server.url, "frozen", timeout_seconds=1.0, queue_size=5)
+        await bus.open()
+        heard: list[Heard] = []
+
+        async def keep(event: Heard) -> None:
+            heard.append(event)
+
+        bus.subscribe(keep)
+        try:
+            assert await bus.ready(5)
+            server.freeze()
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            for _ in range(20):
+                await bus.publish(EVENT)
+            assert loop.time() - started < 0.2  # not 20 socket timeouts
+            assert bus.dropped >= 14
+            assert "dropped so far" in caplog.text and Resumed() in heard
+            server.thaw()
+            await eventually(lambda: bus.published >= 1, seconds=15)
+            heard.clear()
+            await bus.publish(EVENT)
+            await eventually(lambda: EVENT in heard, seconds=15)
+        finally:
+            server.thaw()
+            await bus.close()
 
 
 @pytest.mark.redis
