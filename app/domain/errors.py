@@ -76,6 +76,18 @@ class Invalid(DomainError):
     title = "Invalid input"
 
 
+class TryAgain(DomainError):
+    """Busy with a moment's clash, not the caller's fault: the same request later works."""
+
+    status = 503
+    slug = "service-unavailable"
+    title = "Try again"
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class Throttled(DomainError):
     status = 429
     slug = "too-many-requests"

@@ -3,6 +3,7 @@ support certificates. Each event is one transaction and is applied once."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 
 from app.domain.access import Scope
 from app.domain.cabinets import Cabinet, CabinetKind
-from app.domain.errors import Conflict, Invalid
+from app.domain.errors import Conflict, Invalid, TryAgain
 from app.domain.events import DocumentIssued, DocumentRenewed, DocumentRevoked
 from app.domain.licensing import (
     Certificate,
@@ -57,6 +58,13 @@ class FeedPolicy:
     tolerance_seconds: int
 
 
+RETRIES = 3
+
+
+class _Clashed(Exception):
+    """A concurrent transaction won a race this one lost: apply the event again."""
+
+
 class PurchaseService(UseCases):
     def __init__(self, work: Transactions, clock: Clock, ids: IdGenerator,
                  policy: FeedPolicy) -> None:
@@ -73,23 +81,36 @@ class PurchaseService(UseCases):
                         self._policy.tolerance_seconds)
 
     async def apply(self, event: PurchaseEvent) -> tuple[dict[str, Any], bool]:
-        """The event's outcome, and whether it was a repeat (then nothing changed)."""
+        """The event's outcome, and whether it was a repeat (then nothing changed).
+
+        Events applied at the same moment can clash (two first events of one new customer
+        both create it; two take one document number): the loser's transaction is rolled
+        back and the event applied again, which then finds what the winner made. Only a
+        clash that outlasts the retries is answered, as 503 with Retry-After: it is never
+        the sender's fault."""
+        for _ in range(RETRIES):
+            try:
+                return await self._apply_once(event)
+            except _Clashed:
+                await asyncio.sleep(0.05)
+        raise TryAgain("Other events for the same customer were being applied at the same "
+                       "moment; nothing was written. Send this one again.")
+
+    async def _apply_once(self, event: PurchaseEvent) -> tuple[dict[str, Any], bool]:
         now = self._clock.now()
         async with self._work() as uow:
             if not await uow.purchases.claim(event.event_id, event.type.value,
                                              event.occurred_at, now):
                 stored = await uow.purchases.outcome(event.event_id)
                 if stored is None:
-                    raise Conflict("This event is being applied right now; try again.")
+                    raise _Clashed  # the same event, being applied right now elsewhere
                 return stored, True
             apply = {PurchaseType.COMPLETED: self._complete, PurchaseType.RENEWED: self._renew,
                      PurchaseType.REFUNDED: self._refund}[event.type]
             try:
                 outcome = await apply(uow, event, now)
             except DuplicateKey:
-                # A concurrent event took the same item id or document number first.
-                raise Conflict("Another event changed the same items at the same moment; "
-                               "nothing was written. Send it again.") from None
+                raise _Clashed from None  # a concurrent event took an item id or a number
             result = asdict(outcome)
             await uow.purchases.record_outcome(event.event_id, result)
             await uow.audit.add(self._audit.entry(
@@ -130,9 +151,14 @@ class PurchaseService(UseCases):
             if parent is None:
                 raise Invalid("No customer has the parent's billing id.",
                               field="customer.parent_external_id")
-        cabinet = await add_cabinet(uow, self._audit, SYSTEM, self._ids.new_id(), now,
-                                    customer.name, CabinetKind.CUSTOMER, parent,
-                                    customer.external_id, contact)
+        try:
+            cabinet = await add_cabinet(uow, self._audit, SYSTEM, self._ids.new_id(), now,
+                                        customer.name, CabinetKind.CUSTOMER, parent,
+                                        customer.external_id, contact)
+        except Conflict as exc:
+            if exc.field == "external_id":
+                raise _Clashed from None  # another event created this customer just now
+            raise
         return cabinet, True
 
     async def _complete(self, uow: UnitOfWork, event: PurchaseEvent,

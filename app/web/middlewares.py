@@ -13,7 +13,7 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
-from app.domain.errors import DomainError, Throttled, Unauthenticated
+from app.domain.errors import DomainError, Throttled, TryAgain, Unauthenticated
 from app.web.api.common import client_address
 from app.web.keys import OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
 from app.web.openapi import RequestInvalid, documented_methods
@@ -113,7 +113,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
                       exc.status, exc.text if exc.text and exc.text != exc.reason else exc.reason)
         return _error(request, exc.status, slug_for_status(exc.status), detail, headers=kept)
     except DomainError as exc:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Throttled) else {}
+        headers = {"Retry-After": str(exc.retry_after)} \
+            if isinstance(exc, Throttled | TryAgain) else {}
         if isinstance(exc, Unauthenticated):
             headers["WWW-Authenticate"] = 'Bearer realm="portal"'
         if isinstance(exc, RequestInvalid):

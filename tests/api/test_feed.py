@@ -209,6 +209,18 @@ async def test_a_renewal_never_shortens_a_license(world: World) -> None:
     assert status == 422 and problem["errors"][0]["field"] == "items.0.valid_to"
 
 
+async def test_first_events_of_one_new_customer_at_once_all_apply(world: World) -> None:
+    """Each created the customer and the loser was told "Another cabinet has this billing
+    id" (409), which reads as permanent though a retry worked: now every one applies."""
+    first = purchase(world.product.code)
+    customer = first["customer"]["external_id"]
+    events = [first, *(purchase(world.product.code, customer) for _ in range(5))]
+    answers = await asyncio.gather(*(send(world.client, event) for event in events))
+    assert [status for status, _ in answers] == [200] * 6, answers
+    assert len({outcome["cabinet"]["id"] for _, outcome in answers}) == 1
+    assert sum(len(outcome["licenses"]) for _, outcome in answers) == 6
+
+
 async def test_two_events_racing_for_one_item_never_answer_500(world: World) -> None:
     shared = purchase(world.product.code)
     rival = purchase(world.product.code, items=shared["items"])
