@@ -7,8 +7,8 @@ from datetime import datetime
 from pydantic import Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.domain.cabinets import MAX_NAME_LENGTH, Cabinet, CabinetKind
-from app.web.schemas.common import Body, Name, Out, reject_null
+from app.domain.cabinets import Cabinet, CabinetKind
+from app.web.schemas.common import Body, Name, NewName, Out, reject_null
 
 
 class CabinetOut(Out):
@@ -46,8 +46,7 @@ class CabinetCreate(Body):
 class CabinetPatch(Body):
     """Fields left out stay unchanged; null clears `external_id` or moves to the top."""
 
-    name: str | SkipJsonSchema[None] = Field(None, min_length=1, max_length=MAX_NAME_LENGTH,
-                                             pattern=r"\S")
+    name: NewName | SkipJsonSchema[None] = None
     external_id: str | None = Field(None, min_length=1, max_length=100,
                                     description="Staff admins only.")
     parent_id: str | None = Field(None, description="Move the cabinet; staff admins only.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,6 +10,9 @@ from app.domain.cabinets import MAX_NAME_LENGTH
 from app.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 Name = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"\S")
+# A name a change may leave out: the rule on the text itself, where the document shows it
+# (set on a `str | None` field, the pattern was checked but left out of the document).
+NewName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"\S")]
 ExternalId = Field(min_length=1, max_length=100)
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.domain.cabinets import MAX_NAME_LENGTH
 from app.domain.products import (
     BUCKET_PATTERN,
     CODE_PATTERN,
@@ -16,7 +15,7 @@ from app.domain.products import (
     MAX_PREFIX_LENGTH,
     Product,
 )
-from app.web.schemas.common import Body, Name, Out, reject_null
+from app.web.schemas.common import Body, Name, NewName, Out, reject_null
 
 
 class ProductOut(Out):
@@ -58,11 +57,10 @@ class ProductCreate(Body):
 class ProductPatch(Body):
     """Fields left out stay unchanged."""
 
-    name: str | SkipJsonSchema[None] = Field(None, min_length=1, max_length=MAX_NAME_LENGTH,
-                                             pattern=r"\S")
+    name: NewName | SkipJsonSchema[None] = None
     description: str | SkipJsonSchema[None] = Field(None, max_length=MAX_DESCRIPTION_LENGTH)
     parameters: dict[str, Any] | SkipJsonSchema[None] = None
-    bucket: str | SkipJsonSchema[None] = Field(None, pattern=BUCKET_PATTERN)
+    bucket: Annotated[str, Field(pattern=BUCKET_PATTERN)] | SkipJsonSchema[None] = None
     prefix: str | SkipJsonSchema[None] = Field(None, max_length=MAX_PREFIX_LENGTH)
     active: bool | SkipJsonSchema[None] = None
 

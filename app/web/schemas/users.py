@@ -10,7 +10,7 @@ from pydantic.json_schema import SkipJsonSchema
 from app.domain.cabinets import MAX_NAME_LENGTH
 from app.domain.roles import Role
 from app.domain.users import EMAIL_PATTERN, MAX_EMAIL_LENGTH, User
-from app.web.schemas.common import Body, Out, reject_null
+from app.web.schemas.common import Body, NewName, Out, reject_null
 
 
 class UserOut(Out):
@@ -52,8 +52,7 @@ class UserCreated(Out):
 class UserPatch(Body):
     """Fields left out stay unchanged."""
 
-    name: str | SkipJsonSchema[None] = Field(None, min_length=1, max_length=MAX_NAME_LENGTH,
-                                             pattern=r"\S")
+    name: NewName | SkipJsonSchema[None] = None
     role: Role | SkipJsonSchema[None] = None
     active: bool | SkipJsonSchema[None] = None
 
