@@ -151,6 +151,14 @@ class PdfSettings(_Section):
     cache_mb: int = Field(ge=0, le=4096)
 
 
+class RateLimitSettings(_Section):
+    window_seconds: int = Field(ge=1, le=900)
+    verify_per_address: int = Field(ge=1)
+    feeds_per_address: int = Field(ge=1)
+    reports_per_user: int = Field(ge=1)
+    archives_per_user: int = Field(ge=1)
+
+
 class ReportSettings(_Section):
     pdf_row_limit: int = Field(ge=1, le=100_000)
     pdf_time_limit_seconds: float = Field(gt=0, le=3600)
@@ -237,6 +245,7 @@ class Settings(_Section):
     licensing: LicensingSettings
     pdf: PdfSettings
     reports: ReportSettings
+    rate_limits: RateLimitSettings
     feeds: FeedSettings
     support: SupportSettings
     web: WebSettings

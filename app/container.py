@@ -43,6 +43,7 @@ from app.services.documents import DocumentService, PrintPolicy
 from app.services.downloads import DownloadService
 from app.services.helpdesk_sync import HelpdeskSync, SyncPolicy
 from app.services.licensing import LicensingService
+from app.services.limits import LimitPolicy, RateLimits
 from app.services.mail import EmailComposer, MailPolicy, OutboxPolicy, OutboxWorker
 from app.services.notifications import NotificationService
 from app.services.notifier import Notifier
@@ -279,12 +280,22 @@ class Container(containers.DeclarativeContainer):
                                         config.reports.link_ttl_hours),
             base_url=config.base_url))
 
+    limits = providers.Singleton(
+        RateLimits, work=work, clock=clock, policy=providers.Singleton(
+            LimitPolicy, window_seconds=config.rate_limits.window_seconds,
+            limits=providers.Dict(
+                verify=config.rate_limits.verify_per_address,
+                feeds=config.rate_limits.feeds_per_address,
+                reports=config.rate_limits.reports_per_user,
+                archives=config.rate_limits.archives_per_user)))
+
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
                                    users=users, catalog=catalog, licensing=licensing,
                                    purchases=purchases, documents=documents, releases=releases,
                                    downloads=downloads, support=support,
                                    conversation=conversation, helpdesk=helpdesk_sync,
                                    reports=reports, subscriptions=subscriptions,
+                                   limits=limits,
                                    notifications=notifications, reminders=reminders,
                                    objects=object_store, events=event_bus, mailer=mailer,
                                    outbox=outbox,

@@ -12,6 +12,7 @@ from app.services.documents import DocumentService
 from app.services.downloads import DownloadService
 from app.services.helpdesk_sync import HelpdeskSync
 from app.services.licensing import LicensingService
+from app.services.limits import RateLimits
 from app.services.mail import OutboxWorker
 from app.services.notifications import NotificationService
 from app.services.purchases import PurchaseService
@@ -48,6 +49,7 @@ class Services:
     helpdesk: HelpdeskSync
     reports: ReportService
     subscriptions: ReportSubscriptions
+    limits: RateLimits
     objects: ObjectStore
     events: EventBus
     mailer: Mailer

@@ -47,6 +47,7 @@ from app.web.middlewares import (
     authentication,
     body_limits,
     errors,
+    rate_limits,
     refuse_nul,
     request_ids,
     response_headers,
@@ -87,7 +88,7 @@ API_DESCRIPTION = (
 def create_app(settings: Settings, services_factory: ServicesFactory = open_services,
                ) -> web.Application:
     app = web.Application(middlewares=[request_ids, errors, body_limits, refuse_nul,
-                                       authentication],
+                                       authentication, rate_limits],
                           client_max_size=settings.web.max_body_bytes)
     app[SETTINGS] = settings
     operations = [op for module in API_MODULES for op in module.api.operations]

@@ -20,6 +20,7 @@ from app.web.openapi import RequestInvalid, documented_methods
 from app.web.pages import session
 from app.web.pages.render import error_page
 from app.web.problems import problem, slug_for_status
+from app.web.reports import wanted_report
 from ports.documents import RenderingFailed
 from ports.helpdesk import HelpdeskUnavailable
 from ports.objects import ObjectNotFound, ObjectStoreUnavailable
@@ -205,6 +206,41 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
         if principal is not None:
             request[PRINCIPAL] = principal
     return await handler(request)
+
+
+# What is public or costly, the limit it counts against, and whether by user (else by
+# client address).
+_LIMITED = [(re.compile(r"^/verify/"), "verify", False),
+            (re.compile(r"^/api/v1/feed/"), "feeds", False),
+            (re.compile(r"^/api/v1/licenses/[^/]+/images/archive$"), "archives", True),
+            (re.compile(r"^/reports(/scheduled/[^/]+)?$"), "reports", True)]
+_REPORTABLE = re.compile(r"^/api/v1/(licenses|certificates|issues)$")
+
+
+@web.middleware
+async def rate_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """429 with Retry-After past a limit of rate_limits.*, counted for all processes."""
+    name, by_user = _limit_of(request)
+    if name is not None:
+        principal = request.get(PRINCIPAL)
+        who = f"user:{principal.user_id}" if by_user and principal is not None and \
+            principal.user_id else f"address:{client_address(request)}"
+        await request.app[SERVICES].limits.spend(name, who)
+    return await handler(request)
+
+
+def _limit_of(request: web.Request) -> tuple[str | None, bool]:
+    if request.method == "GET" and _REPORTABLE.match(request.path):
+        given = request.query.get("format")
+        try:
+            return ("reports", True) if wanted_report(request, given) is not None else \
+                (None, False)
+        except ValueError:
+            return None, False  # an unknown format: the handler says so
+    for pattern, name, by_user in _LIMITED:
+        if pattern.match(request.path):
+            return name, by_user
+    return None, False
 
 
 def _has_session_cookie(request: web.Request) -> bool:
