@@ -83,8 +83,15 @@ class _PostgresSession:
 
     async def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
         await self._run(sql, params)
-        names = [column.name for column in self._cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in await self._cursor.fetchall()]
+        try:
+            names = [column.name for column in self._cursor.description]
+            rows = await self._cursor.fetchall()
+        except (TimeoutError, psycopg2.Error, OSError) as exc:
+            # The server went away between the statement and its rows (a shutdown closes
+            # the cursor: InterfaceError): an outage, like a failed statement.
+            _stop_if_cancelled()
+            raise _translate(exc) from exc
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     async def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
         rows = await self.fetch_all(sql, params)
