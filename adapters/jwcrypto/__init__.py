@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from jwcrypto import jwk, jws, jwt
 from jwcrypto.common import JWException
 
@@ -15,6 +18,15 @@ from ports.security import InvalidToken
 
 ALGORITHM = "EdDSA"
 LEEWAY_SECONDS = 30
+
+
+def _base64url(text: str) -> bytes:
+    """Strictly: a character outside base64url is an error, not skipped."""
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class KeyFileError(Exception):
@@ -27,8 +39,10 @@ class JwcryptoTokenCodec:
             raise KeyFileError("the token signing key must be an Ed25519 private key")
         self._key = key
         self._kid = key["kid"]
+        public = jwk.JWK(**key.export_public(as_dict=True))
         self._public = jwk.JWKSet()
-        self._public.add(jwk.JWK(**key.export_public(as_dict=True)))
+        self._public.add(public)
+        self._verifier: Ed25519PublicKey = public.get_op_key("verify")
         self._issuer = issuer
         self._audience = audience
 
@@ -39,26 +53,45 @@ class JwcryptoTokenCodec:
         return str(token.serialize())
 
     def decode(self, token: str) -> dict[str, Any]:
+        """Checked as jwcrypto checks it, without its costs per call (a deep copy of its
+        header registry and a key thumbprint: 200 µs of a request's 1.3 ms): the compact
+        form, the algorithm (EdDSA and nothing else), the signature with the preloaded
+        Ed25519 key, then every claim."""
         try:
-            # Given the token, jwcrypto's constructor would validate it at once, with its
-            # own 60 s leeway: the leeway is set first, and the token read after.
-            verified = jwt.JWT(
-                algs=[ALGORITHM], expected_type="JWS",
-                check_claims={"exp": None, "iat": None, "sub": None, "jti": None,
-                              "iss": self._issuer, "aud": self._audience})
-            verified.leeway = LEEWAY_SECONDS
-            verified.deserialize(token, self._public)
-            claims = json.loads(verified.claims)
-        except (JWException, ValueError, TypeError, KeyError) as exc:
+            head, body, signature = token.split(".")
+            header = json.loads(_base64url(head))
+            if not isinstance(header, dict) or header.get("alg") != ALGORITHM or \
+                    header.get("kid", self._kid) != self._kid or "crit" in header:
+                raise InvalidToken("not one of this portal's tokens")
+            self._verifier.verify(_base64url(signature), f"{head}.{body}".encode("ascii"))
+            claims = json.loads(_base64url(body))
+        except (ValueError, TypeError, UnicodeError, InvalidSignature) as exc:
             raise InvalidToken(type(exc).__name__) from None
         if not isinstance(claims, dict):
             raise InvalidToken("claims are not an object")
-        # A check_claims list checks `nbf` only when it is required; ours may leave it out.
-        not_before = claims.get("nbf")
-        if not_before is not None and (not isinstance(not_before, int) or isinstance(
-                not_before, bool) or not_before > time.time() + LEEWAY_SECONDS):
-            raise InvalidToken("not valid yet")
+        self._check_claims(claims)
         return claims
+
+    def _check_claims(self, claims: dict[str, Any]) -> None:
+        now = time.time()
+        for name in ("exp", "iat"):
+            if not _is_int(claims.get(name)):
+                raise InvalidToken(f"{name} missing or not a number")
+        for name in ("sub", "jti"):
+            if not isinstance(claims.get(name), str):
+                raise InvalidToken(f"{name} missing")
+        if claims.get("iss") != self._issuer:
+            raise InvalidToken("another issuer")
+        audience = claims.get("aud")
+        if audience != self._audience and not (
+                isinstance(audience, list) and self._audience in audience):
+            raise InvalidToken("another audience")
+        if claims["exp"] < now - LEEWAY_SECONDS:
+            raise InvalidToken("expired")
+        not_before = claims.get("nbf")
+        if not_before is not None and (not _is_int(not_before)
+                                       or not_before > now + LEEWAY_SECONDS):
+            raise InvalidToken("not valid yet")
 
     def public_jwks(self) -> dict[str, Any]:
         keys: dict[str, Any] = json.loads(self._public.export(private_keys=False))

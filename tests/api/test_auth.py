@@ -200,6 +200,13 @@ async def test_forged_and_broken_tokens_are_refused(world: World) -> None:
         "expired 31 s ago": codec.encode({**base, "iat": now - 900, "exp": now - 31}),
         "not valid for two more minutes": codec.encode({**base, "nbf": now + 120}),
         "a not-before that is no number": codec.encode({**base, "nbf": "soon"}),
+        # The verifier reads the compact form itself: its edges, each refused.
+        "a fourth part": f"{token}.e30",
+        "not base64url in the signature": f"{head}.{body}.{signature[:-4]}*+/=",
+        "another key's id": f"{b64({**header, 'kid': 'other'})}.{body}.{signature}",
+        "a critical header": f"{b64({**header, 'crit': ['exp']})}.{body}.{signature}",
+        "a boolean expiry": codec.encode({**base, "exp": True}),
+        "no subject": codec.encode({k: v for k, v in base.items() if k != "sub"}),
     }
     within = codec.encode({**base, "iat": now - 900, "exp": now - 20})
     assert await me_status(world.client, within) == 200  # inside the leeway
