@@ -127,7 +127,7 @@ class PostgresStorage(SqlStorage):
             self._pool = None
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_PostgresSession]:
+    async def _transaction(self, read_only: bool = False) -> AsyncIterator[_PostgresSession]:
         if self._pool is None:
             raise StorageUnavailable("the PostgreSQL storage is not open")
         try:
@@ -146,14 +146,19 @@ class PostgresStorage(SqlStorage):
                 conn.close()  # dead since it was pooled; the pool opens a new one
                 raise _translate(exc) from exc
             session = _PostgresSession(cursor)
+            failed = True
             try:
                 # Inside the try: a cancellation that lands on BEGIN still rolls back, so
                 # the connection goes back to the pool outside any transaction.
-                await session.execute("BEGIN")
+                if not read_only:
+                    await session.execute("BEGIN")
                 yield session
+                failed = False
             finally:
                 try:
-                    await cursor.execute("ROLLBACK")
+                    # A read leaves nothing to undo, unless it broke off mid-statement.
+                    if not read_only or failed:
+                        await cursor.execute("ROLLBACK")
                     cursor.close()
                 except (psycopg2.Error, OSError):
                     log.warning("dropping a PostgreSQL connection that failed to roll back")

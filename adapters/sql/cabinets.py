@@ -11,11 +11,11 @@ from app.domain.access import Scope
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.paging import PageRequest
 
-_CABINET_COLUMNS = ("c.id, c.name, c.kind, c.parent_id, c.path, c.external_id, c.created_at,"
+CABINET_COLUMNS = ("c.id, c.name, c.kind, c.parent_id, c.path, c.external_id, c.created_at,"
                     " c.updated_at, c.contact_email")
 
 
-def _cabinet(row: Row) -> Cabinet:
+def cabinet_of(row: Row) -> Cabinet:
     return Cabinet(id=row["id"], name=row["name"], kind=CabinetKind(row["kind"]),
                    parent_id=row["parent_id"], path=row["path"], external_id=row["external_id"],
                    created_at=row["created_at"], updated_at=row["updated_at"],
@@ -39,10 +39,10 @@ class SqlCabinets:
         in_scope, scope_params = scope_filter(scope, "c.path")
         lock = self._db.for_update if for_update else ""
         row = await self._db.fetch_one(
-            f"SELECT {_CABINET_COLUMNS} FROM cabinets c WHERE {where} AND {in_scope}{lock}",
+            f"SELECT {CABINET_COLUMNS} FROM cabinets c WHERE {where} AND {in_scope}{lock}",
             {**params, **scope_params},
         )
-        return _cabinet(row) if row else None
+        return cabinet_of(row) if row else None
 
     async def get(self, cabinet_id: str, scope: Scope, *,
                   for_update: bool = False) -> Cabinet | None:
@@ -57,23 +57,23 @@ class SqlCabinets:
         listed, names = in_list("id", cabinet_ids)
         in_scope, scope_params = scope_filter(scope, "c.path")
         rows = await self._db.fetch_all(
-            f"SELECT {_CABINET_COLUMNS} FROM cabinets c"
+            f"SELECT {CABINET_COLUMNS} FROM cabinets c"
             f" WHERE c.id IN ({listed}) AND {in_scope}"
             " ORDER BY c.id",
             {**names, **scope_params},
         )
-        return [_cabinet(row) for row in rows]
+        return [cabinet_of(row) for row in rows]
 
     async def _page(self, where: str, params: dict[str, Any], scope: Scope,
                     page: PageRequest) -> list[Cabinet]:
         in_scope, scope_params = scope_filter(scope, "c.path")
         after, page_params = page_filter(page, "c.id")
         rows = await self._db.fetch_all(
-            f"SELECT {_CABINET_COLUMNS} FROM cabinets c WHERE {where} AND {in_scope} AND {after}"
+            f"SELECT {CABINET_COLUMNS} FROM cabinets c WHERE {where} AND {in_scope} AND {after}"
             " ORDER BY c.id LIMIT :page_limit",
             {**params, **scope_params, **page_params},
         )
-        return [_cabinet(row) for row in rows]
+        return [cabinet_of(row) for row in rows]
 
     async def list_visible(self, scope: Scope, page: PageRequest) -> list[Cabinet]:
         return await self._page("1 = 1", {}, scope, page)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from adapters.sql.cabinets import CABINET_COLUMNS, cabinet_of
 from adapters.sql.session import Row, SqlSession
 from adapters.sql.statements import page_filter, scope_filter
 from app.domain.access import Scope
+from app.domain.cabinets import Cabinet
 from app.domain.paging import PageRequest
 from app.domain.roles import Role
 from app.domain.sessions import LoginSession
@@ -14,6 +16,10 @@ from app.domain.users import User
 
 _USER_COLUMNS = ("u.id, u.email, u.email_key, u.name, u.role, u.cabinet_id, u.active,"
                  " u.password_hash, u.created_at, u.updated_at, u.deleted_at")
+
+
+_PREFIXED_CABINET = ", ".join(f"{column} AS c_{column[2:]}"
+                              for column in CABINET_COLUMNS.split(", "))
 
 
 def _user(row: Row) -> User:
@@ -91,6 +97,24 @@ class SqlSessions:
             "SELECT id, user_id, created_at, expires_at, revoked_at FROM login_sessions"
             " WHERE id = :id", {"id": session_id})
         return LoginSession(**row) if row else None
+
+    async def signed_in(self, session_id: str, user_id: str
+                        ) -> tuple[LoginSession, User, Cabinet] | None:
+        # The user's and the cabinet's columns keep their names: each half is read apart.
+        row = await self._db.fetch_one(
+            f"SELECT s.created_at AS s_created_at, s.expires_at AS s_expires_at,"
+            f" s.revoked_at AS s_revoked_at, {_USER_COLUMNS}, {_PREFIXED_CABINET}"
+            " FROM login_sessions s JOIN users u ON u.id = s.user_id"
+            " JOIN cabinets c ON c.id = u.cabinet_id"
+            " WHERE s.id = :id AND u.id = :user_id AND u.deleted_at IS NULL",
+            {"id": session_id, "user_id": user_id})
+        if row is None:
+            return None
+        session = LoginSession(id=session_id, user_id=user_id, created_at=row["s_created_at"],
+                               expires_at=row["s_expires_at"], revoked_at=row["s_revoked_at"])
+        cabinet = cabinet_of({name[2:]: value for name, value in row.items()
+                              if name.startswith("c_")})
+        return session, _user(row), cabinet
 
     async def revoke(self, session_id: str, at: datetime) -> None:
         await self._db.execute(

@@ -13,15 +13,16 @@ from ports.storage import EventLog
 
 class SqlStorage(ABC):
     @abstractmethod
-    def _transaction(self) -> AbstractAsyncContextManager[SqlSession]:
+    def _transaction(self, read_only: bool = False) -> AbstractAsyncContextManager[SqlSession]:
         """One connection inside a transaction that is rolled back on leaving (a commit
-        before that makes the work durable)."""
+        before that makes the work durable); `read_only`: no transaction, no BEGIN and no
+        ROLLBACK (two round trips of a read's five)."""
 
     @asynccontextmanager
-    async def unit_of_work(self, events: EventLog | None = None
+    async def unit_of_work(self, events: EventLog | None = None, *, read_only: bool = False
                            ) -> AsyncIterator[SqlUnitOfWork]:
-        async with self._transaction() as session:
-            yield SqlUnitOfWork(session, events)
+        async with self._transaction(read_only) as session:
+            yield SqlUnitOfWork(session, events, read_only=read_only)
 
     async def ping(self) -> None:
         async with self._transaction() as session:

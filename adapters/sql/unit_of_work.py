@@ -23,7 +23,9 @@ from ports.storage import EventLog
 class SqlUnitOfWork:
     """Repositories over one transaction; the adapter's context manager owns begin/rollback."""
 
-    def __init__(self, db: SqlSession, events: EventLog | None = None) -> None:
+    def __init__(self, db: SqlSession, events: EventLog | None = None, *,
+                 read_only: bool = False) -> None:
+        self._read_only = read_only
         self.cabinets = SqlCabinets(db)
         self.products = SqlProducts(db)
         self.licenses = SqlLicenses(db)
@@ -52,6 +54,8 @@ class SqlUnitOfWork:
         return bool(row and row["locked"])
 
     async def commit(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work commits nothing")
         await self.events.commit(self, self._commit)
 
     async def _commit(self) -> None:

@@ -119,7 +119,8 @@ class SqliteStorage(SqlStorage):
             self._conn = None
 
     @asynccontextmanager
-    async def _transaction(self, begin: str = "BEGIN") -> AsyncIterator[_SqliteSession]:
+    async def _transaction(self, read_only: bool = False,
+                           begin: str = "BEGIN") -> AsyncIterator[_SqliteSession]:
         if self._conn is None:
             raise StorageUnavailable("the SQLite storage is not open")
         conn = self._conn
@@ -135,11 +136,13 @@ class SqliteStorage(SqlStorage):
             # thread after the caller has gone. Calls run there in order, so a rollback
             # first (a no-op without a transaction) ends any such leftover.
             await conn.rollback()
-            await session.execute(begin)
+            if not read_only:
+                await session.execute(begin)
             try:
                 yield session
             finally:
-                await conn.rollback()  # after a commit: a no-op
+                if not read_only:
+                    await conn.rollback()  # after a commit: a no-op
         finally:
             self._lock.release()
 
@@ -149,7 +152,7 @@ class SqliteStorage(SqlStorage):
 
     async def migrate(self) -> list[str]:
         # IMMEDIATE takes the write lock first, so a second process waits instead of racing.
-        async with self._transaction("BEGIN IMMEDIATE") as session:
+        async with self._transaction(begin="BEGIN IMMEDIATE") as session:
             applied = await migrations.apply_pending(session, datetime.now(UTC))
             await session.execute("COMMIT")
         return applied

@@ -75,7 +75,7 @@ class AuthService(UseCases):
             if attempts > limits[throttle_key]:
                 wait = max(1, int((started + window - now).total_seconds()) + 1)
                 raise Throttled("Too many failed sign-ins. Try again later.", retry_after=wait)
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             user = await uow.users.get_by_email_key(key)
         known_hash = user.password_hash if user else None
         matches = await self._hasher.verify(known_hash, password[:MAX_PASSWORD_LENGTH])
@@ -174,21 +174,19 @@ class AuthService(UseCases):
     async def authenticate(self, access_token: str, address: str | None = None) -> Principal:
         """The principal of a valid access token whose login and user are still live."""
         claims = self._claims(access_token, ACCESS)
-        async with self._work() as uow:
-            session = await uow.sessions.get(str(claims.get("sid")))
-            user = await uow.users.get(str(claims.get("sub")), Scope.everything())
-            if (session is None or user is None or not user.active
-                    or session.user_id != user.id or not session.is_live(self._clock.now())):
-                raise Unauthenticated(BAD_TOKEN)
-            cabinet = await uow.cabinets.get(user.cabinet_id, Scope.everything())
-        if cabinet is None:
+        async with self._work(read_only=True) as uow:
+            found = await uow.sessions.signed_in(str(claims.get("sid")), str(claims.get("sub")))
+        if found is None:
+            raise Unauthenticated(BAD_TOKEN)
+        session, user, cabinet = found
+        if not user.active or not session.is_live(self._clock.now()):
             raise Unauthenticated(BAD_TOKEN)
         return Principal.of(user, cabinet, session.id, address)
 
     async def me(self, principal: Principal) -> Me:
         if principal.user_id is None or principal.cabinet_id is None:
             raise NotFound("The command line has no user of its own.")
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             user = await uow.users.get(principal.user_id, Scope.everything())
             cabinet = await uow.cabinets.get(principal.cabinet_id, Scope.everything())
             if user is None or cabinet is None:

@@ -71,16 +71,16 @@ class CabinetService(UseCases):
         return cabinet
 
     async def get(self, actor: Principal, cabinet_id: str) -> Cabinet:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             return await self._visible(uow, actor, cabinet_id)
 
     async def get_by_external_id(self, actor: Principal, external_id: str) -> Cabinet | None:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             return await uow.cabinets.get_by_external_id(external_id, access.visible_scope(actor))
 
     async def lineage(self, actor: Principal, cabinet: Cabinet) -> list[Cabinet]:
         """The ancestors of `cabinet` that `actor` may open, from the top down."""
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             found = await uow.cabinets.get_many(cabinet.ancestor_ids, access.visible_scope(actor))
         return sorted(found, key=lambda c: len(c.path))
 
@@ -113,13 +113,13 @@ class CabinetService(UseCases):
         return cabinet
 
     async def list_visible(self, actor: Principal, page: PageRequest) -> Page[Cabinet]:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             rows = await uow.cabinets.list_visible(access.visible_scope(actor), page)
         return Page.from_rows(rows, page)
 
     async def children(self, actor: Principal, cabinet_id: str,
                        page: PageRequest) -> Page[Cabinet]:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             cabinet = await self._visible(uow, actor, cabinet_id)
             rows = await uow.cabinets.children(cabinet.id, access.visible_scope(actor), page)
         return Page.from_rows(rows, page)

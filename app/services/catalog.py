@@ -50,17 +50,17 @@ class ProductChanges:
 class CatalogService(UseCases):
 
     async def list_visible(self, actor: Principal, page: PageRequest) -> Page[Product]:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             rows = await uow.products.list_page(
                 page, include_inactive=access.sees_inactive_products(actor))
         return Page.from_rows(rows, page)
 
     async def get(self, actor: Principal, product_id: str) -> Product:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             return await self._visible(uow, actor, product_id)
 
     async def get_by_code(self, actor: Principal, code: str) -> Product:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             found = await uow.products.get_by_code(code)
             return await self._visible(uow, actor, found.id if found else "")
 

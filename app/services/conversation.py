@@ -61,7 +61,7 @@ class ConversationService(SupportUseCases):
         return comment
 
     async def comments(self, actor: Principal, issue_id: str) -> list[Comment]:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             issue = await visible_issue(uow, actor, issue_id)
             return await uow.support.comments(issue.id,
                                               internal=access.may_work_requests(actor))
@@ -97,7 +97,7 @@ class ConversationService(SupportUseCases):
         """Store a file of the request, read as it arrives: over the size limit it is 413
         and nothing is kept; a type not accepted is 415. Its name is cleaned for showing;
         where its bytes lie is a key of the portal's own."""
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             issue = await visible_issue(uow, actor, issue_id)
         name = safe_filename(filename)
         content_type = media_type(name, self._policy.attachment_types)
@@ -130,14 +130,14 @@ class ConversationService(SupportUseCases):
         return attachment
 
     async def attachments(self, actor: Principal, issue_id: str) -> list[Attachment]:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             issue = await visible_issue(uow, actor, issue_id)
             return await uow.support.attachments(issue.id)
 
     async def attachment(self, actor: Principal, issue_id: str,
                          attachment_id: str) -> tuple[Attachment, AsyncIterator[bytes]]:
         """A file and its bytes, read from the store as they are sent."""
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             issue = await visible_issue(uow, actor, issue_id)
             found = await uow.support.get_attachment(issue.id, attachment_id)
         if found is None:

@@ -91,7 +91,7 @@ class DownloadService(UseCases):
 
     async def for_license(self, actor: Principal, license_id: str) -> LicenseFiles:
         today = self._clock.now().date()
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             license_, product, certificates = await _license(uow, actor, license_id, today)
             releases = await uow.releases.list_for_product(product.id, PageRequest(MAX_LIMIT))
         views = []
@@ -147,7 +147,7 @@ class DownloadService(UseCases):
         sent: one outside the license is 404 (so is a release of another product), one
         locked is 403 with the reason."""
         today = self._clock.now().date()
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             license_, product, certificates = await _license(uow, actor, license_id, today)
             found: list[tuple[Release, Artifact]] = []
             if release_id is not None:
@@ -171,7 +171,7 @@ class DownloadService(UseCases):
     async def history(self, actor: Principal, page: PageRequest) -> Page[AuditEntry]:
         """The downloads of the caller's subtree (staff: everyone's), newest last."""
         access.require_may_see_downloads(actor)
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             rows = await uow.audit.list_visible(access.visible_scope(actor), page,
                                                 action="download")
         return Page.from_rows(rows, page)

@@ -132,7 +132,7 @@ class HelpdeskSync(SupportUseCases):
             await self._done(delivery)
             return
         if kind is DeliveryKind.COMMENT:
-            async with self._work() as uow:
+            async with self._work(read_only=True) as uow:
                 comment = await uow.support.get_comment(issue.id, delivery.object_id)
             if comment is not None:  # deleted since: nothing to deliver
                 external_id = await self._helpdesk.add_comment(ticket, CommentDraft(
@@ -141,7 +141,7 @@ class HelpdeskSync(SupportUseCases):
             else:
                 await self._done(delivery)
             return
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             attachment = await uow.support.get_attachment(issue.id, delivery.object_id)
         if attachment is None:
             await self._done(delivery)
@@ -205,7 +205,7 @@ class HelpdeskSync(SupportUseCases):
             else "", level=issue.level, created_at=issue.created_at)
 
     async def _uploader(self, attachment: Attachment) -> str:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             user = await uow.users.get(attachment.uploader_id, EVERYTHING) \
                 if attachment.uploader_id else None
         return user.name if user else "the customer"
@@ -229,7 +229,7 @@ class HelpdeskSync(SupportUseCases):
         """Ask the helpdesk what changed since the last time, and apply it."""
         if not self._helpdesk.external:
             return 0
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             cursor = await uow.support_deliveries.cursor(self._helpdesk.name)
         changed, after = await self._helpdesk.changed(cursor)
         applied = await self.refresh(changed)
@@ -242,7 +242,7 @@ class HelpdeskSync(SupportUseCases):
     async def refresh(self, external_ids: list[str]) -> int:
         applied = 0
         for external_id in dict.fromkeys(external_ids):
-            async with self._work() as uow:
+            async with self._work(read_only=True) as uow:
                 known = await uow.support.get_by_external_id(external_id)
             if known is None:
                 continue  # not a ticket of the portal's
@@ -322,7 +322,7 @@ class HelpdeskSync(SupportUseCases):
     async def _fetch(self, issue: SupportIssue, comment_id: str, file: ExternalFile) -> None:
         """An agent's file, copied into the portal's store: the helpdesk's own links have
         no access control, so customers get the bytes from the portal."""
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             if await uow.support.attachment_by_external_id(issue.id, file.external_id):
                 return
         name = safe_filename(file.filename)

@@ -80,7 +80,7 @@ class LicensingService(UseCases):
         """What the caller's cabinet and those below it hold (staff: everything), or what
         one visible cabinet and those below it hold."""
         today = self.today()
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             scope = access.visible_scope(actor)
             cabinet = None
             if query.cabinet_id is not None:
@@ -97,7 +97,7 @@ class LicensingService(UseCases):
 
     async def get(self, actor: Principal, kind: DocumentKind, document_id: str) -> DocumentView:
         today = self.today()
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             document = await documents(uow, kind).get(document_id,
                                                        access.visible_scope(actor))
             if document is None:
@@ -155,7 +155,7 @@ class LicensingService(UseCases):
         none (they may not transfer, or it is revoked)."""
         if not access.may_transfer(actor):
             return []
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             document = await documents(uow, kind).get(document_id, access.visible_scope(actor))
             if document is None:
                 raise NotFound(f"No such {kind.label.lower()}.")
@@ -171,7 +171,7 @@ class LicensingService(UseCases):
     async def verify(self, number: str) -> tuple[DocumentKind, bool] | None:
         """Whether a document with this number is valid today; nothing else about it."""
         kind = DocumentKind.LICENSE if number.startswith("LIC-") else DocumentKind.CERTIFICATE
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             # Public on purpose: the answer says only "valid" or "not".
             document = await documents(uow, kind).get_by_number(number,
                                                                 access.Scope.everything())

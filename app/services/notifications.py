@@ -57,7 +57,7 @@ class NotificationService(UseCases):
     async def list_own(self, actor: Principal, page: PageRequest,
                        unread_only: bool = False) -> tuple[Page[Notification], int]:
         user_id = _user(actor)
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             view = await _view(uow, user_id)
             held = view.held_for(user_id)
             below: int | None = None
@@ -77,7 +77,7 @@ class NotificationService(UseCases):
     async def after(self, actor: Principal, seq: int, limit: int) -> list[Notification]:
         """What came after position `seq`, oldest first: a reconnecting stream's replay."""
         user_id = _user(actor)
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             view = await _view(uow, user_id)
             rows = await uow.notifications.after(user_id, seq, limit, up_to=view.newest)
         return _merged(rows, [n for n in view.held_for(user_id) if n.seq > seq])[:limit]
@@ -86,7 +86,7 @@ class NotificationService(UseCases):
                     limit: int) -> tuple[list[Notification], int]:
         """These users' notifications from `position` on, and the position read up to: for
         live streams to catch up. Only reads: it never waits for, or writes, a batch."""
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             view = await _view(uow)
             rows = await uow.notifications.since(position, view.newest, user_ids, limit)
         wanted = set(user_ids)
@@ -96,12 +96,12 @@ class NotificationService(UseCases):
 
     async def position(self) -> int:
         """The newest notification's position: a new stream starts after it."""
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             return await uow.notifications.position()
 
     async def unread_count(self, actor: Principal) -> int:
         user_id = _user(actor)
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             return await self._unread(uow, user_id, await _view(uow, user_id))
 
     async def _unread(self, uow: UnitOfWork, user_id: str, view: _View) -> int:
@@ -150,7 +150,7 @@ class NotificationService(UseCases):
         return True
 
     async def preferences(self, actor: Principal) -> dict[NotificationKind, Preference]:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             return preferences(await uow.notifications.preferences(_user(actor)))
 
     async def set_preferences(self, actor: Principal, chosen: dict[NotificationKind, Preference]
@@ -166,14 +166,14 @@ class NotificationService(UseCases):
         """Staff: the latest e-mail in the outbox (to `recipient`, a part of an address or
         name), sent, waiting or given up, with why."""
         access.require_may_read_mail_log(actor)
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             return await uow.outbox.list_recent(limit, recipient.strip()[:200])
 
     async def audiences(self, actor: Principal) -> tuple[list[Product], list[Cabinet]]:
         """Staff: what an announcement may go to, besides everyone: a product's licensees,
         or one cabinet's users."""
         access.require_may_announce(actor)
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             products = await uow.products.list_page(PageRequest(MAX_LIMIT),
                                                     include_inactive=True)
             cabinets = await uow.cabinets.list_visible(access.visible_scope(actor),

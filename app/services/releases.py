@@ -64,7 +64,7 @@ class ReleaseService(UseCases):
     async def scan_all(self, actor: Principal) -> list[Release]:
         """Register every new version of every product; the ones added now."""
         access.require_may_manage_products(actor)
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             products = await uow.products.list_page(PageRequest(MAX_LIMIT), include_inactive=True)
         added: list[Release] = []
         for product in products[:MAX_LIMIT]:
@@ -74,7 +74,7 @@ class ReleaseService(UseCases):
     async def scan(self, actor: Principal, product_id: str) -> list[Release]:
         """Register the new versions of one product ("Scan now"); the ones added now."""
         access.require_may_manage_products(actor)
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             product = await uow.products.get(product_id)
         if product is None:
             raise NotFound("No such product.")
@@ -83,7 +83,7 @@ class ReleaseService(UseCases):
     async def _scan(self, actor: Principal, product: Product) -> list[Release]:
         """Versions under `<prefix><version>/` not registered yet. Safe to run in several
         processes at once: each version is registered once, by whoever gets there first."""
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             known = await uow.releases.versions(product.id)
         by_version: dict[str, list[ObjectInfo]] = {}
         after: str | None = None
@@ -115,7 +115,7 @@ class ReleaseService(UseCases):
         if not _valid_version(draft.version):
             raise Invalid("A version is letters, digits, dots, hyphens, plus and underscores.",
                           field="version")
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             product = await uow.products.get(product_id)
         if product is None:
             raise NotFound("No such product.")
@@ -229,7 +229,7 @@ class ReleaseService(UseCases):
     async def list_for_product(self, actor: Principal, product_id: str,
                                page: PageRequest) -> Page[Release]:
         """Newest first. Customers see the releases of products they hold a license for."""
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             product = await uow.products.get(product_id)
             if product is None or not (product.active or access.sees_inactive_products(actor)):
                 raise NotFound("No such product.")

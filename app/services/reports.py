@@ -213,7 +213,7 @@ class ReportService(UseCases):
         wanted = cabinet_id or actor.cabinet_id
         if wanted is None or (cabinet_id is None and access.sees_everyone(actor)):
             return "All customers"
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             found = await uow.cabinets.get(wanted, EVERYTHING)
         return found.name if found else "Organisation"
 

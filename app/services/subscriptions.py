@@ -84,7 +84,7 @@ class ReportSubscriptions(UseCases):
         return subscription
 
     async def of_user(self, actor: Principal) -> list[ReportSubscription]:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             return await uow.report_subscriptions.of_user(actor.user_id or "")
 
     async def cancel(self, actor: Principal, subscription_id: str) -> None:
@@ -104,7 +104,7 @@ class ReportSubscriptions(UseCases):
         weekly, monthly = period_of(Cadence.WEEKLY, today), period_of(Cadence.MONTHLY, today)
         sent, after = 0, None
         while True:
-            async with self._work() as uow:
+            async with self._work(read_only=True) as uow:
                 due = await uow.report_subscriptions.due(weekly, monthly, after, BATCH)
             for subscription in due:
                 period = weekly if subscription.cadence is Cadence.WEEKLY else monthly
@@ -181,7 +181,7 @@ class ReportSubscriptions(UseCases):
             raise refused
         if datetime.fromtimestamp(int(expires), UTC) < self._clock.now():
             raise refused
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             found = await uow.report_subscriptions.get(subscription_id)
         if found is None or found.user_id != actor.user_id:
             raise refused

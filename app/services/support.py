@@ -181,7 +181,7 @@ class SupportService(SupportUseCases):
         """Newest first; `cabinet_id` narrows to one organisation in reach and those below
         (without `include_children`: that organisation alone)."""
         now = self._clock.now()
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             scope = access.support_scope(actor)
             cabinet = None
             if cabinet_id is not None:
@@ -195,7 +195,7 @@ class SupportService(SupportUseCases):
                                for r in rows], page)
 
     async def get(self, actor: Principal, issue_id: str) -> IssueView:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             issue = await visible_issue(uow, actor, issue_id)
             return await self._view(uow, actor, issue)
 
@@ -256,7 +256,7 @@ class SupportService(SupportUseCases):
     async def failures(self, actor: Principal, limit: int = 100) -> list[SupportDelivery]:
         """What could not be delivered to the helpdesk, with why."""
         access.require_may_work_requests(actor)
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             return await uow.support_deliveries.failed(limit)
 
     # ---- parts

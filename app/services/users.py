@@ -71,13 +71,13 @@ class UserService(UseCases):
 
     async def list_in_cabinet(self, actor: Principal, cabinet_id: str,
                               page: PageRequest) -> Page[User]:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             cabinet = await self._cabinet(uow, actor, cabinet_id)
             rows = await uow.users.list_in_cabinet(cabinet.id, access.visible_scope(actor), page)
         return Page.from_rows(rows, page)
 
     async def get(self, actor: Principal, cabinet_id: str, user_id: str) -> User:
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             cabinet = await self._cabinet(uow, actor, cabinet_id)
             return await self._member(uow, actor, cabinet, user_id)
 
@@ -164,7 +164,7 @@ class UserService(UseCases):
 
     async def check_password_link(self, token: str) -> User:
         """The user a set-password link is for, or InvalidPasswordToken; the link stays valid."""
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             user_id = await uow.sessions.password_token_user(_token_hash(token), self._clock.now())
             user = await uow.users.get(user_id, access.Scope.everything()) if user_id else None
         if user is None:
@@ -215,7 +215,7 @@ class UserService(UseCases):
 
     async def find_by_email(self, actor: Principal, email: str) -> User | None:
         """The user with this e-mail address, if the actor sees their organisation."""
-        async with self._work() as uow:
+        async with self._work(read_only=True) as uow:
             found = await uow.users.get_by_email_key(email_key(email))
             if found is None:
                 return None

@@ -25,10 +25,11 @@ class Transactions:
         self._prepare = prepare
 
     @asynccontextmanager
-    async def __call__(self) -> AsyncIterator[UnitOfWork]:
+    async def __call__(self, *, read_only: bool = False) -> AsyncIterator[UnitOfWork]:
+        """`read_only` for a use case that only reads: no transaction around it."""
         events = EventLog(self._prepare)
         try:
-            async with self._storage.unit_of_work(events) as uow:
+            async with self._storage.unit_of_work(events, read_only=read_only) as uow:
                 yield uow
         finally:
             # Also when the use case fails after committing: what it committed happened.

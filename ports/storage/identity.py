@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Protocol
 
 from app.domain.access import Scope
+from app.domain.cabinets import Cabinet
 from app.domain.paging import PageRequest
 from app.domain.sessions import LoginSession
 from app.domain.users import User
@@ -33,6 +34,11 @@ class SessionRepository(Protocol):
     async def add(self, session: LoginSession) -> None: ...
 
     async def get(self, session_id: str) -> LoginSession | None: ...
+
+    async def signed_in(self, session_id: str, user_id: str
+                        ) -> tuple[LoginSession, User, Cabinet] | None:
+        """The session with its live (not deleted) user, who must be `user_id`, and the
+        user's cabinet, in one read: what every authenticated request checks."""
 
     async def revoke(self, session_id: str, at: datetime) -> None: ...
 

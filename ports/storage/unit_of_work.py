@@ -109,10 +109,12 @@ class UnitOfWork(Protocol):
 
 
 class Storage(Protocol):
-    def unit_of_work(self, events: EventLog | None = None
+    def unit_of_work(self, events: EventLog | None = None, *, read_only: bool = False
                      ) -> AbstractAsyncContextManager[UnitOfWork]:
         """A transaction recording its events on `events` (a new log if None);
-        StorageUnavailable when no connection can be had in time."""
+        StorageUnavailable when no connection can be had in time. `read_only`: no
+        transaction at all (each statement reads what is committed when it runs), for use
+        cases that only read; such a unit of work cannot commit."""
 
     async def ping(self) -> None:
         """Raise StorageUnavailable unless the database answers a trivial query."""

@@ -327,6 +327,36 @@ async def test_an_exception_rolls_back_and_propagates(storage: Adapter) -> None:
     assert await stored_cabinet(storage, uncommitted.id) is None
 
 
+async def test_a_read_only_unit_of_work_reads_what_is_committed_and_cannot_commit(
+        storage: Adapter) -> None:
+    cabinet = new_cabinet()
+    async with storage.unit_of_work() as uow:
+        await uow.cabinets.add(cabinet)
+        await uow.commit()
+
+    async with storage.unit_of_work(read_only=True) as uow:
+        assert await uow.cabinets.get(cabinet.id, EVERYTHING) == cabinet
+        with pytest.raises(RuntimeError, match="read-only"):
+            await uow.commit()
+
+
+async def test_work_after_a_read_only_unit_of_work_is_still_a_transaction(
+        storage: Adapter) -> None:
+    # The connection a read used goes back to the pool outside any transaction and the
+    # next unit of work on it still begins one: leaving it without commit undoes its work.
+    for _ in range(3):
+        async with storage.unit_of_work(read_only=True) as uow:
+            await uow.cabinets.get("absent", EVERYTHING)
+        with pytest.raises(Boom):
+            async with storage.unit_of_work(read_only=True) as uow:
+                await uow.cabinets.get("absent", EVERYTHING)
+                raise Boom
+        lost = new_cabinet()
+        async with storage.unit_of_work() as uow:
+            await uow.cabinets.add(lost)
+        assert await stored_cabinet(storage, lost.id) is None
+
+
 # --- cabinets --------------------------------------------------------------------------------
 
 async def test_cabinet_round_trips_every_field(storage: Adapter) -> None:
@@ -957,6 +987,33 @@ async def test_session_add_get_and_revoke(storage: Adapter) -> None:
         assert await uow.sessions.get(other.id) == other
     assert revoked is not None and revoked.revoked_at == T0 + SECOND
     assert not revoked.is_live(T0 + 2 * SECOND)
+
+
+async def test_signed_in_reads_the_session_its_user_and_their_cabinet(
+        storage: Adapter) -> None:
+    user, session = await user_with_session(storage)
+    other_user, other_session = await user_with_session(storage)
+
+    async with storage.unit_of_work(read_only=True) as uow:
+        found = await uow.sessions.signed_in(session.id, user.id)
+        assert found is not None
+        got_session, got_user, got_cabinet = found
+        assert got_session == session and got_user == user
+        assert got_cabinet == await uow.cabinets.get(user.cabinet_id, EVERYTHING)
+        # A session is only ever its own user's.
+        assert await uow.sessions.signed_in(session.id, other_user.id) is None
+        assert await uow.sessions.signed_in(other_session.id, user.id) is None
+        assert await uow.sessions.signed_in(IDS.new_id(), user.id) is None
+
+    async with storage.unit_of_work() as uow:
+        await uow.sessions.revoke(session.id, T0 + SECOND)
+        user.deleted_at = T0 + SECOND
+        await uow.users.update(user)
+        await uow.commit()
+    async with storage.unit_of_work(read_only=True) as uow:
+        assert await uow.sessions.signed_in(session.id, user.id) is None
+        found = await uow.sessions.signed_in(other_session.id, other_user.id)
+    assert found is not None and found[0].revoked_at is None
 
 
 async def test_revoke_all_of_user_spares_other_users(storage: Adapter) -> None:

@@ -268,6 +268,16 @@ class _Sessions:
         found = self.s.sessions.get(session_id)
         return copy.copy(found) if found else None
 
+    async def signed_in(self, session_id: str, user_id: str
+                        ) -> tuple[LoginSession, User, Cabinet] | None:
+        session = self.s.sessions.get(session_id)
+        user = self.s.users.get(user_id)
+        if session is None or user is None or user.deleted_at is not None \
+                or session.user_id != user_id:
+            return None
+        return (copy.copy(session), copy.copy(user),
+                copy.copy(self.s.cabinets[user.cabinet_id]))
+
     async def revoke(self, session_id: str, at: datetime) -> None:
         session = self.s.sessions.get(session_id)
         if session and session.revoked_at is None:
@@ -794,8 +804,10 @@ class _ReportSubscriptions:
 
 
 class FakeUnitOfWork:
-    def __init__(self, storage: FakeStorage, events: EventLog | None = None) -> None:
+    def __init__(self, storage: FakeStorage, events: EventLog | None = None, *,
+                 read_only: bool = False) -> None:
         self._storage = storage
+        self._read_only = read_only
         self._state = copy.deepcopy(storage.state)
         self.cabinets = _Cabinets(self._state)
         self.products = _Products(self._state)
@@ -821,6 +833,8 @@ class FakeUnitOfWork:
         return name not in self._storage.held_locks
 
     async def commit(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work commits nothing")
         await self.events.commit(self, self._commit)
 
     async def _commit(self) -> None:
@@ -834,9 +848,9 @@ class FakeStorage:
         self.held_locks: set[str] = set()
 
     @asynccontextmanager
-    async def unit_of_work(self, events: EventLog | None = None
+    async def unit_of_work(self, events: EventLog | None = None, *, read_only: bool = False
                            ) -> AsyncIterator[FakeUnitOfWork]:
-        yield FakeUnitOfWork(self, events)
+        yield FakeUnitOfWork(self, events, read_only=read_only)
 
     async def ping(self) -> None:
         return None
