@@ -18,6 +18,9 @@ from ports.security import InvalidToken
 
 ALGORITHM = "EdDSA"
 LEEWAY_SECONDS = 30
+# Tokens whose signature verified, kept so that a client's next requests skip the
+# verification (70 µs of a request's few hundred); their claims are checked on every use.
+VERIFIED_TOKENS_KEPT = 4096
 
 
 def _base64url(text: str) -> bytes:
@@ -45,6 +48,7 @@ class JwcryptoTokenCodec:
         self._verifier: Ed25519PublicKey = public.get_op_key("verify")
         self._issuer = issuer
         self._audience = audience
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def encode(self, claims: dict[str, Any]) -> str:
         token = jwt.JWT(header={"alg": ALGORITHM, "kid": self._kid, "typ": "JWT"},
@@ -56,7 +60,13 @@ class JwcryptoTokenCodec:
         """Checked as jwcrypto checks it, without its costs per call (a deep copy of its
         header registry and a key thumbprint: 200 µs of a request's 1.3 ms): the compact
         form, the algorithm (EdDSA and nothing else), the signature with the preloaded
-        Ed25519 key, then every claim."""
+        Ed25519 key, then every claim. A token verified before skips to the claims: the
+        very same text carries the very same signature."""
+        known = self._verified.get(token)
+        if known is not None:
+            claims = dict(known)
+            self._check_claims(claims)
+            return claims
         try:
             head, body, signature = token.split(".")
             header = json.loads(_base64url(head))
@@ -70,6 +80,9 @@ class JwcryptoTokenCodec:
         if not isinstance(claims, dict):
             raise InvalidToken("claims are not an object")
         self._check_claims(claims)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            del self._verified[next(iter(self._verified))]  # the oldest
+        self._verified[token] = dict(claims)
         return claims
 
     def _check_claims(self, claims: dict[str, Any]) -> None:

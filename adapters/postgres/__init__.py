@@ -30,6 +30,7 @@ _KEY = re.compile(r"Key \(([^)]+)\)=")
 
 
 @functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=2048)  # statements are a few hundred shapes, each run often
 def to_pyformat(sql: str) -> str:
     """`:name` placeholders to psycopg2's `%(name)s`; literal percent signs doubled."""
     return _PLACEHOLDER.sub(r"%(\1)s", sql.replace("%", "%%"))

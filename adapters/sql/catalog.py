@@ -10,11 +10,11 @@ from app.domain.paging import PageRequest
 from app.domain.products import Product
 from app.domain.releases import Artifact, ArtifactKind, Release, ReleaseKind
 
-_PRODUCT_COLUMNS = ("id, code, name, description, parameters, bucket, prefix, active, created_at,"
+PRODUCT_COLUMNS = ("id, code, name, description, parameters, bucket, prefix, active, created_at,"
                     " updated_at")
 
 
-def _product(row: Row) -> Product:
+def product_of(row: Row) -> Product:
     return Product(**row)
 
 
@@ -24,35 +24,35 @@ class SqlProducts:
 
     async def add(self, product: Product) -> None:
         await self._db.execute(
-            f"INSERT INTO products ({_PRODUCT_COLUMNS}) VALUES (:id, :code, :name, :description,"
+            f"INSERT INTO products ({PRODUCT_COLUMNS}) VALUES (:id, :code, :name, :description,"
             " :parameters, :bucket, :prefix, :active, :created_at, :updated_at)", vars(product))
 
     async def get(self, product_id: str) -> Product | None:
         row = await self._db.fetch_one(
-            f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE id = :id", {"id": product_id})
-        return _product(row) if row else None
+            f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = :id", {"id": product_id})
+        return product_of(row) if row else None
 
     async def get_by_code(self, code: str) -> Product | None:
         row = await self._db.fetch_one(
-            f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE code = :code", {"code": code})
-        return _product(row) if row else None
+            f"SELECT {PRODUCT_COLUMNS} FROM products WHERE code = :code", {"code": code})
+        return product_of(row) if row else None
 
     async def get_many(self, product_ids: list[str]) -> list[Product]:
         if not product_ids:
             return []
         listed, names = in_list("id", product_ids)
         rows = await self._db.fetch_all(
-            f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE id IN ({listed}) ORDER BY id",
+            f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id IN ({listed}) ORDER BY id",
             names)
-        return [_product(row) for row in rows]
+        return [product_of(row) for row in rows]
 
     async def list_page(self, page: PageRequest, *, include_inactive: bool) -> list[Product]:
         after, page_params = page_filter(page, "id")
         active = "1 = 1" if include_inactive else "active = :active"
         rows = await self._db.fetch_all(
-            f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE {active} AND {after}"
+            f"SELECT {PRODUCT_COLUMNS} FROM products WHERE {active} AND {after}"
             " ORDER BY id LIMIT :page_limit", {**page_params, "active": True})
-        return [_product(row) for row in rows]
+        return [product_of(row) for row in rows]
 
     async def update(self, product: Product) -> None:
         await self._db.execute(

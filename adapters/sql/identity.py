@@ -6,7 +6,7 @@ from datetime import datetime
 
 from adapters.sql.cabinets import CABINET_COLUMNS, cabinet_of
 from adapters.sql.session import Row, SqlSession
-from adapters.sql.statements import page_filter, scope_filter
+from adapters.sql.statements import Joined, page_filter, scope_filter
 from app.domain.access import Scope
 from app.domain.cabinets import Cabinet
 from app.domain.paging import PageRequest
@@ -17,9 +17,7 @@ from app.domain.users import User
 _USER_COLUMNS = ("u.id, u.email, u.email_key, u.name, u.role, u.cabinet_id, u.active,"
                  " u.password_hash, u.created_at, u.updated_at, u.deleted_at")
 
-
-_PREFIXED_CABINET = ", ".join(f"{column} AS c_{column[2:]}"
-                              for column in CABINET_COLUMNS.split(", "))
+_CABINET_BESIDE = Joined(CABINET_COLUMNS, "c")
 
 
 def _user(row: Row) -> User:
@@ -103,7 +101,7 @@ class SqlSessions:
         # The user's and the cabinet's columns keep their names: each half is read apart.
         row = await self._db.fetch_one(
             f"SELECT s.created_at AS s_created_at, s.expires_at AS s_expires_at,"
-            f" s.revoked_at AS s_revoked_at, {_USER_COLUMNS}, {_PREFIXED_CABINET}"
+            f" s.revoked_at AS s_revoked_at, {_USER_COLUMNS}, {_CABINET_BESIDE.select}"
             " FROM login_sessions s JOIN users u ON u.id = s.user_id"
             " JOIN cabinets c ON c.id = u.cabinet_id"
             " WHERE s.id = :id AND u.id = :user_id AND u.deleted_at IS NULL",
@@ -112,9 +110,7 @@ class SqlSessions:
             return None
         session = LoginSession(id=session_id, user_id=user_id, created_at=row["s_created_at"],
                                expires_at=row["s_expires_at"], revoked_at=row["s_revoked_at"])
-        cabinet = cabinet_of({name[2:]: value for name, value in row.items()
-                              if name.startswith("c_")})
-        return session, _user(row), cabinet
+        return session, _user(row), cabinet_of(_CABINET_BESIDE.of(row))
 
     async def revoke(self, session_id: str, at: datetime) -> None:
         await self._db.execute(

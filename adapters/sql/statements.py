@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.sql.session import SqlSession
+from adapters.sql.session import Row, SqlSession
 from app.domain.access import Scope
 from app.domain.paging import PageRequest
 
@@ -31,6 +31,20 @@ async def insert_rows(db: SqlSession, table: str, columns: str, rows: list[dict[
         params.update({f"{name}_{i}": row[name] for name in names})
     await db.execute(f"INSERT INTO {table} ({columns}) VALUES {', '.join(groups)}{suffix}",
                      params)
+
+
+class Joined:
+    """A joined table's columns in a row apart from the main table's: `c.id AS c_id, ...`
+    for alias `c` in the statement, and back to their own names in the row read."""
+
+    def __init__(self, columns: str, alias: str) -> None:
+        names = [part.strip().split(".")[-1] for part in columns.split(",")]
+        self.select = ", ".join(f"{alias}.{name} AS {alias}_{name}" for name in names)
+        self.id = f"{alias}_id"
+        self._keys = [(f"{alias}_{name}", name) for name in names]
+
+    def of(self, row: Row) -> Row:
+        return {name: row[key] for key, name in self._keys}
 
 
 def scope_filter(scope: Scope, path_column: str) -> tuple[str, dict[str, Any]]:

@@ -47,6 +47,8 @@ class SqlUnitOfWork:
         self._db = db
 
     async def try_lock(self, name: str) -> bool:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work holds no transaction to lock in")
         if self._db.dialect != "postgres":
             return True  # SQLite lets one writer in at a time, and serves one process
         row = await self._db.fetch_one("SELECT pg_try_advisory_xact_lock(:key) AS locked",

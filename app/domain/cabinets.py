@@ -33,7 +33,7 @@ class Cabinet:
     @property
     def ancestor_ids(self) -> list[str]:
         """Ids from the root down to the parent."""
-        return self.path.strip("/").split("/")[:-1]
+        return ancestor_ids(self.path)
 
     def is_within(self, other: Cabinet) -> bool:
         """True for `other` itself and for every cabinet below it."""
@@ -62,3 +62,8 @@ def check_parent(kind: CabinetKind, parent: Cabinet | None) -> None:
             f"A {kind.value} cabinet cannot be placed under a {parent.kind.value} cabinet.",
             field="parent_id",
         )
+
+
+def ancestor_ids(path: str) -> list[str]:
+    """The ids of the cabinets above the one at `path`, from the root down to its parent."""
+    return path.strip("/").split("/")[:-1]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app.domain.access import Scope, permissions, visible_scope
-from app.domain.cabinets import Cabinet
+from app.domain.cabinets import Cabinet, ancestor_ids
 from app.domain.errors import NotFound, Throttled, Unauthenticated
 from app.domain.paging import MAX_LIMIT, PageRequest
 from app.domain.sessions import LoginSession, TokenPair
@@ -188,12 +188,19 @@ class AuthService(UseCases):
             raise NotFound("The command line has no user of its own.")
         async with self._work(read_only=True) as uow:
             user = await uow.users.get(principal.user_id, Scope.everything())
-            cabinet = await uow.cabinets.get(principal.cabinet_id, Scope.everything())
+            # One's own cabinet and the chain above it, which is shown by name even where the
+            # access rule would not let one open those cabinets: in one read, by the path
+            # the request was authenticated with (read again if the cabinet moved since).
+            chain = {c.id: c for c in await uow.cabinets.get_many(
+                [*ancestor_ids(principal.cabinet_path), principal.cabinet_id],
+                Scope.everything())}
+            cabinet = chain.get(principal.cabinet_id)
             if user is None or cabinet is None:
                 raise Unauthenticated(BAD_TOKEN)
-            # The chain above one's own cabinet is shown by name even where the access rule
-            # would not let one open those cabinets.
-            ancestors = await uow.cabinets.get_many(cabinet.ancestor_ids, Scope.everything())
+            ancestors = [chain[i] for i in cabinet.ancestor_ids if i in chain]
+            if len(ancestors) < len(cabinet.ancestor_ids):
+                ancestors = await uow.cabinets.get_many(cabinet.ancestor_ids,
+                                                        Scope.everything())
             children = await uow.cabinets.children(cabinet.id, visible_scope(principal),
                                                    PageRequest(MAX_LIMIT))
         ancestors.sort(key=lambda c: len(c.path))

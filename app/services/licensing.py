@@ -90,31 +90,26 @@ class LicensingService(UseCases):
             product_id = await self._product_id(uow, query.product)
             filters = DocumentFilter(today=today, product_id=product_id, status=query.status,
                                      expires_before=query.expires_before)
-            rows: list[Document] = await documents(uow, kind).list_visible(scope, filters, page)
-            page_of = Page.from_rows(rows, page)
-            views = await self._views(uow, list(page_of.items), today)
-        return Page(views, page_of.next_cursor)
+            rows = await documents(uow, kind).list_described(scope, filters, page)
+        return Page.from_rows([DocumentView(row.document, row.product, row.cabinet, today,
+                                            license_number=row.license_number)
+                               for row in rows], page)
 
     async def get(self, actor: Principal, kind: DocumentKind, document_id: str) -> DocumentView:
         today = self.today()
         async with self._work(read_only=True) as uow:
-            document = await documents(uow, kind).get(document_id,
-                                                       access.visible_scope(actor))
-            if document is None:
+            found = await documents(uow, kind).get_described(document_id,
+                                                              access.visible_scope(actor))
+            if found is None:
                 raise NotFound(f"No such {kind.label.lower()}.")
-            [view] = await self._views(uow, [document], today)
-            transfers = await uow.transfers.of_document(document.id)
+            transfers = await uow.transfers.of_document(document_id)
             named = {c.id: c.name for c in await uow.cabinets.get_many(
                 sorted({t.from_cabinet_id for t in transfers} | {t.to_cabinet_id
                                                                for t in transfers}),
                 access.visible_scope(actor))}
-            license_number = None
-            if isinstance(document, Certificate) and document.license_id:
-                # Only its number is shown, wherever the license went since.
-                related = await uow.licenses.get(document.license_id, access.Scope.everything())
-                license_number = related.number if related else None
-        return DocumentView(view.document, view.product, view.cabinet, today, transfers,
-                            license_number, named)
+        # A certificate's license is shown by its number only, wherever that license went.
+        return DocumentView(found.document, found.product, found.cabinet, today, transfers,
+                            found.license_number, named)
 
     async def transfer(self, actor: Principal, kind: DocumentKind, document_id: str,
                        target_id: str) -> DocumentView:
@@ -186,19 +181,4 @@ class LicensingService(UseCases):
         if found is None:
             raise BadRequest("No product has this id or code.", field="product")
         return found.id
-
-    @staticmethod
-    async def _views(uow: UnitOfWork, items: list[Document],
-                     today: date) -> list[DocumentView]:
-        products = {p.id: p for p in await uow.products.get_many(
-            sorted({d.product_id for d in items}))}
-        cabinets = {c.id: c for c in await uow.cabinets.get_many(
-            sorted({d.cabinet_id for d in items}), access.Scope.everything())}
-        covered = sorted({d.license_id for d in items
-                          if isinstance(d, Certificate) and d.license_id})
-        numbers = await uow.licenses.numbers(covered) if covered else {}
-        return [DocumentView(d, products[d.product_id], cabinets[d.cabinet_id], today,
-                             license_number=numbers.get(d.license_id)
-                             if isinstance(d, Certificate) and d.license_id else None)
-                for d in items]
 

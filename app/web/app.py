@@ -47,6 +47,7 @@ from app.web.middlewares import (
     authentication,
     body_limits,
     errors,
+    finish_short_answers,
     rate_limits,
     refuse_nul,
     request_ids,
@@ -87,8 +88,8 @@ API_DESCRIPTION = (
 
 def create_app(settings: Settings, services_factory: ServicesFactory = open_services,
                ) -> web.Application:
-    app = web.Application(middlewares=[request_ids, errors, body_limits, refuse_nul,
-                                       authentication, rate_limits],
+    app = web.Application(middlewares=[finish_short_answers, request_ids, errors, body_limits,
+                                       refuse_nul, authentication, rate_limits],
                           client_max_size=settings.web.max_body_bytes)
     app[SETTINGS] = settings
     operations = [op for module in API_MODULES for op in module.api.operations]

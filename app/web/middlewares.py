@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 
 from aiohttp import web
@@ -16,7 +17,7 @@ from multidict import MultiDictProxy
 from app.domain.errors import DomainError, Throttled, TryAgain, Unauthenticated
 from app.web.api.common import client_address
 from app.web.keys import OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
-from app.web.openapi import RequestInvalid, documented_methods
+from app.web.openapi import SHORT_ANSWERS, RequestInvalid, documented_methods
 from app.web.pages import session
 from app.web.pages.render import error_page
 from app.web.problems import problem, slug_for_status
@@ -36,6 +37,36 @@ STATIC_PREFIX = "/static/"
 
 def is_api(request: web.Request) -> bool:
     return request.path.startswith(API_PREFIXES)
+
+
+@web.middleware
+async def finish_short_answers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A client that leaves cancels its request (so that streams and long work stop), but a
+    JSON answer of a few milliseconds is finished anyway: cancelled mid-statement, the
+    PostgreSQL connection would be closed, and the pool would open a new one."""
+    if request.match_info.handler not in SHORT_ANSWERS:
+        return await handler(request)
+    answer = asyncio.ensure_future(handler(request))
+    try:
+        return await asyncio.shield(answer)
+    except asyncio.CancelledError:
+        started = time.monotonic()
+        answer.add_done_callback(lambda done: _answered_to_no_one(request, done, started))
+        raise
+
+
+def _answered_to_no_one(request: web.Request, done: asyncio.Future[web.StreamResponse],
+                        left: float) -> None:
+    """What the access log cannot say of a request whose client went away (as nginx's 499)."""
+    if done.cancelled():
+        outcome = "cancelled"
+    elif done.exception() is not None:
+        outcome = type(done.exception()).__name__
+    else:
+        outcome = str(done.result().status)
+    log.info('client gone: "%s %s" finished %.1f ms after it left (%s) request_id=%s',
+             request.method, request.path, (time.monotonic() - left) * 1000, outcome,
+             request.get(REQUEST_ID, "-"))
 
 
 @web.middleware

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -72,6 +73,11 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
              "message": error["msg"]} for error in exc.errors()]
 
 
+# Endpoints that answer a JSON body within milliseconds: finished even after their client
+# leaves (see middlewares.finish_short_answers).
+SHORT_ANSWERS: weakref.WeakSet[Handler] = weakref.WeakSet()
+
+
 def _wrap(op: Operation) -> Handler:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         if op.auth and request.get(PRINCIPAL) is None:
@@ -94,6 +100,8 @@ def _wrap(op: Operation) -> Handler:
         return await op.handler(request, **kwargs)
 
     endpoint.__name__ = op.handler.__name__
+    if op.response is not None:
+        SHORT_ANSWERS.add(endpoint)
     return endpoint
 
 

@@ -9,7 +9,12 @@ from ports.storage.audit import AuditRepository
 from ports.storage.catalog import ProductRepository, ReleaseRepository
 from ports.storage.errors import ConcurrentUpdate, DuplicateKey, StorageError, StorageUnavailable
 from ports.storage.identity import LoginThrottleRepository, SessionRepository, UserRepository
-from ports.storage.licensing import DocumentRepository, PurchaseEventRepository, TransferRepository
+from ports.storage.licensing import (
+    Described,
+    DocumentRepository,
+    PurchaseEventRepository,
+    TransferRepository,
+)
 from ports.storage.notifications import NotificationRepository
 from ports.storage.organisations import CabinetRepository
 from ports.storage.outbox import OutboxRepository
@@ -19,7 +24,7 @@ from ports.storage.support import SupportDeliveryRepository, SupportRepository
 from ports.storage.unit_of_work import EventLog, Prepare, Storage, UnitOfWork
 
 __all__ = [
-    "AuditRepository", "CabinetRepository", "ConcurrentUpdate", "DocumentRepository",
+    "AuditRepository", "CabinetRepository", "ConcurrentUpdate", "Described", "DocumentRepository",
     "DuplicateKey", "EventLog", "LoginThrottleRepository", "NotificationRepository",
     "OutboxRepository", "Prepare", "ProductRepository", "PurchaseEventRepository",
     "ReleaseRepository", "ReminderRepository", "ReportSubscriptionRepository",

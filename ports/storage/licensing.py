@@ -3,14 +3,32 @@ make them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from app.domain.access import Scope
+from app.domain.cabinets import Cabinet
 from app.domain.licensing import Certificate, DocumentFilter, License, Transfer
 from app.domain.paging import PageRequest
+from app.domain.products import Product
 
 D = TypeVar("D", License, Certificate)
+
+
+@dataclass(frozen=True)
+class Described(Generic[D]):
+    """A document with what a reader sees beside it, read in one go."""
+
+    document: D
+    product: Product
+    cabinet: Cabinet
+    # A support certificate tied to a license: that license's number, wherever it is held.
+    license_number: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.document.id
 
 
 class DocumentRepository(Protocol[D]):
@@ -36,6 +54,13 @@ class DocumentRepository(Protocol[D]):
     async def list_visible(self, scope: Scope, filters: DocumentFilter,
                            page: PageRequest) -> list[D]:
         """Held by cabinets in scope and passing the filters, paged in id order."""
+
+    async def get_described(self, document_id: str, scope: Scope) -> Described[D] | None:
+        """`get`, with its product, its owner and (a certificate) its license's number."""
+
+    async def list_described(self, scope: Scope, filters: DocumentFilter,
+                             page: PageRequest) -> list[Described[D]]:
+        """`list_visible`, each with what `get_described` adds."""
 
     async def update(self, document: D) -> None:
         """Write the owner, the validity, the revocation and the kind's own fields."""

@@ -41,7 +41,7 @@ from app.domain.products import Product
 from app.domain.roles import Role
 from app.domain.sessions import LoginSession
 from app.domain.users import User
-from ports.storage import DuplicateKey, StorageUnavailable
+from ports.storage import Described, DuplicateKey, StorageUnavailable
 from tests.pg import temporary_database
 
 Adapter = SqliteStorage | PostgresStorage
@@ -338,6 +338,8 @@ async def test_a_read_only_unit_of_work_reads_what_is_committed_and_cannot_commi
         assert await uow.cabinets.get(cabinet.id, EVERYTHING) == cabinet
         with pytest.raises(RuntimeError, match="read-only"):
             await uow.commit()
+        with pytest.raises(RuntimeError, match="read-only"):
+            await uow.try_lock("a lock needs a transaction to live in")
 
 
 async def test_work_after_a_read_only_unit_of_work_is_still_a_transaction(
@@ -725,6 +727,37 @@ async def test_documents_round_trip_with_dates_and_scope(storage: Adapter) -> No
             certificate.purchase_item or "", Scope.subtree(root.path)) == certificate
         assert await uow.licenses.number_taken(license_.number)
         assert not await uow.licenses.number_taken(certificate.number)
+
+
+async def test_described_documents_carry_their_product_owner_and_license_number(
+        storage: Adapter) -> None:
+    product, other = await catalogue(storage), await catalogue(storage)
+    root = new_cabinet()
+    home, sibling = new_cabinet(root), new_cabinet(root)
+    await add_all(storage, root, home, sibling)
+    # The license a certificate covers may sit where the reader cannot see it: its number
+    # is still named; a certificate with no license has none.
+    elsewhere = new_document(DocumentKind.LICENSE, sibling, other)
+    covering = new_document(DocumentKind.CERTIFICATE, home, product, license_id=elsewhere.id)
+    bare = new_document(DocumentKind.CERTIFICATE, home, other)
+    await add_documents(storage, elsewhere, covering, bare)
+    in_home = Scope.subtree(home.path)
+
+    async with storage.unit_of_work(read_only=True) as uow:
+        found = await uow.certificates.get_described(covering.id, in_home)
+        assert found == Described(covering, product, home, elsewhere.number)
+        assert await uow.certificates.get_described(covering.id,
+                                                    Scope.subtree(sibling.path)) is None
+        assert await uow.licenses.get_described(covering.id, EVERYTHING) is None
+        assert await uow.licenses.get_described(elsewhere.id, EVERYTHING) == Described(
+            elsewhere, other, sibling)
+        listed = await walk_pages(lambda page: uow.certificates.list_described(
+            in_home, DocumentFilter(today=TODAY), page), limit=1)
+        only_other = await uow.certificates.list_described(
+            in_home, DocumentFilter(today=TODAY, product_id=other.id), PageRequest(10))
+    assert listed == sorted([Described(covering, product, home, elsewhere.number),
+                             Described(bare, other, home)], key=lambda d: d.id)
+    assert only_other == [Described(bare, other, home)]
 
 
 async def test_numbers_and_purchase_items_are_unique(storage: Adapter) -> None:

@@ -38,7 +38,7 @@ from app.domain.support import (
     SupportIssue,
 )
 from app.domain.users import User
-from ports.storage import DuplicateKey, EventLog
+from ports.storage import Described, DuplicateKey, EventLog
 
 D = TypeVar("D", License, Certificate)
 NO_BOUND = 2 ** 63 - 1
@@ -212,6 +212,21 @@ class _Documents(Generic[D]):
                     and (filters.expires_before is None
                          or (d.valid_to is not None and d.valid_to < filters.expires_before)))
         return _page([d for d in self.t.values() if passes(d)], page)
+
+    def _described(self, document: D) -> Described[D]:
+        license_id = getattr(document, "license_id", None)
+        covered = self.s.licenses.get(license_id) if license_id else None
+        return Described(document, copy.copy(self.s.products[document.product_id]),
+                         copy.copy(self.s.cabinets[document.cabinet_id]),
+                         covered.number if covered else None)
+
+    async def get_described(self, document_id: str, scope: Scope) -> Described[D] | None:
+        found = await self.get(document_id, scope)
+        return self._described(found) if found else None
+
+    async def list_described(self, scope: Scope, filters: DocumentFilter,
+                             page: PageRequest) -> list[Described[D]]:
+        return [self._described(d) for d in await self.list_visible(scope, filters, page)]
 
     async def update(self, document: D) -> None:
         self.t[document.id] = copy.deepcopy(document)
@@ -830,6 +845,8 @@ class FakeUnitOfWork:
 
     async def try_lock(self, name: str) -> bool:
         """One test, one task: a lock another "process" holds is one a test put there."""
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work holds no transaction to lock in")
         return name not in self._storage.held_locks
 
     async def commit(self) -> None:

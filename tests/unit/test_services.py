@@ -203,6 +203,22 @@ async def test_moves_keep_the_tree_a_tree(core: Core) -> None:
     assert [c.name for c in lineage] == ["Other", "Middle"]
 
 
+async def test_me_names_the_chain_above_even_if_the_cabinet_moved_after_sign_in(
+        core: Core) -> None:
+    top = await core.cabinets.create(SYSTEM, "Top", CabinetKind.CUSTOMER, None)
+    own = await core.cabinets.create(SYSTEM, "Own", CabinetKind.CUSTOMER, top.id)
+    user = await core.users.create_with_password(SYSTEM, own.id, "u@own.example", "Uma",
+                                                 Role.CUSTOMER_USER, PASSWORD)
+    pair = await core.auth.login(user.email, PASSWORD, None)
+    principal = await core.auth.authenticate(pair.access_token)
+    assert [c.name for c in (await core.auth.me(principal)).ancestors] == ["Top"]
+
+    # The request authenticated before the move still reads the chain as it is now.
+    other = await core.cabinets.create(SYSTEM, "Other", CabinetKind.CUSTOMER, None)
+    await core.cabinets.update(SYSTEM, top.id, CabinetChanges(parent_id=other.id))
+    assert [c.name for c in (await core.auth.me(principal)).ancestors] == ["Other", "Top"]
+
+
 async def test_customer_admins_manage_below_but_not_their_own_cabinet(core: Core) -> None:
     cabinet, email = await core.customer()
     pair = await core.auth.login(email, PASSWORD, None)
