@@ -136,9 +136,10 @@ class PostgresStorage(SqlStorage):
             # arrived together with a cancellation and swallow the cancellation.
             async with asyncio.timeout(self._timeout):
                 conn = await self._pool.acquire()
-        except (TimeoutError, psycopg2.Error, OSError, AssertionError) as exc:
+        except (TimeoutError, psycopg2.Error, OSError, AssertionError, RuntimeError) as exc:
             # AssertionError: aiopg's pool trips its own assertion while it replaces
-            # connections the server has just closed (a restart, a failover).
+            # connections the server has just closed (a restart, a failover). RuntimeError:
+            # the pool is closing (the process is stopping).
             raise StorageUnavailable(f"no PostgreSQL connection: {exc or 'timed out'}") from exc
         try:
             try:

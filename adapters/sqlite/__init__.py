@@ -114,22 +114,30 @@ class SqliteStorage(SqlStorage):
         self._conn = conn
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        if self._conn is None:
+            return
+        conn, self._conn = self._conn, None  # no new work from here on
+        async with self._lock:  # the work already running ends first
+            await conn.close()
+
+    def _connection(self) -> aiosqlite.Connection | None:
+        return self._conn
 
     @asynccontextmanager
     async def _transaction(self, read_only: bool = False,
                            begin: str = "BEGIN") -> AsyncIterator[_SqliteSession]:
         if self._conn is None:
             raise StorageUnavailable("the SQLite storage is not open")
-        conn = self._conn
         try:
             async with asyncio.timeout(self._busy_timeout_ms / 1000):
                 await self._lock.acquire()
         except TimeoutError:
             raise StorageUnavailable("the SQLite database stayed busy for "
                                      f"{self._busy_timeout_ms} ms") from None
+        conn = self._connection()
+        if conn is None:  # closed while this waited
+            self._lock.release()
+            raise StorageUnavailable("the SQLite storage is closed")
         try:
             session = _SqliteSession(conn)
             # A caller cancelled during its BEGIN leaves that BEGIN to run in aiosqlite's

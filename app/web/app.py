@@ -47,6 +47,7 @@ from app.web.middlewares import (
     authentication,
     body_limits,
     errors,
+    finish_left_answers,
     finish_short_answers,
     rate_limits,
     refuse_nul,
@@ -170,6 +171,9 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
         app[HUB].close_all()
 
     app.on_shutdown.append(end_streams)
+    # After the services' context, so torn down before it: the answers of clients that left
+    # end before the storage closes.
+    app.cleanup_ctx.append(finish_left_answers)
     app.on_response_prepare.append(response_headers)
     return app
 

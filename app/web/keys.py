@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +16,8 @@ SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 HUB = web.AppKey("hub", NotificationHub)
+# Answers still being finished for clients that left: shutdown waits for them.
+LEFT_ANSWERS = web.AppKey("left_answers", set[asyncio.Future[web.StreamResponse]])
 
 REQUEST_ID = web.RequestKey("request_id", str)
 # Set only for an authenticated request: read it with request.get(PRINCIPAL).

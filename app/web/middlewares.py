@@ -7,6 +7,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -16,7 +17,7 @@ from multidict import MultiDictProxy
 
 from app.domain.errors import DomainError, Throttled, TryAgain, Unauthenticated
 from app.web.api.common import client_address
-from app.web.keys import OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
+from app.web.keys import LEFT_ANSWERS, OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
 from app.web.openapi import SHORT_ANSWERS, RequestInvalid, documented_methods
 from app.web.pages import session
 from app.web.pages.render import error_page
@@ -51,8 +52,20 @@ async def finish_short_answers(request: web.Request, handler: Handler) -> web.St
         return await asyncio.shield(answer)
     except asyncio.CancelledError:
         started = time.monotonic()
+        left = request.app[LEFT_ANSWERS]
+        left.add(answer)
+        answer.add_done_callback(left.discard)
         answer.add_done_callback(lambda done: _answered_to_no_one(request, done, started))
         raise
+
+
+async def finish_left_answers(app: web.Application) -> AsyncIterator[None]:
+    """Keeps the answers being finished for clients that left; on shutdown, waits for them
+    (those would otherwise meet a closed storage)."""
+    app[LEFT_ANSWERS] = set()
+    yield
+    if pending := app[LEFT_ANSWERS].copy():
+        await asyncio.wait(pending, timeout=10)
 
 
 def _answered_to_no_one(request: web.Request, done: asyncio.Future[web.StreamResponse],

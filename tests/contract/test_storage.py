@@ -1344,6 +1344,28 @@ async def test_a_closed_storage_is_unavailable(storage: Adapter) -> None:
         await storage.ping()
 
 
+async def test_work_that_meets_the_storage_closing_finds_it_unavailable(
+        storage: Adapter) -> None:
+    # A process that stops while requests still run: each either reads or is told the
+    # storage is unavailable (a 503), never another error.
+    async def read() -> str:
+        try:
+            async with storage.unit_of_work(read_only=True) as uow:
+                await uow.cabinets.get("absent", EVERYTHING)
+            return "read"
+        except StorageUnavailable:
+            return "unavailable"
+
+    reads = [asyncio.ensure_future(read()) for _ in range(20)]
+    await asyncio.sleep(0)
+    closing = asyncio.ensure_future(storage.close())
+    reads += [asyncio.ensure_future(read()) for _ in range(20)]
+    outcomes = await asyncio.gather(*reads)
+    await closing
+    assert set(outcomes) <= {"read", "unavailable"}
+    assert "unavailable" in outcomes
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_never_opened_storage_is_unavailable(
         backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
