@@ -70,9 +70,9 @@ async def state(storage: Adapter, message: OutboxMessage) -> OutboxMessage:
 class SmtpServer:
     """aiosmtpd on a fixed free port, stopped and started again at will."""
 
-    def __init__(self) -> None:
+    def __init__(self, inbox: Inbox | None = None) -> None:
         self.port = free_port()
-        self.inbox = Inbox()
+        self.inbox = inbox or Inbox()
         self._controller: Controller | None = None
 
     def start(self) -> None:

@@ -24,10 +24,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiosmtpd.controller import Controller
 
 from tests.conftest import TEST_ENV
 from tests.contract.test_mail import Inbox
+from tests.contract.test_outbox import SmtpServer as ContractSmtpServer
 from tests.live import PORTAL, LivePortal, RedisServer, free_port, live_portal, redis_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -87,20 +87,12 @@ class SlowableInbox(Inbox):
         return await super().handle_DATA(server, session, envelope)
 
 
-class SmtpServer:
+class SmtpServer(ContractSmtpServer):
+    """The outbox contract's server, with a handler that can be slowed."""
+
     def __init__(self) -> None:
-        self.port = free_port()
-        self.inbox = SlowableInbox()
-        self._controller: Controller | None = None
-
-    def start(self) -> None:
-        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
-        self._controller.start()
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
+        self.slowable = SlowableInbox()
+        super().__init__(self.slowable)
 
     def copies(self, subject_prefix: str) -> Counter[str]:
         return Counter(str(m["Message-ID"]) for m in self.inbox.messages
@@ -190,11 +182,11 @@ async def test_mail_goes_out_once_through_smtp_down_then_slow(
     prefix = f"Down {uuid.uuid4().hex[:6]}"
     sent = sum([await announce(http, faulty.a, headers, f"{prefix} {n}") for n in range(3)])
     await asyncio.sleep(2)  # both processes try, fail and back off meanwhile
-    faulty.smtp.inbox.delay = 0.4  # slower than the step timeout, within the data's
+    faulty.smtp.slowable.delay = 0.4  # slower than the step timeout, within the data's
     faulty.smtp.start()
     await until(lambda: len(faulty.smtp.copies(prefix)) == sent, seconds=90)
     await asyncio.sleep(2)  # anything sent twice would arrive by now
-    faulty.smtp.inbox.delay = 0.0
+    faulty.smtp.slowable.delay = 0.0
     assert each_once(faulty.smtp, prefix, sent), faulty.smtp.copies(prefix)
 
 
@@ -274,7 +266,7 @@ async def test_a_portal_killed_mid_send_loses_no_mail(faulty: Faulty,
         _wait_until_healthy(f"http://127.0.0.1:{port}", doomed, log)
         portal = LivePortal(f"http://127.0.0.1:{port}", env, log)
         headers = await staff(http, portal)
-        faulty.smtp.inbox.delay = 0.5
+        faulty.smtp.slowable.delay = 0.5
         prefix = f"Killed {uuid.uuid4().hex[:6]}"
         sent = sum([await announce(http, portal, headers, f"{prefix} {n}")
                     for n in range(2)])
@@ -288,7 +280,7 @@ async def test_a_portal_killed_mid_send_loses_no_mail(faulty: Faulty,
         assert len(copies) == sent  # nothing lost
         assert sum(n - 1 for n in copies.values()) <= 1, copies  # the documented case
     finally:
-        faulty.smtp.inbox.delay = 0.0
+        faulty.smtp.slowable.delay = 0.0
         if doomed.poll() is None:
             doomed.kill()
             doomed.wait()
