@@ -11,22 +11,8 @@ import annotated_types
 import pytest
 from pydantic import BaseModel
 
-from app.web.api import (
-    auth,
-    cabinets,
-    downloads,
-    feeds,
-    licensing,
-    notifications,
-    products,
-    releases,
-    support,
-    system,
-    users,
-)
+from app.web.app import API_MODULES
 
-MODULES = (auth, cabinets, users, products, releases, licensing, downloads, support,
-           notifications, feeds, system)
 KEYWORDS = {annotated_types.MinLen: "minLength", annotated_types.MaxLen: "maxLength",
             annotated_types.Ge: "minimum", annotated_types.Le: "maximum",
             annotated_types.Gt: "exclusiveMinimum", annotated_types.Lt: "exclusiveMaximum"}
@@ -38,7 +24,7 @@ SAME = {"minItems": "minLength", "maxItems": "maxLength", "minProperties": "minL
 
 def models() -> list[type[BaseModel]]:
     found: dict[str, type[BaseModel]] = {}
-    for module in MODULES:
+    for module in API_MODULES:
         for op in module.api.operations:
             for model in (op.body, op.query):
                 if model is not None:
