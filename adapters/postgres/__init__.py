@@ -14,6 +14,7 @@ from typing import Any
 import aiopg
 import psycopg2
 import psycopg2.errors
+import pydantic_core
 from psycopg2.extras import Json
 
 from adapters.sql import migrations
@@ -29,7 +30,6 @@ _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _KEY = re.compile(r"Key \(([^)]+)\)=")
 
 
-@functools.lru_cache(maxsize=512)
 @functools.lru_cache(maxsize=2048)  # statements are a few hundred shapes, each run often
 def to_pyformat(sql: str) -> str:
     """`:name` placeholders to psycopg2's `%(name)s`; literal percent signs doubled."""
@@ -97,6 +97,15 @@ class _PostgresSession:
     async def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
+
+    async def insert(self, table: str, columns: str, rows: list[Row], suffix: str = "") -> None:
+        # The rows travel as one JSON parameter that the server reads into the table's own
+        # row type: psycopg2 takes 1-5 us to quote each parameter (a hundred licenses are
+        # 1,200), and a JSON text of them is made in one call.
+        await self.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns}"
+            f" FROM json_populate_recordset(NULL::{table}, :rows){suffix}",
+            {"rows": pydantic_core.to_json(rows).decode()})
 
 
 async def _utc_session(conn: Any) -> None:

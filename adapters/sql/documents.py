@@ -24,8 +24,9 @@ from app.domain.products import Product
 from ports.storage.licensing import Described
 
 D = TypeVar("D", License, Certificate)
-# Ids in one IN list: well under SQLite's limit on parameters.
+# Ids in one IN list, and rows in one INSERT: well under SQLite's limit on parameters.
 _IDS_AT_ONCE = 500
+_ROWS_AT_ONCE = 200
 
 
 _DOCUMENT_COLUMNS = ("id", "number", "product_id", "cabinet_id", "valid_from", "valid_to",
@@ -53,6 +54,7 @@ class _SqlDocuments(Generic[D]):
     described_columns: ClassVar[str] = ""
 
     _columns: ClassVar[tuple[str, ...]]
+    _column_list: ClassVar[str]
     _select: ClassVar[str]
     _described: ClassVar[str]
     _described_joins: ClassVar[str]
@@ -61,6 +63,7 @@ class _SqlDocuments(Generic[D]):
         # Built once per kind: a unit of work makes its repositories anew each time.
         super().__init_subclass__()
         cls._columns = (*_DOCUMENT_COLUMNS, *cls.own_columns)
+        cls._column_list = ", ".join(cls._columns)
         cls._select = ", ".join(f"d.{column}" for column in cls._columns)
         # The document, its product and its owner in one row: one statement where three
         # were (a read's statements are most of its cost).
@@ -88,16 +91,20 @@ class _SqlDocuments(Generic[D]):
                 row.get("license_number")))
         return described
 
-    async def add(self, document: D) -> None:
-        await self._db.execute(
-            f"INSERT INTO {self.table} ({', '.join(self._columns)})"
-            f" VALUES ({', '.join(':' + column for column in self._columns)})",
-            {column: getattr(document, column) for column in self._columns})
+    async def add(self, *documents: D) -> None:
+        # A purchase issues a hundred at a time: one statement per few hundred, not per row.
+        for start in range(0, len(documents), _ROWS_AT_ONCE):
+            await self._db.insert(self.table, self._column_list, [
+                {column: getattr(document, column) for column in self._columns}
+                for document in documents[start:start + _ROWS_AT_ONCE]])
+
+    def _lock(self, for_update: bool) -> str:
+        return f"{self._db.for_update} OF d" if for_update and self._db.for_update else ""
 
     async def _one(self, where: str, params: dict[str, Any], scope: Scope,
                    for_update: bool = False) -> D | None:
         in_scope, scope_params = scope_filter(scope, "c.path")
-        lock = f"{self._db.for_update} OF d" if for_update and self._db.for_update else ""
+        lock = self._lock(for_update)
         row = await self._db.fetch_one(
             f"SELECT {self._select} FROM {self.table} d JOIN cabinets c ON c.id = d.cabinet_id"
             f" WHERE {where} AND {in_scope}{lock}", {**params, **scope_params})
@@ -117,15 +124,28 @@ class _SqlDocuments(Generic[D]):
     async def get_by_number(self, number: str, scope: Scope) -> D | None:
         return await self._one("d.number = :number", {"number": number}, scope)
 
-    async def get_by_purchase_item(self, purchase_item: str, scope: Scope,
-                                   *, for_update: bool = False) -> D | None:
-        return await self._one("d.purchase_item = :item", {"item": purchase_item}, scope,
-                               for_update)
+    async def by_purchase_items(self, purchase_items: list[str], scope: Scope,
+                                *, for_update: bool = False) -> dict[str, D]:
+        in_scope, scope_params = scope_filter(scope, "c.path")
+        lock = self._lock(for_update)
+        found: dict[str, D] = {}
+        for start in range(0, len(purchase_items), _IDS_AT_ONCE):
+            marks, params = in_list("item", purchase_items[start:start + _IDS_AT_ONCE])
+            rows = await self._db.fetch_all(
+                f"SELECT {self._select} FROM {self.table} d JOIN cabinets c"
+                f" ON c.id = d.cabinet_id WHERE d.purchase_item IN ({marks}) AND {in_scope}"
+                f" ORDER BY d.id{lock}", {**params, **scope_params})
+            found.update((row["purchase_item"], self.make(**row)) for row in rows)
+        return found
 
-    async def number_taken(self, number: str) -> bool:
-        return await self._db.fetch_one(
-            f"SELECT 1 AS taken FROM {self.table} WHERE number = :number",
-            {"number": number}) is not None
+    async def numbers_taken(self, numbers: list[str]) -> set[str]:
+        taken: set[str] = set()
+        for start in range(0, len(numbers), _IDS_AT_ONCE):
+            marks, params = in_list("number", numbers[start:start + _IDS_AT_ONCE])
+            rows = await self._db.fetch_all(
+                f"SELECT number FROM {self.table} WHERE number IN ({marks})", params)
+            taken.update(row["number"] for row in rows)
+        return taken
 
     async def numbers(self, document_ids: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.sql.session import Row, SqlSession
-from adapters.sql.statements import BATCH_ROWS, insert_rows
+from adapters.sql.statements import BATCH_ROWS
 from app.domain.outbox import OutboxMessage, OutboxStatus
 
 _OUTBOX_COLUMNS = ("id, message_id, recipient, subject, text_body, html_body, created_at,"
@@ -76,7 +76,7 @@ class SqlOutbox:
                     " WHERE 1 = 1 ON CONFLICT (message_id) DO NOTHING", params)
 
     async def _add_alone(self, message: OutboxMessage) -> None:
-        await insert_rows(self._db, "outbox", _OUTBOX_COLUMNS, [{
+        await self._db.insert("outbox", _OUTBOX_COLUMNS, [{
             **vars(message), "status": message.status.value,
             "next_attempt_at": message.next_attempt_at or message.created_at}],
             " ON CONFLICT (message_id) DO NOTHING")

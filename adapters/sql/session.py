@@ -22,3 +22,7 @@ class SqlSession(Protocol):
     async def fetch_one(self, sql: str, params: Params | None = None) -> Row | None: ...
 
     async def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]: ...
+
+    async def insert(self, table: str, columns: str, rows: list[Row], suffix: str = "") -> None:
+        """One INSERT of many rows, each a dict with every one of `columns` (a comma-separated
+        list); `suffix` follows the statement (an ON CONFLICT clause)."""

@@ -21,6 +21,7 @@ import aiosqlite
 
 from adapters.sql import migrations
 from adapters.sql.session import Params, Row
+from adapters.sql.statements import insert_rows
 from adapters.sql.storage import SqlStorage
 from ports.storage import DuplicateKey, StorageUnavailable
 
@@ -86,6 +87,9 @@ class _SqliteSession:
     async def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
+
+    async def insert(self, table: str, columns: str, rows: list[Row], suffix: str = "") -> None:
+        await insert_rows(self, table, columns, rows, suffix)
 
 
 def _params(params: Params | None) -> dict[str, Any]:

@@ -62,8 +62,9 @@ class Notifier:
 
     async def prepare(self, uow: UnitOfWork, events: list[DomainEvent]) -> None:
         """The unit of work's step before it commits (see ports.storage.EventLog)."""
-        for event in events:
-            told = await self.decide(uow, event)
+        for entry in _gathered(events):
+            told = await (self.decide(uow, entry) if not isinstance(entry, list)
+                          else self._several(uow, entry))
             if told is not None:
                 await self.send(uow, told.users, told.message, email=told.email)
 
@@ -188,6 +189,63 @@ class Notifier:
                 return None  # what telling people makes: nothing more to tell
             case _:
                 assert_never(event)
+
+
+    @staticmethod
+    async def _several(uow: UnitOfWork, changes: list[DocumentChange]) -> Told:
+        """One message for many documents issued, renewed or revoked together (a purchase
+        of a hundred licenses is one message to each person, not a hundred)."""
+        first = changes[0]
+        what = f"{_what(first.kind)}s"
+        more = [f"{len(changes) - NAMED} more"] if len(changes) > NAMED else []
+        named = _and([change.number for change in changes[:NAMED]] + more)
+        link = "/licenses" if first.kind is DocumentKind.LICENSE else "/certificates"
+        match first:
+            case DocumentIssued():
+                products = _and(list(dict.fromkeys(
+                    c.product_name for c in changes if isinstance(c, DocumentIssued))))
+                message = Message(NotificationKind.LICENSE_ISSUED,
+                                  f"{len(changes)} new {what.lower()}",
+                                  f"{what} {named} were issued for {products}.", link)
+            case DocumentRenewed():
+                ends = {c.valid_to for c in changes if isinstance(c, DocumentRenewed)}
+                until = (f"until {next(iter(ends))}" if len(ends) == 1 and None not in ends
+                         else "with their new end dates")
+                message = Message(NotificationKind.LICENSE_RENEWED,
+                                  f"{len(changes)} {what.lower()} renewed",
+                                  f"{what} {named} are valid {until} now.", link)
+            case DocumentRevoked():
+                message = Message(NotificationKind.LICENSE_REVOKED,
+                                  f"{len(changes)} {what.lower()} revoked",
+                                  f"{what} {named} were revoked and are no longer valid.", link)
+        return Told(await uow.notifications.recipients_in(list(first.cabinet_ids)), message)
+
+
+DocumentChange = DocumentIssued | DocumentRenewed | DocumentRevoked
+# Numbers a message about many documents names before "and N more".
+NAMED = 5
+
+
+def _gathered(events: list[DomainEvent]) -> list[DomainEvent | list[DocumentChange]]:
+    """The events, with the documents issued (renewed, revoked) together for the same
+    organisations gathered into one list where there are several."""
+    gathered: list[DomainEvent | list[DocumentChange]] = []
+    groups: dict[tuple[type, DocumentKind, tuple[str, ...]], list[DocumentChange]] = {}
+    for event in events:
+        if not isinstance(event, DocumentIssued | DocumentRenewed | DocumentRevoked):
+            gathered.append(event)
+            continue
+        key = (type(event), event.kind, event.cabinet_ids)
+        if key not in groups:
+            groups[key] = []
+            gathered.append(groups[key])
+        groups[key].append(event)
+    return [entry[0] if isinstance(entry, list) and len(entry) == 1 else entry
+            for entry in gathered]
+
+
+def _and(names: list[str]) -> str:
+    return " and ".join(filter(None, (", ".join(names[:-1]), names[-1])))
 
 
 async def _staff_of(uow: UnitOfWork, assignee_id: str | None) -> list[str]:

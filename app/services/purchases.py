@@ -165,25 +165,34 @@ class PurchaseService(UseCases):
                         now: datetime) -> PurchaseOutcome:
         cabinet, created = await self._customer(uow, event, now, create=True)
         outcome = self._outcome(event, cabinet, created)
-        issued: dict[str, str] = {}  # purchase item -> license id, for certificates
+        # What the items need is read first, a statement per question for all of them (a
+        # purchase may hold hundreds); each item is then judged in order as before.
+        products = {code: await uow.products.get_by_code(code)
+                    for code in dict.fromkeys(item.product_code or "" for item in event.items)}
+        issued_before = {kind: await documents(uow, kind).by_purchase_items(
+            [item.external_id for item in event.items if item.kind is kind], EVERYTHING)
+            for kind in DocumentKind}
+        numbers = {kind: await self._new_numbers(
+            uow, kind, now.year, sum(item.kind is kind for item in event.items))
+            for kind in DocumentKind}
+        licensed = await self._licensed(uow, event.items)
+        made: dict[DocumentKind, list[Any]] = {kind: [] for kind in DocumentKind}
         seen: set[str] = set()
         for index, item in enumerate(event.items):
             field = f"items.{index}"
             if item.external_id in seen:
                 raise Invalid("The event names this item twice.", field=f"{field}.external_id")
             seen.add(item.external_id)
-            product = await uow.products.get_by_code(item.product_code or "")
+            product = products[item.product_code or ""]
             if product is None:
                 raise Invalid("No product has this code.", field=f"{field}.product_code")
-            repository = documents(uow, item.kind)
-            if await repository.get_by_purchase_item(item.external_id, EVERYTHING):
+            if item.external_id in issued_before[item.kind]:
                 raise Invalid("This item was issued before.", field=f"{field}.external_id")
             valid_from = item.valid_from or event.occurred_at.date()
             with about(field):
                 check_validity(valid_from, item.valid_to, item.kind)
             common: dict[str, Any] = {
-                "id": self._ids.new_id(),
-                "number": await self._new_number(uow, item.kind, now.year),
+                "id": self._ids.new_id(), "number": numbers[item.kind].pop(),
                 "product_id": product.id, "cabinet_id": cabinet.id, "valid_from": valid_from,
                 "valid_to": item.valid_to, "revoked_at": None,
                 "purchase_item": item.external_id, "created_at": now, "updated_at": now}
@@ -194,21 +203,22 @@ class PurchaseService(UseCases):
                 with about(field):
                     seats = check_seats(item.seats)
                 document = License(**common, edition=item.edition, seats=seats)
-                issued[item.external_id] = document.id
-                await uow.licenses.add(document)
+                licensed[item.external_id] = document.id
             else:
                 if not item.level:
                     raise Invalid("A support certificate needs a level.", field=f"{field}.level")
                 document = Certificate(**common, level=item.level,
-                                       license_id=await self._license_id(uow, item, issued,
-                                                                         field))
-                await uow.certificates.add(document)
+                                       license_id=_license_id(item, licensed, field))
+            made[item.kind].append(document)
             outcome.add(item.kind, document.id, document.number, item.external_id,
                         PurchaseAction.CREATED)
             uow.events.record(DocumentIssued(
                 kind=item.kind, document_id=document.id, number=document.number,
                 product_name=product.name, valid_to=document.valid_to,
                 cabinet_ids=_concerned(cabinet, document)))
+        # Licenses first: a certificate may cover one of them.
+        await uow.licenses.add(*made[DocumentKind.LICENSE])
+        await uow.certificates.add(*made[DocumentKind.CERTIFICATE])
         return outcome
 
     async def _renew(self, uow: UnitOfWork, event: PurchaseEvent,
@@ -252,45 +262,43 @@ class PurchaseService(UseCases):
                      ) -> tuple[Cabinet, PurchaseOutcome,
                                 list[tuple[str, PurchaseItem, License | Certificate]]]:
         """A renewal's or a refund's customer, its outcome so far, and each item (with its
-        field name) together with the document it names, locked."""
+        field name) together with the document it names, locked: an item the customer
+        holds, itself or (after transfers) a cabinet below it."""
         cabinet, _ = await self._customer(uow, event, now, create=False)
-        held = [(f"items.{index}", item,
-                 await self._held(uow, cabinet, item, f"items.{index}"))
-                for index, item in enumerate(event.items)]
-        return cabinet, self._outcome(event, cabinet, False), held
-
-    async def _held(self, uow: UnitOfWork, cabinet: Cabinet, item: PurchaseItem,
-                    field: str) -> License | Certificate:
-        """An item the customer holds, itself or (after transfers) a cabinet below it."""
-        document: License | Certificate | None = await documents(uow, item.kind) \
-            .get_by_purchase_item(item.external_id, Scope.subtree(cabinet.path),
-                                  for_update=True)
-        if document is None:
-            raise Invalid("This customer holds no such item.", field=f"{field}.external_id")
-        return document
+        held = {kind: await documents(uow, kind).by_purchase_items(
+            [item.external_id for item in event.items if item.kind is kind],
+            Scope.subtree(cabinet.path), for_update=True) for kind in DocumentKind}
+        named = []
+        for index, item in enumerate(event.items):
+            document = held[item.kind].get(item.external_id)
+            if document is None:
+                raise Invalid("This customer holds no such item.",
+                              field=f"items.{index}.external_id")
+            named.append((f"items.{index}", item, document))
+        return cabinet, self._outcome(event, cabinet, False), named
 
     @staticmethod
-    async def _license_id(uow: UnitOfWork, item: PurchaseItem, issued: dict[str, str],
-                          field: str) -> str | None:
-        if item.license_external_id is None:
-            return None
-        if item.license_external_id in issued:
-            return issued[item.license_external_id]
-        license_ = await uow.licenses.get_by_purchase_item(item.license_external_id, EVERYTHING)
-        if license_ is None:
-            raise Invalid("No license has this purchase item.",
-                          field=f"{field}.license_external_id")
-        return license_.id
+    async def _licensed(uow: UnitOfWork, items: tuple[PurchaseItem, ...]
+                        ) -> dict[str, str]:
+        """Purchase item -> license id of the licenses issued before that this event's
+        certificates cover; the event's own licenses are added as they are made."""
+        return {item: license_.id for item, license_ in (await uow.licenses.by_purchase_items(
+            [i.license_external_id for i in items if i.license_external_id is not None],
+            EVERYTHING)).items()}
 
     @staticmethod
-    async def _new_number(uow: UnitOfWork, kind: DocumentKind, year: int) -> str:
+    async def _new_numbers(uow: UnitOfWork, kind: DocumentKind, year: int,
+                           count: int) -> list[str]:
         # Random, not sequential: numbers are public (the verification page) and must not
         # tell how many documents exist.
         repository = documents(uow, kind)
+        chosen: set[str] = set()
         for _ in range(50):
-            number = number_for(kind, year, secrets.randbelow(1_000_000))
-            if not await repository.number_taken(number):
-                return number
+            if len(chosen) == count:
+                return list(chosen)
+            drawn = {number_for(kind, year, secrets.randbelow(1_000_000))
+                     for _ in range(count - len(chosen))} - chosen
+            chosen |= drawn - await repository.numbers_taken(list(drawn))
         raise Conflict("No free document number was found; try again.")
 
     @staticmethod
@@ -298,6 +306,15 @@ class PurchaseService(UseCases):
         return PurchaseOutcome(event.event_id, event.type.value, {
             "id": cabinet.id, "name": cabinet.name, "external_id": cabinet.external_id,
             "created": created})
+
+
+def _license_id(item: PurchaseItem, licensed: dict[str, str], field: str) -> str | None:
+    if item.license_external_id is None:
+        return None
+    if item.license_external_id not in licensed:
+        raise Invalid("No license has this purchase item.",
+                      field=f"{field}.license_external_id")
+    return licensed[item.license_external_id]
 
 
 def _concerned(customer: Cabinet, document: License | Certificate) -> tuple[str, ...]:

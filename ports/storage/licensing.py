@@ -34,18 +34,22 @@ class Described(Generic[D]):
 class DocumentRepository(Protocol[D]):
     """Licenses, or support certificates: the same questions of either table."""
 
-    async def add(self, document: D) -> None:
-        """Insert; DuplicateKey("<table>.number") or ("<table>.purchase_item") when taken."""
+    async def add(self, *documents: D) -> None:
+        """Insert them all or none; DuplicateKey("<table>.number") or
+        ("<table>.purchase_item") when one is taken."""
 
     async def get(self, document_id: str, scope: Scope, *, for_update: bool = False) -> D | None:
         """One held by a cabinet in scope; `for_update` locks it until the unit of work ends."""
 
     async def get_by_number(self, number: str, scope: Scope) -> D | None: ...
 
-    async def get_by_purchase_item(self, purchase_item: str, scope: Scope,
-                                   *, for_update: bool = False) -> D | None: ...
+    async def by_purchase_items(self, purchase_items: list[str], scope: Scope,
+                                *, for_update: bool = False) -> dict[str, D]:
+        """Purchase item -> the document issued for it, of those held in scope;
+        `for_update` locks them until the unit of work ends."""
 
-    async def number_taken(self, number: str) -> bool: ...
+    async def numbers_taken(self, numbers: list[str]) -> set[str]:
+        """Those of the numbers some document of this kind has."""
 
     async def numbers(self, document_ids: list[str]) -> dict[str, str]:
         """Id -> number of those that exist, wherever they are held (a certificate names

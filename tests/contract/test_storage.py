@@ -723,10 +723,14 @@ async def test_documents_round_trip_with_dates_and_scope(storage: Adapter) -> No
         assert await uow.licenses.get(license_.id, Scope.subtree(sibling.path)) is None
         assert await uow.certificates.get(license_.id, EVERYTHING) is None
         assert await uow.licenses.get_by_number(license_.number, EVERYTHING) == license_
-        assert await uow.certificates.get_by_purchase_item(
-            certificate.purchase_item or "", Scope.subtree(root.path)) == certificate
-        assert await uow.licenses.number_taken(license_.number)
-        assert not await uow.licenses.number_taken(certificate.number)
+        assert await uow.certificates.by_purchase_items(
+            [certificate.purchase_item or "", license_.purchase_item or "", "unknown"],
+            Scope.subtree(root.path)) == {certificate.purchase_item: certificate}
+        assert await uow.certificates.by_purchase_items(
+            [certificate.purchase_item or ""], Scope.subtree(sibling.path)) == {}
+        assert await uow.licenses.by_purchase_items([], EVERYTHING) == {}
+        assert await uow.licenses.numbers_taken(
+            [license_.number, certificate.number, "LIC-1999-000001"]) == {license_.number}
 
 
 async def test_described_documents_carry_their_product_owner_and_license_number(
@@ -758,6 +762,35 @@ async def test_described_documents_carry_their_product_owner_and_license_number(
     assert listed == sorted([Described(covering, product, home, elsewhere.number),
                              Described(bare, other, home)], key=lambda d: d.id)
     assert only_other == [Described(bare, other, home)]
+
+
+async def test_many_documents_are_added_at_once_or_none_is(storage: Adapter) -> None:
+    product = await catalogue(storage)
+    cabinet = new_cabinet()
+    await add_all(storage, cabinet)
+    # More than one statement's worth, so that the adapter's batches meet.
+    many = [new_document(DocumentKind.LICENSE, cabinet, product) for _ in range(450)]
+    async with storage.unit_of_work() as uow:
+        await uow.licenses.add(*many)
+        await uow.licenses.add()
+        await uow.commit()
+    async with storage.unit_of_work(read_only=True) as uow:
+        found = await uow.licenses.by_purchase_items(
+            [d.purchase_item or "" for d in many], EVERYTHING)
+        taken = await uow.licenses.numbers_taken([d.number for d in many])
+    assert found == {d.purchase_item: d for d in many}
+    assert taken == {d.number for d in many}
+
+    fresh = [new_document(DocumentKind.LICENSE, cabinet, product) for _ in range(3)]
+    twice = replace(new_document(DocumentKind.LICENSE, cabinet, product),
+                    number=fresh[0].number)
+    for batch in ([*fresh, twice], [*fresh, replace(twice, number="LIC-2026-999999",
+                                                     purchase_item=many[7].purchase_item)]):
+        async with storage.unit_of_work() as uow:
+            with pytest.raises(DuplicateKey):
+                await uow.licenses.add(*batch)
+        async with storage.unit_of_work(read_only=True) as uow:
+            assert await uow.licenses.numbers_taken([d.number for d in fresh]) == set()
 
 
 async def test_numbers_and_purchase_items_are_unique(storage: Adapter) -> None:

@@ -176,12 +176,16 @@ class _Documents(Generic[D]):
     def _in_scope(self, document: D, scope: Scope) -> bool:
         return scope.contains(self.s.cabinets[document.cabinet_id].path)
 
-    async def add(self, document: D) -> None:
+    async def add(self, *documents: D) -> None:
         for key in ("number", "purchase_item"):
-            value = getattr(document, key)
-            if value is not None and any(getattr(d, key) == value for d in self.t.values()):
-                raise DuplicateKey(f"{self.name}.{key}")
-        self.t[document.id] = copy.deepcopy(document)
+            taken = {getattr(d, key) for d in self.t.values()}
+            for document in documents:
+                value = getattr(document, key)
+                if value is not None and value in taken:
+                    raise DuplicateKey(f"{self.name}.{key}")
+                taken.add(value)
+        for document in documents:
+            self.t[document.id] = copy.deepcopy(document)
 
     async def get(self, document_id: str, scope: Scope, *,
                   for_update: bool = False) -> D | None:
@@ -192,13 +196,14 @@ class _Documents(Generic[D]):
         return next((copy.deepcopy(d) for d in self.t.values()
                      if d.number == number and self._in_scope(d, scope)), None)
 
-    async def get_by_purchase_item(self, purchase_item: str, scope: Scope,
-                                   *, for_update: bool = False) -> D | None:
-        return next((copy.deepcopy(d) for d in self.t.values()
-                     if d.purchase_item == purchase_item and self._in_scope(d, scope)), None)
+    async def by_purchase_items(self, purchase_items: list[str], scope: Scope,
+                                *, for_update: bool = False) -> dict[str, D]:
+        wanted = set(purchase_items)
+        return {d.purchase_item: copy.deepcopy(d) for d in self.t.values()
+                if d.purchase_item in wanted and self._in_scope(d, scope)}
 
-    async def number_taken(self, number: str) -> bool:
-        return any(d.number == number for d in self.t.values())
+    async def numbers_taken(self, numbers: list[str]) -> set[str]:
+        return {d.number for d in self.t.values()} & set(numbers)
 
     async def numbers(self, document_ids: list[str]) -> dict[str, str]:
         return {i: self.t[i].number for i in document_ids if i in self.t}

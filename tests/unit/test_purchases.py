@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -114,3 +115,60 @@ async def test_a_renewal_and_a_refund_tell_whoever_holds_the_document_now() -> N
     assert core.told(user) == [f"{license_.number} renewed", f"{license_.number} revoked"]
     with pytest.raises(Invalid):  # a revoked license is not renewed
         await core.purchases.apply(event(PurchaseType.RENEWED, longer, event_id="late"))
+
+
+async def test_a_purchase_of_many_is_one_message_per_kind_and_links_what_it_covers() -> None:
+    core = Core()
+    tree = await core.tree()
+    await core.purchases.apply(event(PurchaseType.COMPLETED, LICENSE, event_id="first"))
+    [first] = core.storage.state.licenses.values()
+    user = await core.users.create_with_password(
+        tree.actors[Role.STAFF_ADMIN], first.cabinet_id, "it@initech.test", "IT",
+        Role.CUSTOMER_ADMIN, "a long enough password")
+    many = [replace(LICENSE, external_id=f"ORD-M{n}", seats=n + 1) for n in range(12)]
+    # Certificates covering a license of this event and one of the first purchase.
+    covering = [replace(CERTIFICATE, external_id="ORD-C1", license_external_id="ORD-M3"),
+                replace(CERTIFICATE, external_id="ORD-C2", license_external_id="ORD-1")]
+    outcome, _ = await core.purchases.apply(event(PurchaseType.COMPLETED, *many, *covering,
+                                                  event_id="many"))
+
+    state = core.storage.state
+    numbers = [entry["number"] for entry in outcome["licenses"]]
+    assert len(set(numbers)) == 12
+    licensed = {d.purchase_item: d for d in state.licenses.values()}
+    covers = {d.purchase_item: d.license_id for d in state.certificates.values()}
+    assert [licensed[f"ORD-M{n}"].seats for n in range(12)] == list(range(1, 13))
+    assert covers == {"ORD-C1": licensed["ORD-M3"].id, "ORD-C2": first.id}
+    assert core.told(user) == ["12 new licenses", "2 new support certificates"]
+    [licenses] = [n for n in state.notifications if n.title == "12 new licenses"]
+    assert licenses.body == (f"Licenses {', '.join(numbers[:5])} and 7 more were issued for "
+                             "DB Guard.") and licenses.link == "/licenses"
+    assert sorted(m.subject for m in state.outbox.values() if user.email in m.recipient) \
+        == sorted(core.told(user))
+
+    later = replace(LICENSE, valid_to=date(2029, 1, 31))
+    await core.purchases.apply(event(PurchaseType.RENEWED, *[
+        replace(later, external_id=f"ORD-M{n}") for n in range(3)], event_id="renew"))
+    assert core.told(user)[-1] == "3 licenses renewed"
+    [renewed] = [n for n in core.storage.state.notifications
+                 if n.title == "3 licenses renewed"]
+    assert renewed.body == (f"Licenses {', '.join(numbers[:2])} and {numbers[2]} are valid "
+                            "until 2029-01-31 now.")
+
+
+async def test_an_item_of_many_that_breaks_a_rule_is_named_and_nothing_is_issued() -> None:
+    core = Core()
+    await core.tree()
+    many = [replace(LICENSE, external_id=f"ORD-M{n}") for n in range(5)]
+    cases = [
+        ([*many[:2], many[1], *many[2:]], "items.2.external_id"),
+        # A certificate may cover only a license before it in the event, or issued before.
+        ([replace(CERTIFICATE, license_external_id="ORD-M4"), *many],
+         "items.0.license_external_id"),
+        ([*many[:3], replace(many[3], seats=0), many[4]], "items.3.seats"),
+    ]
+    for items, field in cases:
+        with pytest.raises(Invalid) as refused:
+            await core.purchases.apply(event(PurchaseType.COMPLETED, *items))
+        assert refused.value.field == field
+    assert core.storage.state.licenses == {} and core.storage.state.notifications == []
