@@ -25,6 +25,7 @@ from app.container import (
 )
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.errors import DomainError
+from app.domain.purchases import PurchaseEvent
 from app.domain.roles import Role
 from app.domain.users import SYSTEM
 from app.services import Services
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "migrate": _migrate, "demo": _demo, "cabinets": _create_cabinet,
         "users": _create_user, "feed": _feed_import, "scan": _scan,
         "remind": _remind}
+    tune_garbage_collection()  # the server's settings: `feed import` makes many objects
     try:
         return asyncio.run(_with_services(settings, args, commands[args.command]))
     except (DomainError, StorageUnavailable, StartupError) as exc:
@@ -218,6 +220,12 @@ class ProgressBar:
             self._stream.write("\n")
 
 
+# Events `portal feed import` applies at once: while one waits for the database, the next
+# is worked on. An event waits for the earlier ones it depends on (PurchaseEvent.depends_on),
+# so a customer's events still apply in the order of the file.
+IMPORT_AT_ONCE = 4
+
+
 async def _feed_import(services: Services, args: argparse.Namespace) -> int:
     path: Path = args.file
     try:
@@ -229,29 +237,67 @@ async def _feed_import(services: Services, args: argparse.Namespace) -> int:
     applied = replayed = 0
     failures: list[tuple[int, str]] = []
     bar = ProgressBar(len(events))
-    for number, line in events:
+    slots = asyncio.Semaphore(IMPORT_AT_ONCE)
+    latest: dict[str, asyncio.Task[None]] = {}  # the last event so far that depends on a key
+    pending: set[asyncio.Task[None]] = set()
+    broken: list[BaseException] = []  # what stops the import: not an event's fault
+
+    async def apply(number: int, event: PurchaseEvent, keys: set[str],
+                    after: set[asyncio.Task[None]]) -> None:
+        nonlocal applied, replayed
         try:
-            event = parse_json(PurchaseEventIn, line.encode()).to_domain()
+            if after:
+                await asyncio.wait(after)
+            if broken:
+                return
             _, repeat = await services.purchases.apply(event)
-        except RequestInvalid as exc:
-            if exc.status == 400:  # unreadable
-                reason = "not valid JSON: " + exc.errors[0]["message"].removeprefix(
-                    "Invalid JSON: ")
-            else:
-                reason = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
-            failures.append((number, reason))
         except DomainError as exc:
-            failures.append((number, f"{exc.field}: {exc.detail}" if exc.field else exc.detail))
+            failures.append((number, f"{exc.field}: {exc.detail}" if exc.field
+                             else exc.detail))
+        except Exception as exc:
+            broken.append(exc)
         else:
             replayed += repeat
             applied += not repeat
-        bar.step()
+        finally:
+            slots.release()
+            bar.step()
+            for key in keys:
+                if latest.get(key) is asyncio.current_task():
+                    del latest[key]
+
+    for number, line in events:
+        try:
+            event = parse_json(PurchaseEventIn, line.encode()).to_domain()
+        except RequestInvalid as exc:
+            failures.append((number, _unreadable(exc)))
+            bar.step()
+            continue
+        await slots.acquire()
+        if broken:
+            break
+        keys = event.depends_on()
+        task = asyncio.create_task(apply(number, event, keys,
+                                         {latest[key] for key in keys if key in latest}))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        latest.update(dict.fromkeys(keys, task))
+    while pending:
+        await asyncio.wait(pending)
     bar.close()
-    for number, reason in failures:
+    for number, reason in sorted(failures):
         print(f"{path}:{number}: {reason}", file=sys.stderr)
     print(f"{len(events)} events: {applied} applied, {replayed} applied before, "
-          f"{len(failures)} refused")
+          f"{len(failures)} refused" + (", the rest not tried" if broken else ""))
+    if broken:
+        raise broken[0]  # the storage failed: said as for any command
     return 1 if failures else 0
+
+
+def _unreadable(exc: RequestInvalid) -> str:
+    if exc.status == 400:  # not JSON at all
+        return "not valid JSON: " + exc.errors[0]["message"].removeprefix("Invalid JSON: ")
+    return "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)
 
 
 def _prompt_password() -> str:

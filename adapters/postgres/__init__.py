@@ -37,7 +37,12 @@ def to_pyformat(sql: str) -> str:
 
 
 def _to_sql(value: Any) -> Any:
-    return Json(value) if isinstance(value, dict | list) else value
+    return Json(value, dumps=_json_text) if isinstance(value, dict | list) else value
+
+
+def _json_text(value: Any) -> str:
+    # Several times faster than the json module's dumps, which psycopg2 uses by default.
+    return pydantic_core.to_json(value).decode()
 
 
 def _translate(exc: Exception) -> Exception:
@@ -98,6 +103,9 @@ class _PostgresSession:
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
+    def listed(self, name: str) -> str:
+        return f"SELECT json_array_elements_text(:{name})"
+
     async def insert(self, table: str, columns: str, rows: list[Row], suffix: str = "") -> None:
         # The rows travel as one JSON parameter that the server reads into the table's own
         # row type: psycopg2 takes 1-5 us to quote each parameter (a hundred licenses are
@@ -105,7 +113,7 @@ class _PostgresSession:
         await self.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns}"
             f" FROM json_populate_recordset(NULL::{table}, :rows){suffix}",
-            {"rows": pydantic_core.to_json(rows).decode()})
+            {"rows": _json_text(rows)})
 
 
 async def _utc_session(conn: Any) -> None:

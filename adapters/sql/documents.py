@@ -126,26 +126,22 @@ class _SqlDocuments(Generic[D]):
 
     async def by_purchase_items(self, purchase_items: list[str], scope: Scope,
                                 *, for_update: bool = False) -> dict[str, D]:
-        in_scope, scope_params = scope_filter(scope, "c.path")
-        lock = self._lock(for_update)
-        found: dict[str, D] = {}
-        for start in range(0, len(purchase_items), _IDS_AT_ONCE):
-            marks, params = in_list("item", purchase_items[start:start + _IDS_AT_ONCE])
-            rows = await self._db.fetch_all(
-                f"SELECT {self._select} FROM {self.table} d JOIN cabinets c"
-                f" ON c.id = d.cabinet_id WHERE d.purchase_item IN ({marks}) AND {in_scope}"
-                f" ORDER BY d.id{lock}", {**params, **scope_params})
-            found.update((row["purchase_item"], self.make(**row)) for row in rows)
-        return found
+        if not purchase_items:
+            return {}
+        in_scope, params = scope_filter(scope, "c.path")
+        rows = await self._db.fetch_all(
+            f"SELECT {self._select} FROM {self.table} d JOIN cabinets c ON c.id = d.cabinet_id"
+            f" WHERE d.purchase_item IN ({self._db.listed('items')}) AND {in_scope}"
+            f" ORDER BY d.id{self._lock(for_update)}", {**params, "items": purchase_items})
+        return {row["purchase_item"]: self.make(**row) for row in rows}
 
     async def numbers_taken(self, numbers: list[str]) -> set[str]:
-        taken: set[str] = set()
-        for start in range(0, len(numbers), _IDS_AT_ONCE):
-            marks, params = in_list("number", numbers[start:start + _IDS_AT_ONCE])
-            rows = await self._db.fetch_all(
-                f"SELECT number FROM {self.table} WHERE number IN ({marks})", params)
-            taken.update(row["number"] for row in rows)
-        return taken
+        if not numbers:
+            return set()
+        rows = await self._db.fetch_all(
+            f"SELECT number FROM {self.table} WHERE number IN ({self._db.listed('numbers')})",
+            {"numbers": numbers})
+        return {row["number"] for row in rows}
 
     async def numbers(self, document_ids: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}

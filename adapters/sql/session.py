@@ -23,6 +23,10 @@ class SqlSession(Protocol):
 
     async def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]: ...
 
+    def listed(self, name: str) -> str:
+        """A subquery of the texts in the list parameter `name`, for `x IN (...)`: one
+        parameter however long the list (a parameter per item costs each its quoting)."""
+
     async def insert(self, table: str, columns: str, rows: list[Row], suffix: str = "") -> None:
         """One INSERT of many rows, each a dict with every one of `columns` (a comma-separated
         list); `suffix` follows the statement (an ON CONFLICT clause)."""

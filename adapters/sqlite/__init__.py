@@ -88,6 +88,9 @@ class _SqliteSession:
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
+    def listed(self, name: str) -> str:
+        return f"SELECT value FROM json_each(:{name})"
+
     async def insert(self, table: str, columns: str, rows: list[Row], suffix: str = "") -> None:
         await insert_rows(self, table, columns, rows, suffix)
 

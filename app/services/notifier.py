@@ -193,32 +193,40 @@ class Notifier:
 
     @staticmethod
     async def _several(uow: UnitOfWork, changes: list[DocumentChange]) -> Told:
-        """One message for many documents issued, renewed or revoked together (a purchase
-        of a hundred licenses is one message to each person, not a hundred)."""
+        """One message for documents issued, renewed or revoked together: a purchase of a
+        license and its support certificate, or of a hundred licenses, is one message to
+        each person, not one per document."""
         first = changes[0]
-        what = f"{_what(first.kind)}s"
+        counted = []
+        for document_kind in DocumentKind:
+            of_kind = [change for change in changes if change.kind is document_kind]
+            what = _what(document_kind).lower()
+            if len(of_kind) == 1:
+                counted.append(f"{what} {of_kind[0].number}")
+            elif of_kind:
+                counted.append(f"{len(of_kind)} {what}s")
         more = [f"{len(changes) - NAMED} more"] if len(changes) > NAMED else []
         named = _and([change.number for change in changes[:NAMED]] + more)
-        link = "/licenses" if first.kind is DocumentKind.LICENSE else "/certificates"
+        link = ("/licenses" if any(c.kind is DocumentKind.LICENSE for c in changes)
+                else "/certificates")
         match first:
             case DocumentIssued():
                 products = _and(list(dict.fromkeys(
                     c.product_name for c in changes if isinstance(c, DocumentIssued))))
-                message = Message(NotificationKind.LICENSE_ISSUED,
-                                  f"{len(changes)} new {what.lower()}",
-                                  f"{what} {named} were issued for {products}.", link)
+                kind, done, body = (NotificationKind.LICENSE_ISSUED, "issued",
+                                    f"{named} were issued for {products}.")
             case DocumentRenewed():
                 ends = {c.valid_to for c in changes if isinstance(c, DocumentRenewed)}
                 until = (f"until {next(iter(ends))}" if len(ends) == 1 and None not in ends
                          else "with their new end dates")
-                message = Message(NotificationKind.LICENSE_RENEWED,
-                                  f"{len(changes)} {what.lower()} renewed",
-                                  f"{what} {named} are valid {until} now.", link)
+                kind, done, body = (NotificationKind.LICENSE_RENEWED, "renewed",
+                                    f"{named} are valid {until} now.")
             case DocumentRevoked():
-                message = Message(NotificationKind.LICENSE_REVOKED,
-                                  f"{len(changes)} {what.lower()} revoked",
-                                  f"{what} {named} were revoked and are no longer valid.", link)
-        return Told(await uow.notifications.recipients_in(list(first.cabinet_ids)), message)
+                kind, done, body = (NotificationKind.LICENSE_REVOKED, "revoked",
+                                    f"{named} were revoked and are no longer valid.")
+        title = f"{_and(counted)} {done}"
+        return Told(await uow.notifications.recipients_in(list(first.cabinet_ids)),
+                    Message(kind, title[0].upper() + title[1:], body, link))
 
 
 DocumentChange = DocumentIssued | DocumentRenewed | DocumentRevoked
@@ -230,12 +238,12 @@ def _gathered(events: list[DomainEvent]) -> list[DomainEvent | list[DocumentChan
     """The events, with the documents issued (renewed, revoked) together for the same
     organisations gathered into one list where there are several."""
     gathered: list[DomainEvent | list[DocumentChange]] = []
-    groups: dict[tuple[type, DocumentKind, tuple[str, ...]], list[DocumentChange]] = {}
+    groups: dict[tuple[type, tuple[str, ...]], list[DocumentChange]] = {}
     for event in events:
         if not isinstance(event, DocumentIssued | DocumentRenewed | DocumentRevoked):
             gathered.append(event)
             continue
-        key = (type(event), event.kind, event.cabinet_ids)
+        key = (type(event), event.cabinet_ids)
         if key not in groups:
             groups[key] = []
             gathered.append(groups[key])

@@ -8,7 +8,7 @@ import logging
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -111,7 +111,7 @@ class PurchaseService(UseCases):
                 outcome = await apply(uow, event, now)
             except DuplicateKey:
                 raise _Clashed from None  # a concurrent event took an item id or a number
-            result = asdict(outcome)
+            result = outcome.as_data()
             await uow.purchases.record_outcome(event.event_id, result)
             await uow.audit.add(self._audit.entry(
                 "purchase.applied", None, "purchase_event", event.event_id,
@@ -278,13 +278,15 @@ class PurchaseService(UseCases):
         return cabinet, self._outcome(event, cabinet, False), named
 
     @staticmethod
-    async def _licensed(uow: UnitOfWork, items: tuple[PurchaseItem, ...]
-                        ) -> dict[str, str]:
+    async def _licensed(uow: UnitOfWork, items: tuple[PurchaseItem, ...]) -> dict[str, str]:
         """Purchase item -> license id of the licenses issued before that this event's
         certificates cover; the event's own licenses are added as they are made."""
-        return {item: license_.id for item, license_ in (await uow.licenses.by_purchase_items(
-            [i.license_external_id for i in items if i.license_external_id is not None],
-            EVERYTHING)).items()}
+        own = {item.external_id for item in items if item.kind is DocumentKind.LICENSE}
+        earlier = [item.license_external_id for item in items
+                   if item.license_external_id is not None
+                   and item.license_external_id not in own]
+        return {item: license_.id for item, license_
+                in (await uow.licenses.by_purchase_items(earlier, EVERYTHING)).items()}
 
     @staticmethod
     async def _new_numbers(uow: UnitOfWork, kind: DocumentKind, year: int,

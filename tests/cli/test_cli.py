@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import psycopg2
 import pytest
 
 from tests.conftest import TEST_ENV
@@ -131,6 +134,62 @@ def test_feed_import_applies_each_line_once_and_reports_bad_lines(tmp_path: Path
     assert again.stdout.strip() == "5 events: 0 applied, 3 applied before, 2 refused"
     missing = run(tmp_path, "feed", "import", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_feed_import_keeps_each_customers_events_in_file_order(tmp_path: Path, kind: str,
+                                                               pg_dsn: str) -> None:
+    """Events are applied several at once, but one that depends on an earlier one (its
+    customer, parent, items or covered license) waits for it: renewals and refunds find
+    what the purchase before them made, children find their parent."""
+    from tests.feed import purchase
+
+    def item(external_id: str, **more: object) -> dict[str, object]:
+        return {"external_id": external_id, "kind": "license", **more}
+
+    def bought(customer: str, order: str, parent: str | None = None) -> dict[str, object]:
+        return purchase("dbguard", customer, parent=parent, items=[item(
+            order, product_code="dbguard", edition="Pro", seats=5, valid_to="2027-01-31")])
+
+    lines = [bought("CRM-A", "A-1"), bought("CRM-A1", "A1-1", parent="CRM-A"),
+             purchase("dbguard", "CRM-A", type_="purchase.renewed",
+                      items=[item("A-1", valid_to="2028-01-31")]),
+             purchase("dbguard", "CRM-A", type_="purchase.refunded", items=[item("A-1")]),
+             *[bought(f"CRM-{n}", f"N-{n}") for n in range(8)],
+             # A certificate of another customer covering A1's license, after it.
+             purchase("dbguard", "CRM-C", items=[{
+                 "external_id": "C-1", "kind": "certificate", "product_code": "dbguard",
+                 "level": "basic", "valid_to": "2027-01-31", "license_external_id": "A1-1"}]),
+             purchase("dbguard", "CRM-A1", type_="purchase.renewed",
+                      items=[item("A1-1", valid_to="2029-01-31")])]
+    feed = tmp_path / "events.jsonl"
+    feed.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with contextlib.ExitStack() as stack:
+        env = {"PORTAL_STORAGE__ADAPTER": kind}
+        if kind == "postgres":
+            env["PORTAL_STORAGE__DSN"] = stack.enter_context(
+                temporary_database("portal_cli", pg_dsn))
+        assert run(tmp_path, "demo", "--force", **env).returncode == 0
+        done = run(tmp_path, "feed", "import", str(feed), **env)
+        assert done.stdout.strip() == "14 events: 14 applied, 0 applied before, 0 refused", \
+            done.stderr
+        query = ("SELECT l.purchase_item, l.valid_to, CASE WHEN l.revoked_at IS NULL THEN 'live'"
+                 " ELSE 'revoked' END, c.external_id,"
+                 " p.external_id FROM licenses l JOIN cabinets c ON c.id = l.cabinet_id"
+                 " LEFT JOIN cabinets p ON p.id = c.parent_id"
+                 " WHERE l.purchase_item IN ('A-1', 'A1-1') ORDER BY 1")
+        if kind == "postgres":
+            connection: Any = psycopg2.connect(env["PORTAL_STORAGE__DSN"])
+        else:
+            connection = sqlite3.connect(tmp_path / "portal.sqlite3")
+        try:
+            cursor = connection.cursor()
+            cursor.execute(query)
+            rows = [tuple(str(value) for value in row) for row in cursor.fetchall()]
+        finally:
+            connection.close()
+    assert rows == [("A-1", "2028-01-31", "revoked", "CRM-A", "None"),
+                    ("A1-1", "2029-01-31", "live", "CRM-A1", "CRM-A")]
 
 
 def test_license_verify_checks_a_file_offline(tmp_path: Path) -> None:

@@ -49,8 +49,8 @@ class PurchaseEventIn(Body):
     def to_domain(self) -> PurchaseEvent:
         return PurchaseEvent(
             event_id=self.event_id, type=self.type, occurred_at=self.occurred_at,
-            customer=PurchaseCustomer(**self.customer.model_dump()),
-            items=tuple(PurchaseItem(**item.model_dump()) for item in self.items))
+            customer=PurchaseCustomer(**dict(self.customer)),
+            items=tuple(PurchaseItem(**dict(item)) for item in self.items))
 
 
 class PurchaseCabinetOut(Out):
