@@ -96,17 +96,22 @@ class WeasyPrintRenderer:
         self._digest = ""
 
     async def open(self) -> None:
+        """With `warm`: start one worker and render once, so the first PDF is not the one
+        that waits for WeasyPrint to load (1.5 s). The others start when renders overlap
+        (a spawned pool starts workers as they are needed): each idle one is 100 MB, and
+        most PDFs are answered from the cache."""
         if not self._warm:
             return
-        pool = self._started()
-        loop = asyncio.get_running_loop()
         try:
-            await asyncio.gather(*(loop.run_in_executor(pool, _warm, self._dir)
-                                   for _ in range(self._workers)))
+            await asyncio.get_running_loop().run_in_executor(self._started(), _warm, self._dir)
         except Exception as exc:
             # The portal serves everything else; PDF requests answer 503 until this is fixed.
             log.error("PDF rendering does not work here (is Pango installed?): %s", exc)
             await self.close()
+
+    def worker_count(self) -> int:
+        """Worker processes running now."""
+        return len(getattr(self._pool, "_processes", None) or {})
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -70,6 +70,25 @@ async def test_a_failing_warm_up_is_logged_and_does_not_stop_start_up(
     await adapter.close()
 
 
+async def test_one_worker_is_warmed_and_more_start_when_renders_overlap(
+        tmp_path: Path) -> None:
+    (tmp_path / "pdf").mkdir()
+    (tmp_path / "pdf" / "doc.html").write_text(TEMPLATE)
+    shutil.copy(PROJECT_ROOT / "templates" / "pdf" / "warm-up.html", tmp_path / "pdf")
+    adapter = WeasyPrintRenderer(tmp_path, workers=3, warm=True)
+    try:
+        await adapter.open()
+        assert adapter.worker_count() == 1
+        await adapter.render_pdf(["pdf/doc.html"], {"title": "T", "link": "x"})
+        assert adapter.worker_count() == 1  # the warm one was idle
+        pdfs = await asyncio.gather(*(adapter.render_pdf(["pdf/doc.html"], {
+            "title": f"T{n}", "link": "x"}) for n in range(3)))
+        assert all(pdf.startswith(b"%PDF") for pdf in pdfs)
+        assert adapter.worker_count() == 3
+    finally:
+        await adapter.close()
+
+
 @pytest.fixture(params=["lru"])
 def cache(request: pytest.FixtureRequest) -> BlobCache:
     return LruBlobCache(max_bytes=10)
