@@ -82,6 +82,8 @@ class AuthSettings(_Section):
     signing_key_file: str
     password_min_length: int = Field(ge=8, le=128)
     password_token_ttl: int = Field(ge=60)
+    password_reset_ttl: int = Field(ge=60)
+    password_links_per_hour: int = Field(ge=1)
     argon2: Argon2Settings
     throttle: ThrottleSettings
 
@@ -157,6 +159,7 @@ class RateLimitSettings(_Section):
     feeds_per_address: int = Field(ge=1)
     reports_per_user: int = Field(ge=1)
     archives_per_user: int = Field(ge=1)
+    password_links_per_address: int = Field(ge=1)
 
 
 class ReportSettings(_Section):

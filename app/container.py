@@ -165,7 +165,9 @@ class Container(containers.DeclarativeContainer):
         refresh_grace=config.auth.refresh_grace_seconds)
     user_policy = providers.Singleton(
         UserPolicy, password_min_length=config.auth.password_min_length,
-        password_token_ttl=config.auth.password_token_ttl, base_url=config.base_url)
+        password_token_ttl=config.auth.password_token_ttl,
+        password_reset_ttl=config.auth.password_reset_ttl,
+        password_links_per_hour=config.auth.password_links_per_hour, base_url=config.base_url)
 
     composer = providers.Singleton(EmailComposer, policy=providers.Singleton(
         MailPolicy, sender=config.mail.sender, base_url=config.base_url,
@@ -287,7 +289,8 @@ class Container(containers.DeclarativeContainer):
                 verify=config.rate_limits.verify_per_address,
                 feeds=config.rate_limits.feeds_per_address,
                 reports=config.rate_limits.reports_per_user,
-                archives=config.rate_limits.archives_per_user)))
+                archives=config.rate_limits.archives_per_user,
+                password_links=config.rate_limits.password_links_per_address)))
 
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
                                    users=users, catalog=catalog, licensing=licensing,

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import email as email_parser
+import email.policy as email_policy
 import itertools
 import secrets
 import uuid
@@ -32,7 +34,7 @@ from app.domain.users import SYSTEM, Principal
 from app.services.catalog import ProductDraft
 from app.services.releases import ReleaseDraft
 from app.services.support import RequestDraft
-from app.web.keys import SERVICES
+from app.web.keys import SERVICES, SETTINGS
 
 # The test client of the portal's app, and the fixtures' types: aiohttp_client
 # (pytest-aiohttp) and settings_for (tests/conftest.py).
@@ -172,6 +174,21 @@ class World:
             SYSTEM, cabinet.id, address, role.value, role, PASSWORD)
         tokens = await login(self.client, address)
         return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def mail_texts(client: Client, address: str) -> list[str]:
+    """The plain text of every e-mail to `address`, oldest first: waiting in the outbox, or
+    already sent by its worker (which forgets the text) into the mail folder."""
+    app = client.app
+    async with app[SERVICES].storage.unit_of_work(read_only=True) as uow:
+        queued = await uow.outbox.list_recent(200, recipient=address)
+    sent = {}
+    for file in (app[SETTINGS].data_dir / "mail").glob("*.eml"):
+        message = email_parser.message_from_bytes(file.read_bytes(),
+                                                  policy=email_policy.default)
+        body = message.get_body(("plain",))
+        sent[str(message["Message-ID"])] = body.get_content() if body else ""
+    return [m.text_body or sent.get(m.message_id, "") for m in reversed(queued)]
 
 
 async def login(client: Client, address: str, password: str = PASSWORD) -> dict[str, Any]:

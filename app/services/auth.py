@@ -74,7 +74,8 @@ class AuthService(UseCases):
         for throttle_key, (attempts, started) in counts.items():
             if attempts > limits[throttle_key]:
                 wait = max(1, int((started + window - now).total_seconds()) + 1)
-                raise Throttled("Too many failed sign-ins. Try again later.", retry_after=wait)
+                raise Throttled(f"Too many failed sign-ins. Try again {_after(wait)}, or choose a "
+                                "new password with “Forgot your password?”.", retry_after=wait)
         async with self._work(read_only=True) as uow:
             user = await uow.users.get_by_email_key(key)
         known_hash = user.password_hash if user else None
@@ -244,3 +245,10 @@ class AuthService(UseCases):
                 current.password_hash = new_hash
                 await uow.users.update(current)
                 await uow.commit()
+
+
+def _after(seconds: int) -> str:
+    """When to come back, as a person says it: "in 40 seconds", "in 15 minutes"."""
+    if seconds < 90:
+        return f"in {seconds} second{'' if seconds == 1 else 's'}"
+    return f"in {round(seconds / 60)} minutes"

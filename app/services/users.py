@@ -38,6 +38,10 @@ class UserPolicy:
     password_min_length: int
     password_token_ttl: int
     base_url: str
+    # "Forgot your password": how long such a link lives, and how many an account gets
+    # in an hour (more are not sent, so nobody can flood a mailbox with them).
+    password_reset_ttl: int = 3600
+    password_links_per_hour: int = 3
 
 
 @dataclass(frozen=True)
@@ -48,13 +52,24 @@ class Invitation:
 
 
 @dataclass(frozen=True)
+class PasswordLink:
+    """A set-password link e-mailed to a user; `new_account`: they never set a password
+    (the link invites them again)."""
+
+    email: str
+    expires_at: datetime
+    new_account: bool
+
+
+@dataclass(frozen=True)
 class UserChanges:
     name: str | None = None
     role: Role | None = None
     active: bool | None = None
 
 
-_SPENT_LINK = "This link is invalid, used or expired. Ask an administrator for a new one."
+_SPENT_LINK = ("This link is invalid, used or expired. Ask for a new one with “Forgot your "
+               "password?” on the sign-in page, or from your administrator.")
 
 
 def _token_hash(token: str) -> str:
@@ -85,13 +100,11 @@ class UserService(UseCases):
                      role: Role) -> Invitation:
         """A user without a password, and the one-time link with which they set it, which
         is also e-mailed to them (through the outbox, with the user)."""
-        token = secrets.token_urlsafe(32)
         now = self._clock.now()
         expires_at = now + timedelta(seconds=self._policy.password_token_ttl)
-        url = f"{self._policy.base_url.rstrip('/')}/password/set?token={token}"
         async with self._work() as uow:
             user = await self._add(uow, actor, cabinet_id, email, name, role, None)
-            await uow.sessions.add_password_token(_token_hash(token), user.id, expires_at)
+            url = await self._new_link(uow, user, expires_at)
             inviter = await uow.users.get(actor.user_id, access.visible_scope(actor)) \
                 if actor.user_id else None
             cabinet = await self._cabinet(uow, actor, cabinet_id)
@@ -161,6 +174,60 @@ class UserService(UseCases):
             await uow.audit.add(self._audit.entry(
                 "user.deleted", actor, "user", user.id, cabinet.id, email=user.email))
             await uow.commit()
+
+    async def request_password_link(self, email: str, address: str | None) -> None:
+        """“Forgot your password?”: a short-lived one-time link e-mailed (through the
+        outbox) if an active user has this address, at most `password_links_per_hour` an
+        hour to one account. The caller learns nothing either way: the answer is the same
+        for every address, so it tells nobody which addresses have accounts."""
+        key = email_key(check_email(email))
+        now = self._clock.now()
+        async with self._work() as uow:
+            user = await uow.users.get_by_email_key(key)
+            if user is None or not user.active:
+                return
+            sent, _ = await uow.login_throttle.hit(f"password-link:{user.id}", now,
+                                                   now - timedelta(hours=1))
+            if sent <= self._policy.password_links_per_hour:
+                await self._send_link(uow, user, now, None, address)
+            await uow.commit()
+
+    async def send_password_link(self, actor: Principal, cabinet_id: str,
+                                 user_id: str) -> PasswordLink:
+        """An administrator's “send a reset link”, or “resend the invitation” to a user who
+        never set a password: a new one-time link e-mailed to the user."""
+        now = self._clock.now()
+        async with self._work() as uow:
+            cabinet = await self._cabinet(uow, actor, cabinet_id)
+            user = await self._member(uow, actor, cabinet, user_id)
+            access.require_may_change_user(actor, cabinet, user)
+            if not user.active:
+                raise Conflict("This user is deactivated: activate them first, then send "
+                               "the link.")
+            link = await self._send_link(uow, user, now, actor, None)
+            await uow.commit()
+        return link
+
+    async def _send_link(self, uow: UnitOfWork, user: User, now: datetime,
+                         actor: Principal | None, address: str | None) -> PasswordLink:
+        new_account = user.password_hash is None
+        expires_at = now + timedelta(seconds=self._policy.password_token_ttl if new_account
+                                     else self._policy.password_reset_ttl)
+        url = await self._new_link(uow, user, expires_at)
+        await uow.outbox.add(self._composer.password_link(
+            self._ids.new_id(), user.email, user.name, url, expires_at, now,
+            new_account=new_account))
+        uow.events.record(MailQueued(count=1))
+        await uow.audit.add(self._audit.entry(
+            "user.password_link_sent", actor, "user", user.id, user.cabinet_id,
+            address=address, new_account=new_account))
+        return PasswordLink(user.email, expires_at, new_account)
+
+    async def _new_link(self, uow: UnitOfWork, user: User, expires_at: datetime) -> str:
+        """A one-time set-password link for the user; only its hash is stored."""
+        token = secrets.token_urlsafe(32)
+        await uow.sessions.add_password_token(_token_hash(token), user.id, expires_at)
+        return f"{self._policy.base_url.rstrip('/')}/password/set?token={token}"
 
     async def check_password_link(self, token: str) -> User:
         """The user a set-password link is for, or InvalidPasswordToken; the link stays valid."""

@@ -257,7 +257,8 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
 _LIMITED = [(re.compile(r"^/verify/"), "verify", False),
             (re.compile(r"^/api/v1/feed/"), "feeds", False),
             (re.compile(r"^/api/v1/licenses/[^/]+/images/archive$"), "archives", True),
-            (re.compile(r"^/reports(/scheduled/[^/]+)?$"), "reports", True)]
+            (re.compile(r"^/reports(/scheduled/[^/]+)?$"), "reports", True),
+            (re.compile(r"^(/api/v1)?/password/forgot$"), "password_links", False)]
 _REPORTABLE = re.compile(r"^/api/v1/(licenses|certificates|issues)$")
 
 

@@ -259,6 +259,10 @@ ROWS = [
         "customer_user": forbidden_in_reach(), "customer_admin": seen(200),
         "staff": everywhere(403), "staff_admin": everywhere(200)},
         body=lambda world, relation, _: {"name": "Changed Name"}),
+    Row("POST", "/api/v1/cabinets/{id}/users/{user_id}/password-link", relational=True,
+        placeholders=user_in_cabinet, expect={
+        "customer_user": forbidden_in_reach(), "customer_admin": seen(202),
+        "staff": everywhere(403), "staff_admin": everywhere(202)}),
     Row("DELETE", "/api/v1/cabinets/{id}/users/{user_id}", relational=True,
         placeholders=user_in_cabinet, expect={
         "customer_user": forbidden_in_reach(), "customer_admin": seen(204),

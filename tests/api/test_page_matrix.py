@@ -9,8 +9,6 @@ route of the app has no row.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -26,7 +24,7 @@ from app.domain.roles import Role
 from app.domain.subscriptions import Cadence
 from app.domain.users import Principal
 from app.services.subscriptions import SubscriptionDraft
-from app.web.keys import SERVICES, SETTINGS
+from app.web.keys import SERVICES
 from app.web.middlewares import API_PREFIXES
 from app.web.pages.session import ACCESS_COOKIE, CSRF_COOKIE, CSRF_FIELD
 from tests.api.test_authorization_matrix import (
@@ -52,7 +50,7 @@ from tests.api.test_authorization_matrix import (
     user_in_cabinet,
     users_notification,
 )
-from tests.world import World, unique
+from tests.world import World, mail_texts, unique
 
 SEED = "page-matrix-csrf-seed"
 Form = Callable[[World, str, dict[str, str]], dict[str, str]]
@@ -77,15 +75,7 @@ async def admins_scheduled_report(world: World, relation: str) -> dict[str, str]
         ReportKind.LICENSES, ReportFormat.CSV, Cadence.WEEKLY))
     assert await services.subscriptions.send_due() >= 1
     prefix = f"/reports/scheduled/{made.id}."
-    # Waiting in the outbox, or already sent by its worker (which forgets the text).
-    async with services.storage.unit_of_work() as uow:
-        texts = [m.text_body or "" for m in await uow.outbox.list_recent(
-            50, recipient=actor.email)]
-    for sent in (world.client.app[SETTINGS].data_dir / "mail").glob("*.eml"):
-        message = email.message_from_bytes(sent.read_bytes(), policy=email.policy.default)
-        body = message.get_body(("plain",))
-        texts.append(body.get_content() if body else "")
-    [text] = [t for t in texts if prefix in t]
+    [text] = [t for t in await mail_texts(world.client, actor.email) if prefix in t]
     token = text.split(prefix, 1)[1].split()[0]
     return {"id": made.id, "token": f"{made.id}.{token}"}
 
@@ -149,6 +139,9 @@ PAGES = [
     page("POST", "/password/set", everyone(400), anonymous=400,
          form=lambda world, relation, _: {"token": "spent", "password": "x" * 20,
                                           "password_again": "x" * 20}),
+    page("GET", "/password/forgot", everyone(200), anonymous=200),
+    page("POST", "/password/forgot", everyone(202), anonymous=202,
+         form=lambda world, relation, _: {"email": "nobody@example.test"}),
     page("GET", "/organisation", everyone(303)),
     page("GET", "/cabinets", everyone(200)),
     page("GET", "/cabinets/{id}", {

@@ -15,6 +15,7 @@ LOW = {"PORTAL_RATE_LIMITS__VERIFY_PER_ADDRESS": "3",
        "PORTAL_RATE_LIMITS__FEEDS_PER_ADDRESS": "2",
        "PORTAL_RATE_LIMITS__REPORTS_PER_USER": "2",
        "PORTAL_RATE_LIMITS__ARCHIVES_PER_USER": "2",
+       "PORTAL_RATE_LIMITS__PASSWORD_LINKS_PER_ADDRESS": "2",
        "PORTAL_RATE_LIMITS__WINDOW_SECONDS": "60"}
 
 
@@ -59,6 +60,11 @@ async def test_public_and_costly_paths_are_limited(limited: World) -> None:
     assert await statuses(client, 3, "/api/v1/licenses", headers=admin) == [200, 200, 200]
     other = limited.actors[Role.STAFF].headers  # another user has a count of their own
     assert (await client.get("/api/v1/licenses?format=csv", headers=other)).status == 200
+
+    # "Forgot your password?", by address: the API and the page share one count.
+    forgot = await statuses(client, 3, "/api/v1/password/forgot", "POST",
+                            json={"email": "someone@example.test"})
+    assert forgot[-1] == 429 and (await client.get("/password/forgot")).status == 429
 
     license_ = await limited.add_document(DocumentKind.LICENSE, limited.own)
     archive = f"/api/v1/licenses/{license_.id}/images/archive?release=none"

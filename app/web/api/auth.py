@@ -10,6 +10,8 @@ from app.web.schemas.auth import (
     LoginIn,
     MeOut,
     MyCabinet,
+    PasswordForgotIn,
+    PasswordForgotOut,
     PasswordSetIn,
     RefreshIn,
     RevokeIn,
@@ -71,3 +73,20 @@ async def set_password(request: web.Request, body: PasswordSetIn) -> web.Respons
     await services(request).users.set_password(body.token, body.password,
                                                client_address(request))
     return web.Response(status=204)
+
+
+# Said for every address alike.
+LINK_ON_ITS_WAY = ("If an active account uses this address, a link to choose a new password "
+                   "is on its way to it. The link works once, for a short time.")
+
+
+@api.operation("POST", "/api/v1/password/forgot", summary="E-mail a link to choose a new "
+               "password", auth=False, body=PasswordForgotIn, response=PasswordForgotOut,
+               status=202, errors=(429,),
+               description="The same answer whether or not an account uses the address. "
+                           "The link is short-lived (auth.password_reset_ttl) and works "
+                           "once; setting the password ends every other login. An account "
+                           "gets at most auth.password_links_per_hour such links an hour.")
+async def forgot_password(request: web.Request, body: PasswordForgotIn) -> web.Response:
+    await services(request).users.request_password_link(body.email, client_address(request))
+    return json_out(PasswordForgotOut(detail=LINK_ON_ITS_WAY), status=202)

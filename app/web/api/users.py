@@ -6,7 +6,14 @@ from app.services.users import UserChanges
 from app.web.api.common import json_out, page_request, principal, services
 from app.web.openapi import ApiRoutes
 from app.web.schemas.common import ListQuery
-from app.web.schemas.users import UserCreate, UserCreated, UserOut, UserPage, UserPatch
+from app.web.schemas.users import (
+    PasswordLinkOut,
+    UserCreate,
+    UserCreated,
+    UserOut,
+    UserPage,
+    UserPatch,
+)
 
 api = ApiRoutes("users")
 
@@ -51,3 +58,16 @@ async def delete_user(request: web.Request) -> web.Response:
     await services(request).users.delete(
         principal(request), request.match_info["id"], request.match_info["user_id"])
     return web.Response(status=204)
+
+
+@api.operation("POST", "/api/v1/cabinets/{id}/users/{user_id}/password-link",
+               summary="E-mail a user a new set-password link", response=PasswordLinkOut,
+               status=202, errors=(403, 409),
+               description="A reset link (short-lived), or to a user who never set a "
+                           "password the invitation again. Whoever may change the user may "
+                           "send it; not to a deactivated user (409).")
+async def send_password_link(request: web.Request) -> web.Response:
+    link = await services(request).users.send_password_link(
+        principal(request), request.match_info["id"], request.match_info["user_id"])
+    return json_out(PasswordLinkOut(email=link.email, expires_at=link.expires_at,
+                                    new_account=link.new_account), status=202)

@@ -15,7 +15,7 @@ from app.domain.roles import Role
 from app.domain.users import Principal
 from app.services import Services
 from app.services.cabinets import CabinetChanges
-from app.services.users import UserChanges
+from app.services.users import PasswordLink, UserChanges
 from app.web.keys import SERVICES
 from app.web.pages.common import PAGE_SIZE, form_of, signed_in
 from app.web.pages.render import render, see_other
@@ -140,6 +140,12 @@ async def change_user(request: web.Request, me: Principal) -> web.StreamResponse
         if operation == "role" and form.get("role") in Role._value2member_map_:
             return await users.update(me, cabinet_id, user_id,
                                       UserChanges(role=Role(form["role"])))
+        if operation == "password-link":
+            return await users.send_password_link(me, cabinet_id, user_id)
         raise web.HTTPBadRequest(reason="Unknown operation.")
-    return await _submit(request, me, change,
-                         _back(f"/cabinets/{request.match_info['id']}#users"))
+
+    async def done(result: Any) -> web.StreamResponse:
+        if isinstance(result, PasswordLink):  # said on the page: nothing else changed
+            return await _cabinet_page(request, me, request.match_info["id"], link_sent=result)
+        return see_other(f"/cabinets/{request.match_info['id']}#users")
+    return await _submit(request, me, change, done)

@@ -1,10 +1,11 @@
-"""Signing in and out, and setting a password from a one-time link."""
+"""Signing in and out, asking for a new password, and setting one from a one-time link."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from app.domain.errors import DomainError, Throttled, Unauthenticated
+from app.domain.errors import DomainError, Invalid, Throttled, Unauthenticated
+from app.web.api.auth import LINK_ON_ITS_WAY
 from app.web.api.common import client_address
 from app.web.keys import PRINCIPAL, SERVICES
 from app.web.pages.common import form_of
@@ -58,6 +59,24 @@ async def _sign_out(request: web.Request) -> None:
 async def logout(request: web.Request) -> web.StreamResponse:
     await _sign_out(request)
     return see_other("/login?notice=signed-out")
+
+
+@routes.get("/password/forgot")
+async def forgot_password_page(request: web.Request) -> web.StreamResponse:
+    return render(request, "forgot_password.html", {"email": request.query.get("email", "")})
+
+
+@routes.post("/password/forgot")
+async def forgot_password(request: web.Request) -> web.StreamResponse:
+    form = await form_of(request)
+    email = form.get("email", "")
+    try:
+        await request.app[SERVICES].users.request_password_link(email, client_address(request))
+    except Invalid as exc:  # not an address at all: says nothing about accounts
+        return render(request, "forgot_password.html", {"email": email, "error": exc.detail},
+                      status=exc.status)
+    return render(request, "forgot_password.html", {"email": email, "sent": LINK_ON_ITS_WAY},
+                  status=202)
 
 
 def _set_password_form(request: web.Request, token: str, *, email: str | None = None,

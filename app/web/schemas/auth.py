@@ -40,6 +40,15 @@ class PasswordSetIn(Body):
     password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 
 
+class PasswordForgotIn(Body):
+    email: str = Field(min_length=1, max_length=MAX_EMAIL_LENGTH)
+
+
+class PasswordForgotOut(Out):
+    detail: str = Field(description="The same for every address: it tells nobody which "
+                                    "addresses have accounts.")
+
+
 class MyCabinet(CabinetOut):
     ancestors: list[CabinetRef] = Field(description="From the top of the tree down.")
     children: list[CabinetRef]

@@ -57,3 +57,10 @@ class UserPatch(Body):
     active: bool | SkipJsonSchema[None] = None
 
     check_fields = field_validator("name", "role", "active", mode="before")(reject_null)
+
+
+class PasswordLinkOut(Out):
+    email: str = Field(description="Where the link went.")
+    expires_at: datetime
+    new_account: bool = Field(description="The user never set a password: the e-mail "
+                                          "invites them again.")
