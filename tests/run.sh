@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 # redis-server for the tests that kill and restart a Redis of their own.
 packages=(chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
           redis-server)
+# npm for axe-core, which the browser tests inject into every page (WCAG checks).
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
@@ -26,6 +28,7 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+npm ci --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null
 
 .venv/bin/ruff check .
 .venv/bin/mypy

@@ -253,3 +253,14 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   document.querySelectorAll("[data-new-request]").forEach(setupNewRequest);
 });
+
+// A table wider than its card scrolls inside it (phones): it becomes a Tab stop, so the
+// keyboard can scroll it too; one that fits is not.
+function reachableScrollers() {
+  document.querySelectorAll("main table").forEach((table) => {
+    if (table.scrollWidth > table.clientWidth + 1) table.setAttribute("tabindex", "0");
+    else table.removeAttribute("tabindex");
+  });
+}
+document.addEventListener("DOMContentLoaded", reachableScrollers);
+window.addEventListener("resize", reachableScrollers);
