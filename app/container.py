@@ -165,9 +165,9 @@ class Container(containers.DeclarativeContainer):
         refresh_grace=config.auth.refresh_grace_seconds)
     user_policy = providers.Singleton(
         UserPolicy, password_min_length=config.auth.password_min_length,
-        password_token_ttl=config.auth.password_token_ttl,
+        password_token_ttl=config.auth.password_token_ttl, base_url=config.base_url,
         password_reset_ttl=config.auth.password_reset_ttl,
-        password_links_per_hour=config.auth.password_links_per_hour, base_url=config.base_url)
+        password_links_per_hour=config.auth.password_links_per_hour)
 
     composer = providers.Singleton(EmailComposer, policy=providers.Singleton(
         MailPolicy, sender=config.mail.sender, base_url=config.base_url,
@@ -284,8 +284,7 @@ class Container(containers.DeclarativeContainer):
 
     limits = providers.Singleton(
         RateLimits, work=work, clock=clock, policy=providers.Singleton(
-            LimitPolicy, window_seconds=config.rate_limits.window_seconds,
-            limits=providers.Dict(
+            LimitPolicy, window_seconds=config.rate_limits.window_seconds, limits=providers.Dict(
                 verify=config.rate_limits.verify_per_address,
                 feeds=config.rate_limits.feeds_per_address,
                 reports=config.rate_limits.reports_per_user,

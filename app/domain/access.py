@@ -89,7 +89,7 @@ def may_create_child(principal: Principal, parent: Cabinet) -> bool:
 
 def require_may_create_child(principal: Principal, parent: Cabinet) -> None:
     if not may_create_child(principal, parent):
-        raise Forbidden("You may not create cabinets here.")
+        raise Forbidden("You may not create organisations here.")
 
 
 def may_restructure(principal: Principal) -> bool:
@@ -100,7 +100,8 @@ def may_restructure(principal: Principal) -> bool:
 
 def require_may_create_root(principal: Principal) -> None:
     if not may_restructure(principal):
-        raise Forbidden("Only staff administrators create top-level cabinets.", field="parent_id")
+        raise Forbidden("Only staff administrators create top-level organisations.",
+                        field="parent_id")
 
 
 def may_edit_cabinet(principal: Principal, cabinet: Cabinet) -> bool:
@@ -112,7 +113,7 @@ def may_edit_cabinet(principal: Principal, cabinet: Cabinet) -> bool:
 
 def require_may_edit_cabinet(principal: Principal, cabinet: Cabinet) -> None:
     if not may_edit_cabinet(principal, cabinet):
-        raise Forbidden("You may not change this cabinet.")
+        raise Forbidden("You may not change this organisation.")
 
 
 def may_manage_users(principal: Principal, cabinet: Cabinet) -> bool:
@@ -121,7 +122,7 @@ def may_manage_users(principal: Principal, cabinet: Cabinet) -> bool:
 
 def require_may_manage_users(principal: Principal, cabinet: Cabinet) -> None:
     if not may_manage_users(principal, cabinet):
-        raise Forbidden("You may not manage the users of this cabinet.")
+        raise Forbidden("You may not manage the users of this organisation.")
 
 
 def may_assign(principal: Principal, role: Role) -> bool:
@@ -169,10 +170,10 @@ def require_may_transfer(principal: Principal, owner: Cabinet, target: Cabinet) 
     if target.id == owner.id:
         raise Invalid("The document belongs to this cabinet already.", field="cabinet_id")
     if target.kind is not CabinetKind.CUSTOMER:
-        raise Invalid("Licenses and certificates belong to customer cabinets.",
+        raise Invalid("Licenses and certificates belong to customer organisations.",
                       field="cabinet_id")
     if principal.role is Role.CUSTOMER_ADMIN and not target.path.startswith(owner.path):
-        raise Invalid("A document can only be handed down to a cabinet below its owner.",
+        raise Invalid("A document can only be handed down to an organisation below its owner.",
                       field="cabinet_id")
 
 

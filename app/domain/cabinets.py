@@ -59,7 +59,8 @@ def check_parent(kind: CabinetKind, parent: Cabinet | None) -> None:
     """A cabinet sits under a cabinet of its own kind: vendors and customers never mix."""
     if parent is not None and parent.kind is not kind:
         raise Invalid(
-            f"A {kind.value} cabinet cannot be placed under a {parent.kind.value} cabinet.",
+            f"A {kind.value} organisation cannot be placed under a {parent.kind.value} "
+            "organisation.",
             field="parent_id",
         )
 

@@ -30,6 +30,11 @@ class DocumentStatus(StrEnum):
     EXPIRED = "expired"
     REVOKED = "revoked"
 
+    @property
+    def label(self) -> str:
+        """As customers read it: the same words in filters, badges and reports."""
+        return "Not yet active" if self is DocumentStatus.PENDING else self.value.capitalize()
+
 
 @dataclass(kw_only=True)
 class IssuedDocument:

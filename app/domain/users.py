@@ -85,5 +85,5 @@ def role_fits(role: Role, cabinet: Cabinet) -> bool:
 
 def check_role_fits_cabinet(role: Role, cabinet: Cabinet) -> None:
     if not role_fits(role, cabinet):
-        raise Invalid(f"The role {role.value} does not exist in a {cabinet.kind.value} cabinet.",
-                      field="role")
+        raise Invalid(f"The role {role.value} does not exist in a {cabinet.kind.value} "
+                      "organisation.", field="role")

@@ -124,7 +124,7 @@ class LicensingService(UseCases):
                                                                          scope))
             target = await uow.cabinets.get(target_id, scope)
             if target is None:
-                raise NotFound("No such cabinet.", field="cabinet_id")
+                raise NotFound("No such organisation.", field="cabinet_id")
             access.require_may_transfer(actor, owner, target)
             if document.status(now.date()) is DocumentStatus.REVOKED:
                 raise Invalid("A revoked document cannot move.", field="cabinet_id")

@@ -201,7 +201,7 @@ class NotificationService(UseCases):
             if audience.cabinet_id:
                 if await uow.cabinets.get(audience.cabinet_id, access.visible_scope(actor)) \
                         is None:
-                    raise NotFound("No such cabinet.", field="cabinet_id")
+                    raise NotFound("No such organisation.", field="cabinet_id")
                 users = await uow.notifications.recipients_in([audience.cabinet_id])
             elif audience.product_id:
                 if await uow.products.get(audience.product_id) is None:

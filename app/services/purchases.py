@@ -132,7 +132,7 @@ class PurchaseService(UseCases):
         cabinet = await uow.cabinets.get_by_external_id(customer.external_id, EVERYTHING)
         if cabinet is not None:
             if cabinet.kind is not CabinetKind.CUSTOMER:
-                raise Invalid("This billing id belongs to a vendor cabinet.",
+                raise Invalid("This billing id belongs to a vendor organisation.",
                               field="customer.external_id")
             name = " ".join(customer.name.split())
             if create and ((name and cabinet.name != name)

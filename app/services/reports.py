@@ -227,14 +227,14 @@ def license_row(view: DocumentView) -> Row:
     document = view.document
     return (document.number, view.product.name, getattr(document, "edition", ""),
             getattr(document, "seats", None), view.cabinet.name, document.valid_from,
-            document.valid_to, view.status.value.capitalize(), view.days_left)
+            document.valid_to, view.status.label, view.days_left)
 
 
 def certificate_row(view: DocumentView) -> Row:
     document = view.document
     return (document.number, view.product.name, getattr(document, "level", "").capitalize(),
             view.cabinet.name, document.valid_from, document.valid_to,
-            view.status.value.capitalize(), view.days_left, view.license_number)
+            view.status.label, view.days_left, view.license_number)
 
 
 def issue_row(row: IssueRow) -> Row:

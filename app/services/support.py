@@ -188,7 +188,7 @@ class SupportService(SupportUseCases):
                 cabinet = access.require_visible(actor, await uow.cabinets.get(
                     cabinet_id, access.visible_scope(actor)))
                 if not scope.contains(cabinet.path):
-                    raise NotFound("No such cabinet.", field="cabinet_id")
+                    raise NotFound("No such organisation.", field="cabinet_id")
             scope = access.narrowed(actor, scope, cabinet, include_children)
             rows = await uow.support.list_visible(scope, filters, page)
         return Page.from_rows([IssueRow(r.issue, r.product_name, r.cabinet_name, now)

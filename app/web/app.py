@@ -61,7 +61,7 @@ from app.web.pages import organisations, public, signin
 from app.web.pages import products as product_pages
 from app.web.pages import reports as report_pages
 from app.web.pages import support as support_pages
-from app.web.pages.markup import code_spans, markdown
+from app.web.pages.markup import code_spans, day, markdown, moment
 from app.web.stream import NotificationHub
 from ports.events import Heard
 
@@ -110,6 +110,8 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
                                autoescape=jinja2.select_autoescape(default=True))
     env.filters["code_spans"] = code_spans
     env.filters["markdown"] = markdown
+    env.filters["day"] = day
+    env.filters["moment"] = moment
 
     app[HUB] = NotificationHub()
 

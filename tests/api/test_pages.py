@@ -267,7 +267,7 @@ async def test_license_pages_show_badges_and_offer_transfer_to_admins_only(world
     client = world.client
     await sign_in(client, world.actors[Role.CUSTOMER_USER].email)
     listing = await (await client.get("/licenses")).text()
-    assert soon.number in listing and "Expires in 5 days" in listing
+    assert soon.number in listing and "Active, expires in 5 days" in listing
     assert foreign.number not in listing
     page = await (await client.get(f"/licenses/{soon.id}")).text()
     assert "Download PDF" in page and 'id="transfer"' not in page
@@ -476,3 +476,27 @@ async def test_staff_see_the_e_mail_log_and_customers_do_not(world: World) -> No
     await sign_in(client, world.actors[Role.CUSTOMER_ADMIN].email)
     assert (await client.get("/notifications/mail")).status == 403
     assert 'href="/notifications/mail"' not in await (await client.get("/notifications")).text()
+
+
+async def test_a_list_with_filters_it_cannot_use_shows_the_list_and_says_so(
+        world: World) -> None:
+    from app.domain.licensing import DocumentKind
+
+    held = await world.add_document(DocumentKind.LICENSE, world.child)
+    client = world.client
+    await sign_in(client, world.actors[Role.CUSTOMER_ADMIN].email)
+    response = await client.get("/licenses", params={
+        "status": "bogus", "product": "no-such-code", "expires_before": "someday",
+        "cursor": "not-a-cursor", "cabinet": world.foreign.id})
+    html = " ".join((await response.text()).split())
+    assert response.status == 200 and held.number in html
+    for said in ("“bogus” is not a status", "No product has the code “no-such-code”",
+                 "“someday” is not a date", "That page link is out of date",
+                 "That organisation is not one you can see"):
+        assert said in html, said
+    # A holder filter that works says whose documents these are, and how to see all.
+    narrowed = " ".join((await (await client.get(
+        "/licenses", params={"cabinet": world.child.id})).text()).split())
+    assert f"Only what {world.child.name} and the organisations below it hold." in narrowed
+    assert held.number in narrowed
+    assert '<option value="pending" >Not yet active</option>' in narrowed

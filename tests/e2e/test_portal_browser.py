@@ -260,7 +260,7 @@ async def test_customer_admin_downloads_a_license_pdf_and_hands_it_down(
     await expect(page.get_by_role("heading", level=1)).to_have_text("Licenses")
     row = page.locator("table tbody tr").filter(has_text="DB Guard").filter(
         has_text="Enterprise").filter(has_text="Acme LLC")
-    await expect(row.get_by_text("Valid", exact=True)).to_be_visible()
+    await expect(row.get_by_text("Active", exact=True)).to_be_visible()
     number = (await row.locator("code").inner_text()).strip()
     shots = [await screenshot(page, artifacts / "licenses.png", full_page=True)]
 

@@ -15,6 +15,7 @@ from app.domain.users import Principal
 from app.services.licensing import DocumentQuery, DocumentView
 from app.web.keys import SERVICES
 from app.web.pages.common import PAGE_SIZE, form_of, signed_in
+from app.web.pages.markup import day
 from app.web.pages.render import render, see_other
 
 routes = web.RouteTableDef()
@@ -24,19 +25,18 @@ EXPIRING_DAYS = 30
 
 def badge(view: DocumentView) -> tuple[str, str]:
     """(css class, words) of a document's state, as a customer reads it."""
-    if view.status is DocumentStatus.REVOKED:
-        return "off", "Revoked"
-    if view.status is DocumentStatus.EXPIRED:
-        return "off", "Expired"
-    if view.status is DocumentStatus.PENDING:
-        return "pending", f"Valid from {view.document.valid_from.isoformat()}"
+    status = view.status
+    if status in (DocumentStatus.REVOKED, DocumentStatus.EXPIRED):
+        return "off", status.label
+    if status is DocumentStatus.PENDING:
+        return "pending", f"{status.label}: from {day(view.document.valid_from)}"
     days = view.days_left
     if days is None:
-        return "on", "Valid, perpetual"
+        return "on", f"{status.label}, perpetual"
     if days <= EXPIRING_DAYS:
-        return "warn", "Expires today" if days == 0 else \
-            f"Expires in {days} day{'s' if days != 1 else ''}"
-    return "on", "Valid"
+        return "warn", f"{status.label}, expires today" if days == 0 else \
+            f"{status.label}, expires in {days} day{'s' if days != 1 else ''}"
+    return "on", status.label
 
 
 def _kind(request: web.Request) -> tuple[str, DocumentKind]:
@@ -58,20 +58,49 @@ def _day(text: str | None) -> date | None:
 async def document_list(request: web.Request, me: Principal) -> web.StreamResponse:
     plural, kind = _kind(request)
     services = request.app[SERVICES]
-    status = request.query.get("status", "")
-    query = DocumentQuery(
-        product=request.query.get("product") or None,
-        status=DocumentStatus(status) if status in DocumentStatus._value2member_map_ else None,
-        cabinet_id=request.query.get("cabinet") or None,
-        expires_before=_day(request.query.get("expires_before")))
-    page = await services.licensing.list_visible(
-        me, kind, query, PageRequest.from_cursor(PAGE_SIZE, request.query.get("cursor")))
-    products = await services.catalog.list_visible(me, PageRequest(MAX_LIMIT))
     filters = {k: v for k, v in request.query.items() if k != "cursor" and v}
+    # A filter the list cannot use (an old bookmark, a typo) is dropped and said so: the
+    # list still shows, never an error page.
+    notices = []
+    status = filters.get("status")
+    if status is not None and status not in DocumentStatus._value2member_map_:
+        notices.append(f"“{status}” is not a status; showing every status.")
+        del filters["status"]
+    expires_before = _day(filters.get("expires_before"))
+    if "expires_before" in filters and expires_before is None:
+        notices.append(f"“{filters.pop('expires_before')}” is not a date (YYYY-MM-DD); "
+                       "showing every end date.")
+    holder = None
+    if "cabinet" in filters:
+        try:
+            holder = await services.cabinets.get(me, filters["cabinet"])
+        except DomainError:
+            notices.append("That organisation is not one you can see; showing all of yours.")
+            del filters["cabinet"]
+    cursor = request.query.get("cursor")
+    while True:
+        query = DocumentQuery(
+            product=filters.get("product"),
+            status=DocumentStatus(filters["status"]) if "status" in filters else None,
+            cabinet_id=holder.id if holder else None, expires_before=expires_before)
+        try:
+            page = await services.licensing.list_visible(
+                me, kind, query, PageRequest.from_cursor(PAGE_SIZE, cursor))
+            break
+        except DomainError as exc:
+            if exc.field == "product" and "product" in filters:
+                notices.append(f"No product has the code “{filters.pop('product')}”; "
+                               "showing every product.")
+            elif cursor is not None:
+                notices.append("That page link is out of date; showing the first page.")
+                cursor = None
+            else:
+                raise
+    products = await services.catalog.list_visible(me, PageRequest(MAX_LIMIT))
     return render(request, "documents.html", {
         "plural": plural, "kind": kind, "views": page.items, "next_cursor": page.next_cursor,
-        "badge": badge, "products": products.items, "filters": filters,
-        "statuses": [s.value for s in DocumentStatus]})
+        "badge": badge, "products": products.items, "filters": filters, "holder": holder,
+        "notices": notices, "statuses": list(DocumentStatus)})
 
 
 async def _document_page(request: web.Request, me: Principal, plural: str,

@@ -1,9 +1,10 @@
-"""Jinja filters that turn text into HTML safely."""
+"""Jinja filters: text into HTML safely, and dates and times in the portal's one format."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any
 
 import markupsafe
@@ -35,3 +36,14 @@ def code_spans(text: str) -> markupsafe.Markup:
     """Escape text and show its `backticked` parts as code (OpenAPI descriptions)."""
     escaped = str(markupsafe.escape(text))
     return markupsafe.Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped))  # noqa: S704
+
+
+def day(value: date | datetime | None) -> str:
+    """The one way the portal writes a date: 6 Dec 2026."""
+    return f"{value.day} {value:%b %Y}" if value is not None else ""
+
+
+def moment(value: datetime | None) -> str:
+    """The one way the portal writes a time, with its zone (stored times are UTC):
+    6 Dec 2026, 14:05 UTC."""
+    return f"{day(value)}, {value:%H:%M} UTC" if value is not None else ""

@@ -4,7 +4,7 @@ here."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +20,7 @@ from app.services.support import IssueView, RequestDraft
 from app.web.keys import SERVICES, SETTINGS
 from app.web.pages import session
 from app.web.pages.common import PAGE_SIZE, form_of, signed_in
+from app.web.pages.markup import moment
 from app.web.pages.render import render, see_other
 from app.web.uploads import chunks, file_part
 
@@ -49,12 +50,8 @@ def span(delta: timedelta) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
-def when(moment: datetime | None) -> str:
-    return moment.strftime("%d %b %Y, %H:%M UTC") if moment else ""
-
-
 HELPERS = {"status_badge": status_badge, "status_label": status_label, "span": span,
-           "when": when,
+           "when": moment,
            "statuses": list(IssueStatus), "priorities": list(Priority), "queues": QUEUES}
 
 
