@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 from app.domain.errors import Invalid
-from app.domain.licensing import Certificate, DocumentKind, License
+from app.domain.licensing import Certificate, DocumentKind, DocumentStatus, License
 from app.domain.users import Principal
 from app.services.licensing import DocumentView, LicensingService
 from ports.documents import BlobCache, DocumentRenderer
@@ -72,6 +72,9 @@ class DocumentService:
         assert isinstance(document, License)
         if document.revoked_at is not None:
             raise Invalid("A revoked license has no license file.", field="format")
+        if view.status is DocumentStatus.EXPIRED:
+            raise Invalid(f"This license expired on {document.valid_to}: renew it for a license "
+                          "file that the software accepts.", field="format")
         now = self._clock.now()
         claims = {
             "iss": self._policy.base_url, "number": document.number,

@@ -500,3 +500,34 @@ async def test_a_list_with_filters_it_cannot_use_shows_the_list_and_says_so(
     assert f"Only what {world.child.name} and the organisations below it hold." in narrowed
     assert held.number in narrowed
     assert '<option value="pending" >Not yet active</option>' in narrowed
+
+
+async def test_expiring_and_expired_documents_offer_renewal_and_no_stale_license_file(
+        world: World) -> None:
+    from datetime import date, timedelta
+
+    from app.domain.licensing import DocumentKind
+
+    today = date.today()
+    expired = await world.add_document(DocumentKind.LICENSE, world.own,
+                                       valid_to=today - timedelta(days=3))
+    expiring = await world.add_document(DocumentKind.CERTIFICATE, world.own,
+                                        valid_to=today + timedelta(days=10))
+    fine = await world.add_document(DocumentKind.LICENSE, world.own,
+                                    valid_to=today + timedelta(days=300))
+    client = world.client
+    await sign_in(client, world.actors[Role.CUSTOMER_USER].email)
+    contact = "mailto:sales@hornsandhooves.example?subject=Renewal%20of%20"
+
+    page = " ".join((await (await client.get(f"/licenses/{expired.id}")).text()).split())
+    assert "This license expired on" in page and f"{contact}{expired.number}" in page
+    assert "format=lic" not in page  # no file the software would refuse
+    refused = await client.get(f"/api/v1/licenses/{expired.id}", params={"format": "lic"},
+                               headers=world.actors[Role.CUSTOMER_USER].headers)
+    assert refused.status == 422 and "renew it" in (await refused.json())["detail"]
+
+    page = " ".join((await (await client.get(f"/certificates/{expiring.id}")).text()).split())
+    assert "This support certificate ends on" in page and "Renew or contact us" in page
+
+    page = " ".join((await (await client.get(f"/licenses/{fine.id}")).text()).split())
+    assert "Renew or contact us" not in page and "format=lic" in page

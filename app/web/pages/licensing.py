@@ -13,7 +13,7 @@ from app.domain.paging import MAX_LIMIT, PageRequest
 from app.domain.releases import MAX_ARCHIVE_FILES, ReleaseKind
 from app.domain.users import Principal
 from app.services.licensing import DocumentQuery, DocumentView
-from app.web.keys import SERVICES
+from app.web.keys import SERVICES, SETTINGS
 from app.web.pages.common import PAGE_SIZE, form_of, signed_in
 from app.web.pages.markup import day
 from app.web.pages.render import render, see_other
@@ -116,7 +116,9 @@ async def _document_page(request: web.Request, me: Principal, plural: str,
         "plural": plural, "kind": kind, "view": view, "badge": badge(view),
         "targets": targets, "releases": releases,
         "security": ReleaseKind.SECURITY, "max_archive_files": MAX_ARCHIVE_FILES,
-        "verify_url": services.documents.verify_url(view.document.number), **extra},
+        "verify_url": services.documents.verify_url(view.document.number),
+        "contact": request.app[SETTINGS].support.renewal_contact,
+        "expiring_days": EXPIRING_DAYS, **extra},
         status=status)
 
 

@@ -264,3 +264,17 @@ function reachableScrollers() {
 }
 document.addEventListener("DOMContentLoaded", reachableScrollers);
 window.addEventListener("resize", reachableScrollers);
+
+// Copy buttons (a file's SHA-256): shown only where JavaScript can copy; the text beside
+// them can always be selected by hand.
+document.addEventListener("DOMContentLoaded", () => {
+  if (!navigator.clipboard) return;
+  document.querySelectorAll("[data-copy]").forEach((button) => {
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      await navigator.clipboard.writeText(button.dataset.copy);
+      button.textContent = "Copied";
+      setTimeout(() => { button.textContent = "Copy"; }, 2000);
+    });
+  });
+});
