@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
 
 class DomainError(Exception):
     """Base of every error a use case reports to its caller."""
@@ -14,6 +19,10 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.field = field
+
+    def each(self) -> list[DomainError]:
+        """Every broken rule this error reports: itself, or (InvalidFields) several."""
+        return [self]
 
 
 class BadRequest(DomainError):
@@ -74,6 +83,38 @@ class Invalid(DomainError):
     status = 422
     slug = "validation-error"
     title = "Invalid input"
+
+
+class InvalidFields(Invalid):
+    """Several fields break rules at once: a form shows them all, not one per attempt."""
+
+    def __init__(self, broken: list[Invalid]) -> None:
+        super().__init__(" ".join(exc.detail for exc in broken), field=broken[0].field)
+        self.broken = broken
+
+    def each(self) -> list[DomainError]:
+        return list(self.broken)
+
+
+class Checks:
+    """Runs rule checks one after another and keeps every broken one, then `done()` raises
+    them together."""
+
+    def __init__(self) -> None:
+        self._broken: list[Invalid] = []
+
+    def __call__(self, check: Callable[..., T], *args: Any) -> T:
+        try:
+            return check(*args)
+        except Invalid as exc:
+            self._broken.append(exc)
+            return args[0]  # type: ignore[no-any-return]  # never used: done() raises
+
+    def done(self) -> None:
+        if len(self._broken) == 1:
+            raise self._broken[0]
+        if self._broken:
+            raise InvalidFields(self._broken)
 
 
 class TryAgain(DomainError):

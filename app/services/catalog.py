@@ -7,7 +7,7 @@ from typing import Any
 
 from app.domain import access
 from app.domain.cabinets import check_name
-from app.domain.errors import Conflict, NotFound
+from app.domain.errors import Checks, Conflict, NotFound
 from app.domain.paging import Page, PageRequest
 from app.domain.products import (
     Product,
@@ -73,12 +73,15 @@ class CatalogService(UseCases):
     async def create(self, actor: Principal, draft: ProductDraft) -> Product:
         access.require_may_manage_products(actor)
         now = self._clock.now()
-        code = check_code(draft.code)
+        checks = Checks()  # every field the form got wrong, said at once
+        code = checks(check_code, draft.code)
         product = Product(
-            id=self._ids.new_id(), code=code, name=check_name(draft.name),
-            description=check_description(draft.description), bucket=check_bucket(draft.bucket),
-            prefix=check_prefix(code if draft.prefix is None else draft.prefix),
+            id=self._ids.new_id(), code=code, name=checks(check_name, draft.name),
+            description=checks(check_description, draft.description),
+            bucket=checks(check_bucket, draft.bucket),
+            prefix=checks(check_prefix, code if draft.prefix is None else draft.prefix),
             active=draft.active, parameters=draft.parameters, created_at=now, updated_at=now)
+        checks.done()
         async with self._work() as uow:
             try:
                 await uow.products.add(product)
@@ -96,14 +99,16 @@ class CatalogService(UseCases):
         async with self._work() as uow:
             product = await self._visible(uow, actor, product_id)
             before = vars(product).copy()
+            checks = Checks()
             if changes.name is not None:
-                product.name = check_name(changes.name)
+                product.name = checks(check_name, changes.name)
             if changes.description is not None:
-                product.description = check_description(changes.description)
+                product.description = checks(check_description, changes.description)
             if changes.bucket is not None:
-                product.bucket = check_bucket(changes.bucket)
+                product.bucket = checks(check_bucket, changes.bucket)
             if changes.prefix is not None:
-                product.prefix = check_prefix(changes.prefix)
+                product.prefix = checks(check_prefix, changes.prefix)
+            checks.done()
             if changes.active is not None:
                 product.active = changes.active
             if changes.parameters is not None:

@@ -165,7 +165,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if isinstance(exc, RequestInvalid):
             field_errors = exc.errors
         else:
-            field_errors = [{"field": exc.field, "message": exc.detail}] if exc.field else []
+            field_errors = [{"field": each.field, "message": each.detail}
+                            for each in exc.each() if each.field]
         return _error(request, exc.status, exc.slug, exc.detail, title=exc.title,
                       errors=field_errors, headers=headers)
     except ConcurrentUpdate:

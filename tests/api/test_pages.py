@@ -302,6 +302,14 @@ async def test_staff_admins_add_and_edit_products_through_forms(world: World) ->
         "csrf_token": token, "name": "Form Product", "bucket": "releases",
         "parameters": "[1, 2]"})
     assert bad.status == 422 and "must be a JSON object" in await bad.text()
+    # Every field that breaks a rule is named at once, not one per attempt.
+    several = await client.post("/products/new", data={
+        "csrf_token": token, "code": "X", "name": "Fine", "bucket": "No_Such_Bucket",
+        "prefix": "a/../b", "parameters": "{}"})
+    text = await several.text()
+    assert several.status == 422 and "Please correct these:" in text
+    for rule in ("A product code is", "A bucket name is", "The prefix must be"):
+        assert rule in text, rule
 
 
 async def test_customers_read_products_but_cannot_add_them(world: World) -> None:
@@ -429,7 +437,9 @@ async def test_notification_pages_list_mark_delete_and_save_settings(world: Worl
     assert sent.status == 200 and "Sent to 2 users." in await sent.text()
     bad = await client.post("/notifications/announce", data={
         "csrf_token": token, "title": "x", "body": "y", "link": "javascript:alert(1)"})
-    assert bad.status == 422 and "https:// address" in await bad.text()
+    refused = await bad.text()
+    assert bad.status == 422 and "https:// address" in refused
+    assert "Sent" not in refused  # a refusal never reads as a success too
     await client.post("/logout", data={"csrf_token": await csrf_of(client, "/organisation")})
 
     await sign_in(client, world.actors[Role.CUSTOMER_USER].email)

@@ -70,7 +70,7 @@ async def product_create(request: web.Request, me: Principal) -> web.StreamRespo
             raise
         return render(request, "product_form.html", {
             "product": None, "form": form | {"active": form.get("active") == "on"},
-            "error": exc.detail}, status=exc.status)
+            "errors": exc.each()}, status=exc.status)
     return see_other(f"/products/{product.id}?saved=1")
 
 
@@ -128,6 +128,7 @@ async def product_update(request: web.Request, me: Principal) -> web.StreamRespo
         if exc.status in (403, 404):
             raise
         product = await catalog.get(me, request.match_info["id"])
-        return await _product_page(request, me, product, status=exc.status, error=exc.detail,
+        return await _product_page(request, me, product, status=exc.status,
+                                   errors=exc.each(),
                                    form=form | {"active": form.get("active") == "on"})
     return see_other(f"/products/{product.id}?saved=1")
