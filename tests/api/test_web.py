@@ -148,6 +148,15 @@ async def test_api_docs_and_problem_pages_render(client: Client) -> None:
     assert docs.status == 200
     assert "/api/v1/cabinets/{id}/users/{user_id}" in html
     assert "CabinetCreate" in html
+    # Grouped by capability with a table of contents; the real types; an example a body.
+    assert 'href="#group-support-requests"' in html and 'id="create_token"' in html
+    revoke = html[html.index('id="revoke_token"'):]
+    revoke = revoke[:revoke.index("</section>")]
+    assert "<code>refresh_token</code></td><td>string or null</td>" in revoke
+    token = html[html.index('id="create_token"'):]
+    token = token[:token.index("</section>")]
+    assert "Example response" in token and "&#34;token_type&#34;: &#34;Bearer&#34;" in token
+    assert "one of “customer_user”, “customer_admin”, “staff”, “staff_admin”" in html
     problems = await (await client.get("/problems")).text()
     assert "/problems/validation-error" in problems
 

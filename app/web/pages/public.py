@@ -8,6 +8,7 @@ from aiohttp import web
 
 from app.domain.licensing import NUMBER_PATTERN
 from app.web.keys import OPENAPI, SERVICES
+from app.web.pages.api_reference import reference
 from app.web.pages.render import render, see_other
 from app.web.problems import PROBLEM_TYPES
 
@@ -29,7 +30,8 @@ async def verify(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/docs/api")
 async def api_docs(request: web.Request) -> web.StreamResponse:
-    return render(request, "api_docs.html", {"doc": request.app[OPENAPI]})
+    document = request.app[OPENAPI]
+    return render(request, "api_docs.html", {"doc": document, "groups": reference(document)})
 
 
 @routes.get("/problems")
