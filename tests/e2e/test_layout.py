@@ -9,8 +9,10 @@ checked as soon as something links to it.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -36,6 +38,9 @@ NOT_PAGES = re.compile(r"^/(api/|static/|logout|notifications/open/|reports/sche
 ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
                 r"|(LIC|CRT|REQ)-\d{4}-\d+")
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+# PORTAL_SCREENSHOTS=docs/screenshots: also keep a picture of each kind of page at each size
+# (the last role to see a kind wins: the customer user's view where customers see it).
+SCREENSHOTS = os.environ.get("PORTAL_SCREENSHOTS")
 
 
 def kind_of(path: str) -> str:
@@ -94,11 +99,18 @@ async def problems_on(page: Page) -> list[str]:
     return found
 
 
-async def visit_all(browser: Browser, url: str, size: tuple[int, int],
+def picture_name(kind: str, size: str) -> str:
+    """/licenses/{id} at phone size -> licenses-id-phone.png"""
+    slug = re.sub(r"[^a-z0-9]+", "-", kind.lower()).strip("-") or "home"
+    return f"{slug}-{size}.png"
+
+
+async def visit_all(browser: Browser, url: str, size: str,
                     account: tuple[str, str] | None) -> dict[str, list[str]]:
     """Each kind of page the account reaches -> what is wrong with it."""
+    width, height = SIZES[size]
     context = await browser.new_context(base_url=url, bypass_csp=True,
-                                        viewport={"width": size[0], "height": size[1]})
+                                        viewport={"width": width, "height": height})
     page = await context.new_page()
     try:
         if account is not None:
@@ -118,7 +130,10 @@ async def visit_all(browser: Browser, url: str, size: tuple[int, int],
             response = await page.goto(path)
             assert response is not None and response.status < 400, \
                 f"{path} answered {response and response.status} to a link on a page"
-            report[kind_of(page.url.removeprefix(url).split("?")[0])] = await problems_on(page)
+            shown = kind_of(page.url.removeprefix(url).split("?")[0])
+            if SCREENSHOTS:
+                await page.screenshot(path=str(Path(SCREENSHOTS) / picture_name(shown, size)))
+            report[shown] = await problems_on(page)
             queue.extend(p for p in await links_on(page) if kind_of(p) not in seen)
         return report
     finally:
@@ -129,7 +144,7 @@ async def visit_all(browser: Browser, url: str, size: tuple[int, int],
 @pytest.mark.parametrize("role", [*ACCOUNTS, "anonymous"])
 async def test_every_page_fits_the_screen_and_passes_axe(browser: Browser, portal_url: str,
                                                          role: str, size: str) -> None:
-    report = await visit_all(browser, portal_url, SIZES[size], ACCOUNTS.get(role))
+    report = await visit_all(browser, portal_url, size, ACCOUNTS.get(role))
     assert len(report) >= (3 if role == "anonymous" else 12), sorted(report)
     wrong = {page: problems for page, problems in report.items() if problems}
     assert not wrong, "\n".join(f"{page}:\n  " + "\n  ".join(problems)
