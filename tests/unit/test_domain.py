@@ -163,3 +163,25 @@ def test_each_recipients_notification_id_is_the_uuid5_of_batch_and_user() -> Non
     assert all(uuid.UUID(n).version == 5 for n in made.values())
     assert len(set(made.values())) == len(made)  # one each
     assert notification_id(batch_ids[0], user_ids[0]) == made[(batch_ids[0], user_ids[0])]
+
+
+def test_checks_report_every_broken_rule_at_once() -> None:
+    from app.domain.cabinets import check_name
+    from app.domain.errors import Checks, InvalidFields
+    from app.domain.products import check_bucket, check_prefix
+
+    checks = Checks()
+    assert checks(check_bucket, "releases") == "releases"
+    checks.done()  # nothing broken: nothing raised
+    checks = Checks()
+    checks(check_name, "   ")
+    checks(check_prefix, "a/../b")
+    checks(check_bucket, "releases")
+    with pytest.raises(InvalidFields) as broken:
+        checks.done()
+    assert [each.field for each in broken.value.each()] == ["name", "prefix"]
+    one = Checks()
+    one(check_prefix, "a/../b")
+    with pytest.raises(Invalid) as alone:
+        one.done()
+    assert not isinstance(alone.value, InvalidFields) and alone.value.field == "prefix"
