@@ -16,12 +16,13 @@ from datetime import date
 from app.domain import access
 from app.domain.audit import AuditEntry
 from app.domain.errors import BadRequest, Conflict, Forbidden, NotFound
-from app.domain.licensing import Certificate, DocumentFilter, License
+from app.domain.licensing import Certificate, DocumentFilter, DocumentKind, License
 from app.domain.paging import MAX_LIMIT, Page, PageRequest
 from app.domain.products import Product
 from app.domain.releases import Artifact, Entitlement, Release, entitlement
 from app.domain.users import Principal
 from app.services.archives import Member, Piece, Span, ZipLayout
+from app.services.licensing import documents
 from app.services.work import Transactions, UseCases
 from ports.objects import ObjectStore
 from ports.storage import UnitOfWork
@@ -176,6 +177,22 @@ class DownloadService(UseCases):
                                                 action="download")
         return Page.from_rows(rows, page)
 
+    async def record_document(self, actor: Principal, kind: DocumentKind, document_id: str,
+                              what: str, filename: str, size: int) -> None:
+        """A license's or certificate's PDF, or a license file, was downloaded: it goes in
+        the download history beside the release files."""
+        async with self._work() as uow:
+            found = await documents(uow, kind).get_described(document_id,
+                                                             access.visible_scope(actor))
+            if found is None:
+                return
+            await uow.audit.add(self._audit.entry(
+                "download", actor, kind.value, document_id, found.cabinet.id,
+                license=found.document.number, document=_path(kind, document_id),
+                product=found.product.code, product_name=found.product.name,
+                file=filename, size=size, what=what))
+            await uow.commit()
+
     async def _record(self, actor: Principal, targets: list[DownloadTarget],
                       archive: bool) -> None:
         async with self._work() as uow:
@@ -183,9 +200,15 @@ class DownloadService(UseCases):
                 await uow.audit.add(self._audit.entry(
                     "download", actor, "artifact", target.artifact.id,
                     target.license.cabinet_id, license=target.license.number,
-                    product=target.product.code, version=target.release.version,
-                    file=target.artifact.name, size=target.artifact.size, archive=archive))
+                    document=_path(DocumentKind.LICENSE, target.license.id),
+                    product=target.product.code, product_name=target.product.name,
+                    version=target.release.version, file=target.artifact.name,
+                    size=target.artifact.size, archive=archive))
             await uow.commit()
+
+
+def _path(kind: DocumentKind, document_id: str) -> str:
+    return f"/{'licenses' if kind is DocumentKind.LICENSE else 'certificates'}/{document_id}"
 
 
 def _layout(targets: list[DownloadTarget]) -> ZipLayout:

@@ -541,3 +541,27 @@ async def test_expiring_and_expired_documents_offer_renewal_and_no_stale_license
 
     page = " ".join((await (await client.get(f"/licenses/{fine.id}")).text()).split())
     assert "Renew or contact us" not in page and "format=lic" in page
+
+
+async def test_the_download_history_holds_pdfs_and_license_files_with_links(
+        world: World) -> None:
+    from app.domain.licensing import DocumentKind
+
+    license_ = await world.add_document(DocumentKind.LICENSE, world.own)
+    certificate = await world.add_document(DocumentKind.CERTIFICATE, world.own)
+    user = world.actors[Role.CUSTOMER_USER].headers
+    for url, params in ((f"/api/v1/licenses/{license_.id}", {"format": "pdf"}),
+                        (f"/api/v1/licenses/{license_.id}", {"format": "lic"}),
+                        (f"/api/v1/certificates/{certificate.id}", {"format": "pdf"})):
+        response = await world.client.get(url, params=params, headers=user)
+        assert response.status == 200, await response.text()
+        await response.read()
+    client = world.client
+    await sign_in(client, world.actors[Role.CUSTOMER_ADMIN].email)
+    text = " ".join((await (await client.get("/downloads")).text()).split())
+    assert f'<a href="/licenses/{license_.id}"><code>{license_.number}</code></a>' in text
+    assert f'<a href="/certificates/{certificate.id}"><code>{certificate.number}</code>' in text
+    assert f"{license_.number}.lic" in text and f"{certificate.number}.pdf" in text
+    for what in ("PDF", "license file"):
+        assert f'<span class="badge badge-kind">{what}</span>' in text
+    assert "DB Guard" in text  # the product's name, not its code
