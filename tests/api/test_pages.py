@@ -504,7 +504,11 @@ async def test_a_list_with_filters_it_cannot_use_shows_the_list_and_says_so(
                  "“someday” is not a date", "That page link is out of date",
                  "That organisation is not one you can see"):
         assert said in html, said
-    # A holder filter that works says whose documents these are, and how to see all.
+    # The organisation page leads to them; a holder filter that works says whose documents
+    # these are, and how to see all.
+    page = await (await client.get(f"/cabinets/{world.child.id}")).text()
+    assert f'href="/licenses?cabinet={world.child.id}"' in page
+    assert f'href="/certificates?cabinet={world.child.id}"' in page
     narrowed = " ".join((await (await client.get(
         "/licenses", params={"cabinet": world.child.id})).text()).split())
     assert f"Only what {world.child.name} and the organisations below it hold." in narrowed
