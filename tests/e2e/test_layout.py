@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
-from tests.e2e.test_portal_browser import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT
+from tests.e2e.test_portal_browser import CHROMIUM, REPO_ROOT
 from tests.live import live_portal
 
 pytestmark = pytest.mark.browser
@@ -55,17 +55,6 @@ def portal_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert AXE.exists(), f"{AXE} is missing: npm ci --prefix tests/js (tests/run.sh does)"
     with live_portal(tmp_path_factory.mktemp("layout")) as portal:
         yield portal.url
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def links_on(page: Page) -> list[str]:

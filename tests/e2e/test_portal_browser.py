@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.live import live_portal
 
@@ -43,17 +43,6 @@ def portal_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install chromium"
     with live_portal(tmp_path_factory.mktemp("portal-data")) as portal:
         yield portal.url
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture
