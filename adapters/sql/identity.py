@@ -15,7 +15,7 @@ from app.domain.sessions import LoginSession
 from app.domain.users import User
 
 _USER_COLUMNS = ("u.id, u.email, u.email_key, u.name, u.role, u.cabinet_id, u.active,"
-                 " u.password_hash, u.created_at, u.updated_at, u.deleted_at")
+                 " u.password_hash, u.created_at, u.updated_at, u.deleted_at, u.last_sign_in_at")
 
 _CABINET_BESIDE = Joined(CABINET_COLUMNS, "c")
 
@@ -24,7 +24,8 @@ def _user(row: Row) -> User:
     return User(id=row["id"], email=row["email"], email_key=row["email_key"], name=row["name"],
                 role=Role(row["role"]), cabinet_id=row["cabinet_id"], active=row["active"],
                 password_hash=row["password_hash"], created_at=row["created_at"],
-                updated_at=row["updated_at"], deleted_at=row["deleted_at"])
+                updated_at=row["updated_at"], deleted_at=row["deleted_at"],
+                last_sign_in_at=row["last_sign_in_at"])
 
 
 class SqlUsers:
@@ -34,9 +35,9 @@ class SqlUsers:
     async def add(self, user: User) -> None:
         await self._db.execute(
             "INSERT INTO users (id, email, email_key, name, role, cabinet_id, active,"
-            " password_hash, created_at, updated_at, deleted_at) VALUES (:id, :email,"
-            " :email_key, :name, :role, :cabinet_id, :active, :password_hash, :created_at,"
-            " :updated_at, :deleted_at)",
+            " password_hash, created_at, updated_at, deleted_at, last_sign_in_at) VALUES (:id,"
+            " :email, :email_key, :name, :role, :cabinet_id, :active, :password_hash,"
+            " :created_at, :updated_at, :deleted_at, :last_sign_in_at)",
             {**vars(user), "role": user.role.value},
         )
 
@@ -79,6 +80,10 @@ class SqlUsers:
              "role": user.role.value, "active": user.active, "password_hash": user.password_hash,
              "updated_at": user.updated_at, "deleted_at": user.deleted_at},
         )
+
+    async def mark_signed_in(self, user_id: str, at: datetime) -> None:
+        await self._db.execute("UPDATE users SET last_sign_in_at = :at WHERE id = :id",
+                               {"id": user_id, "at": at})
 
 
 class SqlSessions:

@@ -32,6 +32,7 @@ class User:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None = None
+    last_sign_in_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,7 @@ class AuthService(UseCases):
                 id=self._ids.new_id(), user_id=user.id, created_at=now,
                 expires_at=now + timedelta(seconds=self._policy.absolute_ttl))
             await uow.sessions.add(session)
+            await uow.users.mark_signed_in(user.id, now)
             pair = await self._issue(uow, user, session, now)
             await uow.audit.add(self._audit.entry(
                 "login", Principal(user.id, user.email, user.role, user.cabinet_id, "",

@@ -29,6 +29,10 @@ class UserRepository(Protocol):
     async def update(self, user: User) -> None:
         """Write every mutable field (name, role, active, password hash, deletion)."""
 
+    async def mark_signed_in(self, user_id: str, at: datetime) -> None:
+        """Note a sign-in; nothing else of the user is written (an administrator may be
+        changing it at the same moment)."""
+
 
 class SessionRepository(Protocol):
     async def add(self, session: LoginSession) -> None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
 
 from app.domain.roles import Role
@@ -185,3 +186,15 @@ async def test_the_invitation_is_e_mailed_with_the_set_password_link(world: Worl
     assert queued.subject == "Your account in the Horns & Hooves customer portal"
     assert created["set_password_url"] in queued.text_body
     assert f'href="{created["set_password_url"]}"' in (queued.html_body or "")
+
+
+async def test_a_user_shows_when_they_last_signed_in(world: World) -> None:
+    admin = world.actors[Role.CUSTOMER_ADMIN]
+    invited = await invite(world)
+    await login(world.client, world.actors[Role.CUSTOMER_USER].email)
+    listed = await (await world.client.get(f"/api/v1/cabinets/{world.own.id}/users",
+                                           headers=admin.headers)).json()
+    by_email = {u["email"]: u for u in listed["items"]}
+    assert by_email[invited["user"]["email"]]["last_sign_in_at"] is None
+    signed_in = by_email[world.actors[Role.CUSTOMER_USER].email]["last_sign_in_at"]
+    assert signed_in is not None and signed_in.startswith(str(datetime.now(UTC).year))

@@ -1525,3 +1525,22 @@ async def test_a_cabinets_billing_contact_round_trips(storage: Adapter) -> None:
         await uow.cabinets.update(changed)
         await uow.commit()
     assert await stored_cabinet(storage, cabinet.id) == changed
+
+
+async def test_a_sign_in_is_noted_on_the_user_and_nothing_else_changes(
+        storage: Adapter) -> None:
+    cabinet = new_cabinet()
+    await add_all(storage, cabinet)
+    user = new_user(cabinet)
+    async with storage.unit_of_work() as uow:
+        await uow.users.add(user)
+        await uow.commit()
+    async with storage.unit_of_work() as uow:
+        stale = await uow.users.get(user.id, EVERYTHING)
+        assert stale is not None and stale.last_sign_in_at is None
+        await uow.users.mark_signed_in(user.id, T0)
+        await uow.commit()
+    async with storage.unit_of_work() as uow:
+        found = await uow.users.get(user.id, EVERYTHING)
+    assert found is not None and found.last_sign_in_at == T0
+    assert replace(found, last_sign_in_at=None) == user

@@ -274,7 +274,11 @@ class _Users:
                       if u.cabinet_id == cabinet_id and self._in_scope(u, scope)], page)
 
     async def update(self, user: User) -> None:
-        self.s.users[user.id] = copy.copy(user)
+        self.s.users[user.id] = replace(copy.copy(user),
+                                        last_sign_in_at=self.s.users[user.id].last_sign_in_at)
+
+    async def mark_signed_in(self, user_id: str, at: datetime) -> None:
+        self.s.users[user_id].last_sign_in_at = at
 
 
 class _Sessions:

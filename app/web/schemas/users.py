@@ -23,13 +23,15 @@ class UserOut(Out):
     has_password: bool
     created_at: datetime
     updated_at: datetime
+    last_sign_in_at: datetime | None = Field(description="Null: never signed in.")
 
     @classmethod
     def of(cls, user: User) -> UserOut:
         return cls(id=user.id, email=user.email, name=user.name, role=user.role,
                    cabinet_id=user.cabinet_id, active=user.active,
                    has_password=user.password_hash is not None,
-                   created_at=user.created_at, updated_at=user.updated_at)
+                   created_at=user.created_at, updated_at=user.updated_at,
+                   last_sign_in_at=user.last_sign_in_at)
 
 
 class UserPage(Out):
