@@ -145,12 +145,24 @@ class SqlSessions:
             {"jti": jti, "session_id": session_id})
         return row["used_at"] if row else None
 
-    async def add_password_token(self, token_hash: str, user_id: str,
-                                 expires_at: datetime) -> None:
+    async def add_password_token(self, token_hash: str, user_id: str, expires_at: datetime,
+                                 created_at: datetime) -> None:
         await self._db.execute(
-            "INSERT INTO password_tokens (token_hash, user_id, expires_at) VALUES (:token_hash,"
-            " :user_id, :expires_at)",
-            {"token_hash": token_hash, "user_id": user_id, "expires_at": expires_at})
+            "INSERT INTO password_tokens (token_hash, user_id, expires_at, created_at) VALUES"
+            " (:token_hash, :user_id, :expires_at, :created_at)",
+            {"token_hash": token_hash, "user_id": user_id, "expires_at": expires_at,
+             "created_at": created_at})
+
+    async def password_links_since(self, user_id: str, since: datetime) -> int:
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) AS made FROM password_tokens WHERE user_id = :user_id"
+            " AND created_at >= :since", {"user_id": user_id, "since": since})
+        return int(row["made"]) if row else 0
+
+    async def drop_password_tokens(self, user_id: str) -> None:
+        await self._db.execute(
+            "DELETE FROM password_tokens WHERE user_id = :user_id AND used_at IS NULL",
+            {"user_id": user_id})
 
     async def password_token_user(self, token_hash: str, at: datetime) -> str | None:
         row = await self._db.fetch_one(

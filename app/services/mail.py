@@ -69,15 +69,16 @@ class EmailComposer:
              "expires": expires_at.strftime("%d %B %Y, %H:%M UTC")})
 
     def password_link(self, key: str, to_email: str, to_name: str, link: str,
-                      expires_at: datetime, at: datetime, *, new_account: bool) -> OutboxMessage:
-        """A set-password link: a new one for a user who asked (or whose administrator
-        sent it), or again for a user who never set one."""
+                      expires_at: datetime, at: datetime, *, new_account: bool,
+                      asked: bool) -> OutboxMessage:
+        """A set-password link: for a user who never set a password, or a new one; `asked`:
+        someone asked on the sign-in page (else an administrator sent it)."""
         subject = (f"Choose your password for the {self._policy.brand} customer portal"
                    if new_account else f"Your new password for the {self._policy.brand} "
                                        "customer portal")
         return self._compose(
             "password_link", key, to_email, to_name, subject, at,
-            {"email": to_email, "link": link, "new_account": new_account,
+            {"email": to_email, "link": link, "new_account": new_account, "asked": asked,
              "expires": expires_at.strftime("%d %B %Y, %H:%M UTC")})
 
     def report_link(self, key: str, to_email: str, to_name: str, report: str,

@@ -104,7 +104,7 @@ class UserService(UseCases):
         expires_at = now + timedelta(seconds=self._policy.password_token_ttl)
         async with self._work() as uow:
             user = await self._add(uow, actor, cabinet_id, email, name, role, None)
-            url = await self._new_link(uow, user, expires_at)
+            url = await self._new_link(uow, user, now, expires_at)
             inviter = await uow.users.get(actor.user_id, access.visible_scope(actor)) \
                 if actor.user_id else None
             cabinet = await self._cabinet(uow, actor, cabinet_id)
@@ -152,6 +152,8 @@ class UserService(UseCases):
             await uow.users.update(user)
             if not user.active or user.role.value != before["role"]:
                 await uow.sessions.revoke_all_of_user(user.id, now)
+            if not user.active:
+                await uow.sessions.drop_password_tokens(user.id)
             after = {"name": user.name, "role": user.role.value, "active": user.active}
             await uow.audit.add(self._audit.entry(
                 "user.updated", actor, "user", user.id, cabinet.id,
@@ -171,6 +173,7 @@ class UserService(UseCases):
             user.email_key, user.active, user.deleted_at, user.updated_at = None, False, now, now
             await uow.users.update(user)
             await uow.sessions.revoke_all_of_user(user.id, now)
+            await uow.sessions.drop_password_tokens(user.id)
             await uow.audit.add(self._audit.entry(
                 "user.deleted", actor, "user", user.id, cabinet.id, email=user.email))
             await uow.commit()
@@ -183,13 +186,19 @@ class UserService(UseCases):
         key = email_key(check_email(email))
         now = self._clock.now()
         async with self._work() as uow:
-            user = await uow.users.get_by_email_key(key)
+            found = await uow.users.get_by_email_key(key)
+            # Locked: two requests at once must not both find room under the cap.
+            user = await uow.users.get(found.id, access.Scope.everything(),
+                                       for_update=True) if found else None
             if user is None or not user.active:
                 return
-            sent, _ = await uow.login_throttle.hit(f"password-link:{user.id}", now,
-                                                   now - timedelta(hours=1))
-            if sent <= self._policy.password_links_per_hour:
-                await self._send_link(uow, user, now, None, address)
+            if await uow.sessions.password_links_since(user.id, now - timedelta(hours=1)) \
+                    >= self._policy.password_links_per_hour:
+                return
+            # Short-lived even for a user who never set a password: whoever asks here is
+            # not vouched for by an administrator.
+            await self._send_link(uow, user, now, None, address,
+                                  lifetime=self._policy.password_reset_ttl)
             await uow.commit()
 
     async def send_password_link(self, actor: Principal, cabinet_id: str,
@@ -209,24 +218,30 @@ class UserService(UseCases):
         return link
 
     async def _send_link(self, uow: UnitOfWork, user: User, now: datetime,
-                         actor: Principal | None, address: str | None) -> PasswordLink:
+                         actor: Principal | None, address: str | None, *,
+                         lifetime: int | None = None) -> PasswordLink:
+        """E-mail a new link: an invitation again to a user who never set a password (it
+        lives as long as an invitation), else a reset link (short-lived)."""
         new_account = user.password_hash is None
-        expires_at = now + timedelta(seconds=self._policy.password_token_ttl if new_account
-                                     else self._policy.password_reset_ttl)
-        url = await self._new_link(uow, user, expires_at)
+        if lifetime is None:
+            lifetime = self._policy.password_token_ttl if new_account \
+                else self._policy.password_reset_ttl
+        expires_at = now + timedelta(seconds=lifetime)
+        url = await self._new_link(uow, user, now, expires_at)
         await uow.outbox.add(self._composer.password_link(
             self._ids.new_id(), user.email, user.name, url, expires_at, now,
-            new_account=new_account))
+            new_account=new_account, asked=actor is None))
         uow.events.record(MailQueued(count=1))
         await uow.audit.add(self._audit.entry(
             "user.password_link_sent", actor, "user", user.id, user.cabinet_id,
             address=address, new_account=new_account))
         return PasswordLink(user.email, expires_at, new_account)
 
-    async def _new_link(self, uow: UnitOfWork, user: User, expires_at: datetime) -> str:
+    async def _new_link(self, uow: UnitOfWork, user: User, now: datetime,
+                        expires_at: datetime) -> str:
         """A one-time set-password link for the user; only its hash is stored."""
         token = secrets.token_urlsafe(32)
-        await uow.sessions.add_password_token(_token_hash(token), user.id, expires_at)
+        await uow.sessions.add_password_token(_token_hash(token), user.id, expires_at, now)
         return f"{self._policy.base_url.rstrip('/')}/password/set?token={token}"
 
     async def check_password_link(self, token: str) -> User:
@@ -251,11 +266,12 @@ class UserService(UseCases):
             user_id = await uow.sessions.use_password_token(_token_hash(token), now)
             user = await uow.users.get(user_id, access.Scope.everything(),
                                        for_update=True) if user_id else None
-            if user is None:
+            if user is None or not user.active:
                 raise InvalidPasswordToken(_SPENT_LINK, field="token")
             user.password_hash, user.updated_at = password_hash, now
             await uow.users.update(user)
             await uow.sessions.revoke_all_of_user(user.id, now)
+            await uow.sessions.drop_password_tokens(user.id)  # older links die with this one
             await uow.audit.add(self._audit.entry(
                 "user.password_set", None, "user", user.id, user.cabinet_id, address=address))
             await uow.commit()

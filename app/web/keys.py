@@ -16,8 +16,9 @@ SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 HUB = web.AppKey("hub", NotificationHub)
-# Answers still being finished for clients that left: shutdown waits for them.
-LEFT_ANSWERS = web.AppKey("left_answers", set[asyncio.Future[web.StreamResponse]])
+# Work still running after its answer went (an answer finished for a client that left, a
+# password link made after "on its way" was said): shutdown waits for it.
+LEFT_ANSWERS = web.AppKey("left_answers", set[asyncio.Future[Any]])
 
 REQUEST_ID = web.RequestKey("request_id", str)
 # Set only for an authenticated request: read it with request.get(PRINCIPAL).

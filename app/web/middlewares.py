@@ -60,8 +60,9 @@ async def finish_short_answers(request: web.Request, handler: Handler) -> web.St
 
 
 async def finish_left_answers(app: web.Application) -> AsyncIterator[None]:
-    """Keeps the answers being finished for clients that left; on shutdown, waits for them
-    (those would otherwise meet a closed storage)."""
+    """Keeps the work still running after its answer (answers being finished for clients
+    that left, work done after the answer went); on shutdown, waits for it (it would
+    otherwise meet a closed storage)."""
     app[LEFT_ANSWERS] = set()
     yield
     if pending := app[LEFT_ANSWERS].copy():
@@ -260,6 +261,8 @@ _LIMITED = [(re.compile(r"^/verify/"), "verify", False),
             (re.compile(r"^/api/v1/licenses/[^/]+/images/archive$"), "archives", True),
             (re.compile(r"^/reports(/scheduled/[^/]+)?$"), "reports", True),
             (re.compile(r"^(/api/v1)?/password/forgot$"), "password_links", False)]
+# Limits that count only what changes something: looking at the form is free.
+_POST_ONLY = frozenset({"password_links"})
 _REPORTABLE = re.compile(r"^/api/v1/(licenses|certificates|issues)$")
 
 
@@ -285,6 +288,8 @@ def _limit_of(request: web.Request) -> tuple[str | None, bool]:
             return None, False  # an unknown format: the handler says so
     for pattern, name, by_user in _LIMITED:
         if pattern.match(request.path):
+            if name in _POST_ONLY and request.method != "POST":
+                return None, False
             return name, by_user
     return None, False
 

@@ -57,8 +57,15 @@ class SessionRepository(Protocol):
     async def refresh_token_used_at(self, jti: str, session_id: str) -> datetime | None:
         """When the token was spent; None if it is unknown or unspent."""
 
-    async def add_password_token(self, token_hash: str, user_id: str,
-                                 expires_at: datetime) -> None: ...
+    async def add_password_token(self, token_hash: str, user_id: str, expires_at: datetime,
+                                 created_at: datetime) -> None: ...
+
+    async def password_links_since(self, user_id: str, since: datetime) -> int:
+        """How many set-password links the user was given since then, used or not."""
+
+    async def drop_password_tokens(self, user_id: str) -> None:
+        """Cancel the user's unused set-password links (a password was set, or the user
+        was deactivated or removed)."""
 
     async def password_token_user(self, token_hash: str, at: datetime) -> str | None:
         """The user id of an unused, unexpired password token, without spending it."""

@@ -1165,7 +1165,7 @@ async def test_a_password_token_is_used_once(storage: Adapter) -> None:
     user, _ = await user_with_session(storage)
     token_hash = unique("hash")
     async with storage.unit_of_work() as uow:
-        await uow.sessions.add_password_token(token_hash, user.id, T0 + timedelta(hours=1))
+        await uow.sessions.add_password_token(token_hash, user.id, T0 + timedelta(hours=1), T0)
         await uow.commit()
 
     async with storage.unit_of_work() as uow:
@@ -1181,8 +1181,8 @@ async def test_looking_up_a_password_token_does_not_spend_it(storage: Adapter) -
     user, _ = await user_with_session(storage)
     token_hash, expired_hash = unique("hash"), unique("hash")
     async with storage.unit_of_work() as uow:
-        await uow.sessions.add_password_token(token_hash, user.id, T0 + timedelta(hours=1))
-        await uow.sessions.add_password_token(expired_hash, user.id, T0)
+        await uow.sessions.add_password_token(token_hash, user.id, T0 + timedelta(hours=1), T0)
+        await uow.sessions.add_password_token(expired_hash, user.id, T0, T0)
         await uow.commit()
 
     async with storage.unit_of_work() as uow:
@@ -1198,12 +1198,38 @@ async def test_an_expired_password_token_is_refused(storage: Adapter) -> None:
     user, _ = await user_with_session(storage)
     token_hash = unique("hash")
     async with storage.unit_of_work() as uow:
-        await uow.sessions.add_password_token(token_hash, user.id, T0)
+        await uow.sessions.add_password_token(token_hash, user.id, T0, T0)
         await uow.commit()
 
     async with storage.unit_of_work() as uow:
         assert await uow.sessions.use_password_token(token_hash, T0 + SECOND) is None
         assert await uow.sessions.use_password_token(token_hash, T0 + timedelta(days=9)) is None
+
+
+async def test_password_links_are_counted_by_when_they_were_made_and_dropped_unused(
+        storage: Adapter) -> None:
+    user, _ = await user_with_session(storage)
+    other, _ = await user_with_session(storage)
+    used, unused, old = unique("hash"), unique("hash"), unique("hash")
+    week = timedelta(days=7)
+    async with storage.unit_of_work() as uow:
+        await uow.sessions.add_password_token(old, user.id, T0 + week, T0 - timedelta(hours=2))
+        await uow.sessions.add_password_token(used, user.id, T0 + week, T0)
+        await uow.sessions.add_password_token(unused, user.id, T0 + week, T0 + SECOND)
+        await uow.sessions.add_password_token(unique("hash"), other.id, T0 + week, T0)
+        await uow.commit()
+    async with storage.unit_of_work() as uow:
+        assert await uow.sessions.password_links_since(user.id, T0 - timedelta(hours=1)) == 2
+        assert await uow.sessions.password_links_since(user.id, T0 - timedelta(hours=3)) == 3
+        assert await uow.sessions.use_password_token(used, T0) == user.id
+        await uow.sessions.drop_password_tokens(user.id)
+        await uow.commit()
+    async with storage.unit_of_work() as uow:
+        assert await uow.sessions.password_token_user(unused, T0) is None
+        assert await uow.sessions.password_token_user(old, T0) is None
+        # The used link stays (it still counts), and another user's links are untouched.
+        assert await uow.sessions.password_links_since(user.id, T0 - timedelta(hours=1)) == 1
+        assert await uow.sessions.password_links_since(other.id, T0 - timedelta(hours=1)) == 1
 
 
 # --- audit log -------------------------------------------------------------------------------

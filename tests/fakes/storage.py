@@ -326,10 +326,19 @@ class _Sessions:
         token = self.s.refresh.get(jti)
         return token["used_at"] if token and token["session_id"] == session_id else None
 
-    async def add_password_token(self, token_hash: str, user_id: str,
-                                 expires_at: datetime) -> None:
+    async def add_password_token(self, token_hash: str, user_id: str, expires_at: datetime,
+                                 created_at: datetime) -> None:
         self.s.password_tokens[token_hash] = {"user_id": user_id, "expires_at": expires_at,
-                                              "used_at": None}
+                                              "used_at": None, "created_at": created_at}
+
+    async def password_links_since(self, user_id: str, since: datetime) -> int:
+        return sum(1 for t in self.s.password_tokens.values()
+                   if t["user_id"] == user_id and t["created_at"] >= since)
+
+    async def drop_password_tokens(self, user_id: str) -> None:
+        for key, token in list(self.s.password_tokens.items()):
+            if token["user_id"] == user_id and token["used_at"] is None:
+                del self.s.password_tokens[key]
 
     async def password_token_user(self, token_hash: str, at: datetime) -> str | None:
         token = self.s.password_tokens.get(token_hash)

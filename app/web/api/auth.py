@@ -3,7 +3,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.domain.sessions import TokenPair
-from app.web.api.common import client_address, json_out, principal, services
+from app.domain.users import check_email
+from app.web.api.common import after_answer, client_address, json_out, principal, services
 from app.web.keys import PRINCIPAL
 from app.web.openapi import ApiRoutes
 from app.web.schemas.auth import (
@@ -88,5 +89,8 @@ LINK_ON_ITS_WAY = ("If an active account uses this address, a link to choose a n
                            "once; setting the password ends every other login. An account "
                            "gets at most auth.password_links_per_hour such links an hour.")
 async def forgot_password(request: web.Request, body: PasswordForgotIn) -> web.Response:
-    await services(request).users.request_password_link(body.email, client_address(request))
+    check_email(body.email)  # a malformed address is refused now; it names no account
+    # The link is made after the answer: a known address must not answer more slowly.
+    after_answer(request, services(request).users.request_password_link(
+        body.email, client_address(request)), "a password link")
     return json_out(PasswordForgotOut(detail=LINK_ON_ITS_WAY), status=202)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
 from aiohttp import web
 from pydantic import BaseModel
 
@@ -9,7 +14,7 @@ from app.domain.errors import Unauthenticated
 from app.domain.paging import PageRequest
 from app.domain.users import Principal
 from app.services import Services
-from app.web.keys import PRINCIPAL, SERVICES, SETTINGS
+from app.web.keys import LEFT_ANSWERS, PRINCIPAL, SERVICES, SETTINGS
 from app.web.schemas.common import ListQuery
 
 
@@ -44,3 +49,21 @@ def client_address(request: web.Request) -> str | None:
         if len(chain) >= hops:
             return chain[-hops][:64]
     return request.remote
+
+
+log = logging.getLogger(__name__)
+
+
+def after_answer(request: web.Request, work: Coroutine[Any, Any, Any], what: str) -> None:
+    """Do `work` once the answer has gone, so that how long it takes tells the caller
+    nothing; shutdown waits for it, and a failure is logged (the caller was told the same
+    either way)."""
+    task = asyncio.ensure_future(work)
+    left = request.app[LEFT_ANSWERS]
+    left.add(task)
+    task.add_done_callback(left.discard)
+
+    def logged(done: asyncio.Future[Any]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.error("%s failed after its answer: %s", what, done.exception())
+    task.add_done_callback(logged)

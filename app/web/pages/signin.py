@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.domain.errors import DomainError, Invalid, Throttled, Unauthenticated
+from app.domain.users import check_email
 from app.web.api.auth import LINK_ON_ITS_WAY
-from app.web.api.common import client_address
+from app.web.api.common import after_answer, client_address
 from app.web.keys import PRINCIPAL, SERVICES
 from app.web.pages.common import form_of
 from app.web.pages.render import render, safe_next, see_other
@@ -71,10 +72,12 @@ async def forgot_password(request: web.Request) -> web.StreamResponse:
     form = await form_of(request)
     email = form.get("email", "")
     try:
-        await request.app[SERVICES].users.request_password_link(email, client_address(request))
+        check_email(email)
     except Invalid as exc:  # not an address at all: says nothing about accounts
         return render(request, "forgot_password.html", {"email": email, "error": exc.detail},
                       status=exc.status)
+    after_answer(request, request.app[SERVICES].users.request_password_link(
+        email, client_address(request)), "a password link")
     return render(request, "forgot_password.html", {"email": email, "sent": LINK_ON_ITS_WAY},
                   status=202)
 
