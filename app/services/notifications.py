@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.domain import access
+from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet
 from app.domain.errors import Forbidden, Invalid, NotFound
 from app.domain.notifications import (
@@ -180,10 +181,41 @@ class NotificationService(UseCases):
                                                        PageRequest(MAX_LIMIT))
         return products[:MAX_LIMIT], cabinets[:MAX_LIMIT]
 
+    async def preview(self, actor: Principal, title: str, body: str, link: str | None,
+                      audience: Audience) -> tuple[Message, int]:
+        """What an announcement will say, and how many users it will reach in the portal,
+        without sending it."""
+        message = self._announcement(actor, title, body, link, audience)
+        async with self._work(read_only=True) as uow:
+            users, _ = await self._audience(uow, actor, audience)
+            muted = await uow.notifications.muted(message.kind)
+        return message, len(set(users) - set(muted))
+
     async def announce(self, actor: Principal, title: str, body: str, link: str | None,
                        audience: Audience) -> int:
         """Staff tell everyone, one cabinet's users, or a product's licensees; how many
-        were told."""
+        were told. It is audited with its audience and count: the announcements' history."""
+        message = self._announcement(actor, title, body, link, audience)
+        async with self._work() as uow:
+            users, named = await self._audience(uow, actor, audience)
+            told = await self._notifier.send(uow, users, message)
+            await uow.audit.add(self._audit.entry(
+                "notification.announced", actor, "announcement", None, None,
+                title=message.title, audience=named, told=told))
+            await uow.commit()
+        return told
+
+    async def announced(self, actor: Principal, page: PageRequest) -> Page[AuditEntry]:
+        """The announcements sent so far, newest first."""
+        access.require_may_announce(actor)
+        async with self._work(read_only=True) as uow:
+            rows = await uow.audit.list_visible(access.Scope.everything(), page,
+                                                action="notification.announced")
+        return Page.from_rows(rows, page)
+
+    @staticmethod
+    def _announcement(actor: Principal, title: str, body: str, link: str | None,
+                      audience: Audience) -> Message:
         access.require_may_announce(actor)
         if audience.cabinet_id and audience.product_id:
             raise Invalid("Name a cabinet or a product, not both.", field="cabinet_id")
@@ -196,24 +228,26 @@ class NotificationService(UseCases):
         if link and not link.startswith(("/", "https://")):
             raise Invalid("A link is a portal path (/licenses) or an https:// address.",
                           field="link")
+        return Message(NotificationKind.ANNOUNCEMENT, title, body, link)
+
+    async def _audience(self, uow: UnitOfWork, actor: Principal,
+                        audience: Audience) -> tuple[list[str], str]:
+        """Who an audience is, and its name as the history shows it."""
         today = self._clock.now().date()
-        async with self._work() as uow:
-            if audience.cabinet_id:
-                if await uow.cabinets.get(audience.cabinet_id, access.visible_scope(actor)) \
-                        is None:
-                    raise NotFound("No such organisation.", field="cabinet_id")
-                users = await uow.notifications.recipients_in([audience.cabinet_id])
-            elif audience.product_id:
-                if await uow.products.get(audience.product_id) is None:
-                    raise NotFound("No such product.", field="product_id")
-                users = await uow.notifications.recipients_licensed(audience.product_id,
-                                                                    today, today)
-            else:
-                users = await uow.notifications.recipients_all()
-            told = await self._notifier.send(uow, users, Message(
-                NotificationKind.ANNOUNCEMENT, title, body, link))
-            await uow.commit()
-        return told
+        if audience.cabinet_id:
+            cabinet = await uow.cabinets.get(audience.cabinet_id, access.visible_scope(actor))
+            if cabinet is None:
+                raise NotFound("No such organisation.", field="cabinet_id")
+            return (await uow.notifications.recipients_in([audience.cabinet_id]),
+                    f"the users of {cabinet.name}")
+        if audience.product_id:
+            product = await uow.products.get(audience.product_id)
+            if product is None:
+                raise NotFound("No such product.", field="product_id")
+            return (await uow.notifications.recipients_licensed(audience.product_id, today,
+                                                                today),
+                    f"the users licensed for {product.name}")
+        return await uow.notifications.recipients_all(), "every user"
 
 
 @dataclass(frozen=True)

@@ -226,7 +226,7 @@ PAGES = [
     page("GET", "/notifications/announce", staff_only(200)),
     page("POST", "/notifications/announce", staff_only(303),
          form=lambda world, relation, _: {"title": "Maintenance", "body": "Tonight.",
-                                          "audience": "cabinet",
+                                          "audience": "cabinet", "step": "send",
                                           "target_cabinet": world.own.id}),
     page("GET", "/verify/{number}", everyone(200), anonymous=200, url="/verify/LIC-2026-000000"),
     page("GET", "/docs/api", everyone(200), anonymous=200),

@@ -431,15 +431,24 @@ async def test_notification_pages_list_mark_delete_and_save_settings(world: Worl
     client = world.client
     await sign_in(client, world.actors[Role.STAFF].email)
     token = await csrf_of(client, "/notifications/announce")
-    sent = await client.post("/notifications/announce", data={
-        "csrf_token": token, "title": "Upgrade day", "body": "Install 5.1 this week.",
-        "link": "/products", "audience": "cabinet", "target_cabinet": world.own.id})
-    assert sent.status == 200 and "Sent to 2 users." in await sent.text()
+    announcement = {"csrf_token": token, "title": "Upgrade day",
+                    "body": "Install 5.1 this week.", "link": "/products",
+                    "audience": "cabinet", "target_cabinet": world.own.id}
+    # First what it will say and to how many; nothing is sent yet.
+    preview = " ".join((await (await client.post("/notifications/announce",
+                                                 data=announcement)).text()).split())
+    assert "Check before sending" in preview and "This reaches <strong>2 users</strong>" in preview
+    assert "Send to 2 users" in preview and "No announcement has been sent yet." in preview
+    sent = await client.post("/notifications/announce", data={**announcement, "step": "send"})
+    page = " ".join((await sent.text()).split())
+    assert sent.status == 200 and "Sent to 2 users." in page
+    history = page[page.index('id="history"'):]
+    assert "Upgrade day" in history and f"the users of {world.own.name}" in history
     bad = await client.post("/notifications/announce", data={
         "csrf_token": token, "title": "x", "body": "y", "link": "javascript:alert(1)"})
     refused = await bad.text()
     assert bad.status == 422 and "https:// address" in refused
-    assert "Sent" not in refused  # a refusal never reads as a success too
+    assert "Sent to" not in refused  # a refusal never reads as a success too
     await client.post("/logout", data={"csrf_token": await csrf_of(client, "/organisation")})
 
     await sign_in(client, world.actors[Role.CUSTOMER_USER].email)
@@ -470,7 +479,7 @@ async def test_staff_see_the_e_mail_log_and_customers_do_not(world: World) -> No
     await sign_in(client, world.actors[Role.STAFF].email)
     token = await csrf_of(client, "/notifications/announce")
     await client.post("/notifications/announce", data={
-        "csrf_token": token, "title": "Mail log check", "body": "Hello.",
+        "csrf_token": token, "title": "Mail log check", "body": "Hello.", "step": "send",
         "audience": "cabinet", "target_cabinet": world.own.id})
     log = await client.get("/notifications/mail")
     text = await log.text()

@@ -89,9 +89,13 @@ async def mail_log(request: web.Request, me: Principal) -> web.StreamResponse:
 
 async def _announce_page(request: web.Request, me: Principal, *, status: int = 200,
                          **extra: object) -> web.Response:
-    products, cabinets = await request.app[SERVICES].notifications.audiences(me)
+    services = request.app[SERVICES]
+    products, cabinets = await services.notifications.audiences(me)
+    history = await services.notifications.announced(
+        me, PageRequest.from_cursor(PAGE_SIZE, request.query.get("cursor")))
     return render(request, "announce.html", {
-        "products": products, "cabinets": cabinets, "form": {}, **extra}, status=status)
+        "products": products, "cabinets": cabinets, "form": {}, "history": history.items,
+        "history_next": history.next_cursor, **extra}, status=status)
 
 
 @routes.get("/notifications/announce")
@@ -103,14 +107,23 @@ async def announce_form(request: web.Request, me: Principal) -> web.StreamRespon
 @routes.post("/notifications/announce")
 @signed_in
 async def announce_send(request: web.Request, me: Principal) -> web.StreamResponse:
+    """The form first shows what will be sent and to how many (step "preview"); "Send"
+    on that preview sends it."""
     form = await form_of(request)
     audience = form.get("audience", "all")
     target = form.get("target_" + audience, "") if audience in ("cabinet", "product") else ""
+    chosen = Audience(cabinet_id=target if audience == "cabinet" else None,
+                      product_id=target if audience == "product" else None)
+    notifications = request.app[SERVICES].notifications
     try:
-        count = await request.app[SERVICES].notifications.announce(
+        if form.get("step") != "send":
+            message, reach = await notifications.preview(
+                me, form.get("title", ""), form.get("body", ""), form.get("link") or None,
+                chosen)
+            return await _announce_page(request, me, form=form, preview=message, reach=reach)
+        count = await notifications.announce(
             me, form.get("title", ""), form.get("body", ""), form.get("link") or None,
-            Audience(cabinet_id=target if audience == "cabinet" else None,
-                     product_id=target if audience == "product" else None))
+            chosen)
     except DomainError as exc:
         if exc.status == 403:
             raise
