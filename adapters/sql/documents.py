@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from adapters.sql.cabinets import CABINET_COLUMNS, cabinet_of
 from adapters.sql.catalog import PRODUCT_COLUMNS, product_of
 from adapters.sql.session import Row, SqlSession
-from adapters.sql.statements import Joined, in_list, page_filter, scope_filter
+from adapters.sql.statements import Joined, contains, in_list, nulls_last, paged, scope_filter
 from app.domain.access import Scope
 from app.domain.cabinets import Cabinet
 from app.domain.licensing import (
@@ -41,6 +41,8 @@ _STATUS = {
     DocumentStatus.EXPIRED: "d.revoked_at IS NULL AND d.valid_to < :today",
     DocumentStatus.REVOKED: "d.revoked_at IS NOT NULL",
 }
+_SORTS = {"number": ("d.number",), "product": ("LOWER(p.name)",),
+          "holder": ("LOWER(c.name)",), "valid_to": nulls_last("d.valid_to")}
 
 
 class _SqlDocuments(Generic[D]):
@@ -162,22 +164,39 @@ class _SqlDocuments(Generic[D]):
         return self._described_of(await self._list(
             self._described, self._described_joins, scope, filters, page))
 
+    async def count_visible(self, scope: Scope, filters: DocumentFilter) -> int:
+        where, params = self._where(scope, filters)
+        row = await self._db.fetch_one(
+            f"SELECT COUNT(*) AS n FROM {self.table} d JOIN cabinets c ON c.id = d.cabinet_id"
+            f" WHERE {where}", params)
+        return int(row["n"]) if row else 0
+
     async def _list(self, select: str, joins: str, scope: Scope, filters: DocumentFilter,
                     page: PageRequest) -> list[Row]:
+        where, params = self._where(scope, filters)
+        after, order, page_params = paged(page, "d.id", _SORTS)
+        if page.sort is not None and page.sort.key == "product" and not joins:
+            joins = " JOIN products p ON p.id = d.product_id"
+        return await self._db.fetch_all(
+            f"SELECT {select} FROM {self.table} d JOIN cabinets c ON c.id = d.cabinet_id{joins}"
+            f" WHERE {where} AND {after}{order}", {**params, **page_params})
+
+    @staticmethod
+    def _where(scope: Scope, filters: DocumentFilter) -> tuple[str, dict[str, Any]]:
         in_scope, params = scope_filter(scope, "c.path")
-        after, page_params = page_filter(page, "d.id")
-        where = [in_scope, after]
+        where = [in_scope]
         if filters.product_id is not None:
             where.append("d.product_id = :product_id")
         if filters.status is not None:
             where.append(_STATUS[filters.status])
         if filters.expires_before is not None:
             where.append("d.valid_to IS NOT NULL AND d.valid_to < :expires_before")
-        return await self._db.fetch_all(
-            f"SELECT {select} FROM {self.table} d JOIN cabinets c ON c.id = d.cabinet_id{joins}"
-            f" WHERE {' AND '.join(where)} ORDER BY d.id LIMIT :page_limit",
-            {**params, **page_params, "product_id": filters.product_id, "today": filters.today,
-             "expires_before": filters.expires_before})
+        if filters.search.strip():
+            where.append("(LOWER(d.number) LIKE :search ESCAPE '!'"
+                         " OR LOWER(c.name) LIKE :search ESCAPE '!')")
+        return " AND ".join(where), {
+            **params, "product_id": filters.product_id, "today": filters.today,
+            "expires_before": filters.expires_before, "search": contains(filters.search)}
 
     async def update(self, document: D) -> None:
         changing = ("cabinet_id", "valid_from", "valid_to", "revoked_at", "updated_at",

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.sql.session import Row, SqlSession
-from adapters.sql.statements import BATCH_ROWS
+from adapters.sql.statements import BATCH_ROWS, contains
 from app.domain.outbox import OutboxMessage, OutboxStatus
 
 _OUTBOX_COLUMNS = ("id, message_id, recipient, subject, text_body, html_body, created_at,"
@@ -125,8 +125,7 @@ class SqlOutbox:
 
     async def list_recent(self, limit: int, recipient: str = "") -> list[OutboxMessage]:
         where = " WHERE LOWER(o.recipient) LIKE :recipient ESCAPE '!'" if recipient else ""
-        pattern = "%" + "".join("!" + c if c in "!%_" else c for c in recipient.lower()) + "%"
         rows = await self._db.fetch_all(
             f"{_OUTBOX_SELECT}{where} ORDER BY o.created_at DESC, o.id DESC"
-            " LIMIT :limit", {"limit": limit, "recipient": pattern})
+            " LIMIT :limit", {"limit": limit, "recipient": contains(recipient)})
         return [_outbox(row) for row in rows]

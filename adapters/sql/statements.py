@@ -1,8 +1,9 @@
 """Statement fragments every SQL repository builds with: IN lists, many-row inserts, the
-access rule's scope and keyset pages."""
+access rule's scope, text searches and pages (by key or by number)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from adapters.sql.session import Row, SqlSession
@@ -61,3 +62,29 @@ def page_filter(page: PageRequest, id_column: str) -> tuple[str, dict[str, Any]]
     if page.after is None:
         return "1 = 1", {"page_limit": page.limit + 1}
     return f"{id_column} > :page_after", {"page_after": page.after, "page_limit": page.limit + 1}
+
+
+def paged(page: PageRequest, id_column: str,
+          sorts: Mapping[str, tuple[str, ...]]) -> tuple[str, str, dict[str, Any]]:
+    """(a WHERE condition, `ORDER BY ... LIMIT ...`, their parameters) for a page by key, or
+    for a numbered one sorted by `sorts[page.sort.key]`'s expressions, ties broken by id."""
+    if page.sort is None:
+        where, params = page_filter(page, id_column)
+        return where, f" ORDER BY {id_column} LIMIT :page_limit", params
+    direction = " DESC" if page.sort.descending else ""
+    order = ", ".join(f"{expression}{direction}"
+                      for expression in (*sorts[page.sort.key], id_column))
+    return "1 = 1", f" ORDER BY {order} LIMIT :page_limit OFFSET :page_offset", {
+        "page_limit": page.limit + 1, "page_offset": page.offset}
+
+
+def nulls_last(column: str) -> tuple[str, str]:
+    """Sort expressions that put NULL (no end: perpetual) after every value, as both
+    databases read them (PostgreSQL sorts NULL last, SQLite first)."""
+    return f"({column} IS NULL)", column
+
+
+def contains(text: str) -> str:
+    """A LIKE pattern (ESCAPE '!') for `text` anywhere, lower-cased: compare it with
+    LOWER(column)."""
+    return "%" + "".join("!" + c if c in "!%_" else c for c in text.strip().lower()) + "%"

@@ -7,7 +7,7 @@ from enum import Enum
 from typing import Any
 
 from adapters.sql.session import Row, SqlSession
-from adapters.sql.statements import scope_filter
+from adapters.sql.statements import contains, scope_filter
 from app.domain.access import Scope
 from app.domain.paging import PageRequest
 from app.domain.support import (
@@ -140,7 +140,7 @@ class SqlSupport:
              "status": filters.status.value if filters.status else None,
              "product_id": filters.product_id, "number": text.upper(),
              "assignee_id": filters.assignee_id,
-             "text": "%" + "".join("!" + c if c in "!%_" else c for c in text.lower()) + "%"})
+             "text": contains(text)})
         return [_listing(row) for row in rows]
 
     async def open_in_helpdesk(self, after: str | None, limit: int) -> list[SupportIssue]:

@@ -103,6 +103,13 @@ class DocumentFilter:
     product_id: str | None = None
     status: DocumentStatus | None = None
     expires_before: date | None = None
+    # Part of the number or of the holder's name.
+    search: str = ""
+
+
+# The columns a list of documents sorts by: number, product name, holder name, end date
+# (perpetual last).
+DOCUMENT_SORTS = ("number", "product", "holder", "valid_to")
 
 
 def number_for(kind: DocumentKind, year: int, serial: int) -> str:

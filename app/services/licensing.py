@@ -12,6 +12,7 @@ from app.domain.cabinets import Cabinet
 from app.domain.errors import BadRequest, Invalid, NotFound
 from app.domain.events import DocumentTransferred
 from app.domain.licensing import (
+    DOCUMENT_SORTS,
     Certificate,
     DocumentFilter,
     DocumentKind,
@@ -19,7 +20,7 @@ from app.domain.licensing import (
     License,
     Transfer,
 )
-from app.domain.paging import MAX_LIMIT, Page, PageRequest
+from app.domain.paging import MAX_LIMIT, MAX_SEARCH, Page, PageRequest, check_sort
 from app.domain.products import Product
 from app.domain.users import Principal
 from app.services.work import UseCases
@@ -63,6 +64,8 @@ class DocumentQuery:
     status: DocumentStatus | None = None
     cabinet_id: str | None = None
     expires_before: date | None = None
+    # Part of the number or of the holder's name.
+    search: str = ""
     # False: only the organisation itself (`cabinet_id`, else the caller's own).
     include_children: bool = True
 
@@ -78,7 +81,7 @@ class LicensingService(UseCases):
     async def list_visible(self, actor: Principal, kind: DocumentKind, query: DocumentQuery,
                            page: PageRequest) -> Page[DocumentView]:
         """What the caller's cabinet and those below it hold (staff: everything), or what
-        one visible cabinet and those below it hold."""
+        one visible cabinet and those below it hold. A numbered page comes with the count."""
         today = self.today()
         async with self._work(read_only=True) as uow:
             scope = access.visible_scope(actor)
@@ -89,11 +92,17 @@ class LicensingService(UseCases):
             scope = access.narrowed(actor, scope, cabinet, query.include_children)
             product_id = await self._product_id(uow, query.product)
             filters = DocumentFilter(today=today, product_id=product_id, status=query.status,
-                                     expires_before=query.expires_before)
-            rows = await documents(uow, kind).list_described(scope, filters, page)
-        return Page.from_rows([DocumentView(row.document, row.product, row.cabinet, today,
-                                            license_number=row.license_number)
-                               for row in rows], page)
+                                     expires_before=query.expires_before,
+                                     search=query.search[:MAX_SEARCH])
+            repository = documents(uow, kind)
+            if page.sort is not None:
+                check_sort(page.sort, DOCUMENT_SORTS)
+            rows = await repository.list_described(scope, filters, page)
+            views = [DocumentView(row.document, row.product, row.cabinet, today,
+                                  license_number=row.license_number) for row in rows]
+            if page.sort is None:
+                return Page.from_rows(views, page)
+            return Page.numbered(views, page, await repository.count_visible(scope, filters))
 
     async def get(self, actor: Principal, kind: DocumentKind, document_id: str) -> DocumentView:
         today = self.today()

@@ -57,7 +57,11 @@ class DocumentRepository(Protocol[D]):
 
     async def list_visible(self, scope: Scope, filters: DocumentFilter,
                            page: PageRequest) -> list[D]:
-        """Held by cabinets in scope and passing the filters, paged in id order."""
+        """Held by cabinets in scope and passing the filters, paged in id order or, for a
+        numbered page, in the order of one of `DOCUMENT_SORTS`."""
+
+    async def count_visible(self, scope: Scope, filters: DocumentFilter) -> int:
+        """How many `list_visible` pages through."""
 
     async def get_described(self, document_id: str, scope: Scope) -> Described[D] | None:
         """`get`, with its product, its owner and (a certificate) its license's number."""

@@ -6,6 +6,7 @@ import asyncio
 import re
 import secrets
 from collections.abc import AsyncIterator
+from datetime import date, timedelta
 
 import pytest
 
@@ -508,11 +509,12 @@ async def test_a_list_with_filters_it_cannot_use_shows_the_list_and_says_so(
     await sign_in(client, world.actors[Role.CUSTOMER_ADMIN].email)
     response = await client.get("/licenses", params={
         "status": "bogus", "product": "no-such-code", "expires_before": "someday",
-        "cursor": "not-a-cursor", "cabinet": world.foreign.id})
+        "page": "second", "sort": "colour", "cabinet": world.foreign.id})
     html = " ".join((await response.text()).split())
     assert response.status == 200 and held.number in html
     for said in ("“bogus” is not a status", "No product has the code “no-such-code”",
-                 "“someday” is not a date", "That page link is out of date",
+                 "“someday” is not a date", "“second” is not a page number",
+                 "This list cannot be sorted by “colour”; it is sorted by number.",
                  "That organisation is not one you can see"):
         assert said in html, said
     # The organisation page leads to them; a holder filter that works says whose documents
@@ -580,3 +582,44 @@ async def test_the_download_history_holds_pdfs_and_license_files_with_links(
     for what in ("PDF", "license file"):
         assert f'<span class="badge badge-kind">{what}</span>' in text
     assert "DB Guard" in text  # the product's name, not its code
+
+
+async def test_the_license_list_searches_sorts_and_pages_with_a_count(world: World) -> None:
+    from app.domain.licensing import DocumentKind
+
+    own = [await world.add_document(DocumentKind.LICENSE, world.child,
+                                    valid_to=date(2030, 1, 1) + timedelta(days=i))
+           for i in range(51)]
+    perpetual = await world.add_document(DocumentKind.LICENSE, world.child, valid_to=None)
+    elsewhere = await world.add_document(DocumentKind.LICENSE, world.foreign)
+    client = world.client
+    await sign_in(client, world.actors[Role.CUSTOMER_ADMIN].email)
+    visible = len(own) + 1  # the world holds no other license
+
+    def numbers_in(html: str) -> list[str]:
+        return re.findall(r"<code>(LIC-[0-9-]+)</code>", html)
+
+    first = " ".join((await (await client.get("/licenses")).text()).split())
+    assert f"1\N{EN DASH}50 of {visible} licenses" in first
+    assert numbers_in(first) == sorted(numbers_in(first)) and len(numbers_in(first)) == 50
+    assert 'href="/licenses?page=2"' in first and 'aria-current="page">1<' in first
+    second = await (await client.get("/licenses", params={"page": "2"})).text()
+    assert set(numbers_in(first)).isdisjoint(numbers_in(second))
+    assert sorted(numbers_in(first) + numbers_in(second)) == sorted(
+        [d.number for d in own] + [perpetual.number])
+    assert elsewhere.number not in first + second
+    # Ending last first: the perpetual one, then the latest end date; the header says so.
+    latest = " ".join((await (await client.get(
+        "/licenses", params={"sort": "-valid_to"})).text()).split())
+    assert numbers_in(latest)[:2] == [perpetual.number, own[-1].number]
+    assert 'aria-sort="descending"><a class="sort" href="/licenses?sort=valid_to"' in latest
+    # Part of a number finds that one license; the search stays in the sort links.
+    found = " ".join((await (await client.get(
+        "/licenses", params={"q": own[7].number[-6:].lower()})).text()).split())
+    assert numbers_in(found) == [own[7].number] and "1\N{EN DASH}1 of 1 licenses" in found
+    assert f'href="/licenses?q={own[7].number[-6:].lower()}&amp;sort=-number"' in found
+    # A page past the end shows the last one and says so.
+    past = " ".join((await (await client.get("/licenses", params={"page": "99"})).text()).split())
+    assert "There is no page 99; showing page" in past and numbers_in(past)
+    nothing = await (await client.get("/licenses", params={"q": "no such holder"})).text()
+    assert "Nothing matches these filters." in nothing and not numbers_in(nothing)

@@ -29,6 +29,7 @@ from app.domain.access import Scope
 from app.domain.audit import AuditEntry
 from app.domain.cabinets import Cabinet, CabinetKind, path_under
 from app.domain.licensing import (
+    DOCUMENT_SORTS,
     Certificate,
     DocumentFilter,
     DocumentKind,
@@ -36,7 +37,7 @@ from app.domain.licensing import (
     License,
     Transfer,
 )
-from app.domain.paging import HasId, PageRequest
+from app.domain.paging import HasId, PageRequest, Sort
 from app.domain.products import Product
 from app.domain.roles import Role
 from app.domain.sessions import LoginSession
@@ -762,6 +763,50 @@ async def test_described_documents_carry_their_product_owner_and_license_number(
     assert listed == sorted([Described(covering, product, home, elsewhere.number),
                              Described(bare, other, home)], key=lambda d: d.id)
     assert only_other == [Described(bare, other, home)]
+
+
+async def test_documents_are_searched_counted_and_sorted_by_each_offered_column(
+        storage: Adapter) -> None:
+    alpha, beta = await catalogue(storage), await catalogue(storage)
+    root = new_cabinet()
+    home, sibling = new_cabinet(root), new_cabinet(root)
+    home = replace(home, name="Zeta 100% Works")
+    await add_all(storage, root, home, sibling)
+    made = [new_document(DocumentKind.LICENSE, home if i % 2 else sibling,
+                         alpha if i % 3 else beta, valid_to=None if i == 4 else
+                         date(2032, 1, 1) + timedelta(days=(i * 7) % 11)) for i in range(9)]
+    await add_documents(storage, *made)
+    names = {alpha.id: alpha.name.lower(), beta.id: beta.name.lower(),
+             home.id: home.name.lower(), sibling.id: sibling.name.lower()}
+    expected: dict[str, Callable[[License], Any]] = {
+        "number": lambda d: d.number, "product": lambda d: names[d.product_id],
+        "holder": lambda d: names[d.cabinet_id],
+        "valid_to": lambda d: (d.valid_to is None, d.valid_to or date.min)}
+    assert set(expected) == set(DOCUMENT_SORTS)
+    everything = DocumentFilter(today=TODAY)
+    in_root = Scope.subtree(root.path)
+    async with storage.unit_of_work(read_only=True) as uow:
+        assert await uow.licenses.count_visible(in_root, everything) == 9
+        assert await uow.licenses.count_visible(Scope.subtree(home.path), everything) == 4
+        for key, order in expected.items():
+            for descending in (False, True):
+                want = [d.id for d in sorted(made, key=lambda d: (order(d), d.id),
+                                             reverse=descending)]
+                pages = [await uow.licenses.list_described(
+                    in_root, everything, PageRequest.numbered(4, number, Sort(key, descending)))
+                    for number in (1, 2, 3)]
+                assert [len(p) for p in pages] == [5, 5, 1]  # each page: one more says more
+                assert [d.document.id for p in pages for d in p[:4]] == want, (key, descending)
+        # A part of a number, or of the holder's name (LIKE's own characters are plain).
+        by_number = DocumentFilter(today=TODAY, search=f" {made[5].number[-6:]} ")
+        assert [d.id for d in await uow.licenses.list_visible(
+            in_root, by_number, PageRequest(10))] == [made[5].id]
+        by_holder = DocumentFilter(today=TODAY, search="ZETA 100%")
+        assert await uow.licenses.count_visible(in_root, by_holder) == 4
+        assert await uow.licenses.count_visible(
+            in_root, DocumentFilter(today=TODAY, search="Zeta 1000")) == 0
+        assert await uow.licenses.count_visible(
+            in_root, DocumentFilter(today=TODAY, search="zeta _00")) == 0
 
 
 async def test_many_documents_are_added_at_once_or_none_is(storage: Adapter) -> None:

@@ -9,7 +9,7 @@ adapters to the port, and the fake to the same unit-of-work contract.
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -77,10 +77,22 @@ class _State:
     report_periods: set[tuple[str, str]] = field(default_factory=set)
 
 
-def _page(items: list[Any], page: PageRequest) -> list[Any]:
-    ordered = sorted((i for i in items if page.after is None or i.id > page.after),
-                     key=lambda i: i.id)
-    return [copy.copy(i) for i in ordered[: page.limit + 1]]
+def _page(items: list[Any], page: PageRequest,
+          sorts: dict[str, Callable[[Any], Any]] | None = None) -> list[Any]:
+    """By id after the cursor, or a numbered page in the order of `sorts[page.sort.key]`
+    (ties by id), as the SQL adapters page."""
+    if page.sort is None:
+        ordered = sorted((i for i in items if page.after is None or i.id > page.after),
+                         key=lambda i: i.id)
+        return [copy.copy(i) for i in ordered[: page.limit + 1]]
+    key = (sorts or {})[page.sort.key]
+    ordered = sorted(items, key=lambda i: (key(i), i.id), reverse=page.sort.descending)
+    return [copy.copy(i) for i in ordered[page.offset: page.offset + page.limit + 1]]
+
+
+def _contains(text: str, *values: str) -> bool:
+    wanted = text.strip().lower()
+    return not wanted or any(wanted in value.lower() for value in values)
 
 
 def _live(user: User) -> bool:
@@ -208,15 +220,27 @@ class _Documents(Generic[D]):
     async def numbers(self, document_ids: list[str]) -> dict[str, str]:
         return {i: self.t[i].number for i in document_ids if i in self.t}
 
-    async def list_visible(self, scope: Scope, filters: DocumentFilter,
-                           page: PageRequest) -> list[D]:
+    def _passing(self, scope: Scope, filters: DocumentFilter) -> list[D]:
         def passes(d: D) -> bool:
             return (self._in_scope(d, scope)
                     and filters.product_id in (None, d.product_id)
                     and filters.status in (None, d.status(filters.today))
                     and (filters.expires_before is None
-                         or (d.valid_to is not None and d.valid_to < filters.expires_before)))
-        return _page([d for d in self.t.values() if passes(d)], page)
+                         or (d.valid_to is not None and d.valid_to < filters.expires_before))
+                    and _contains(filters.search, d.number,
+                                  self.s.cabinets[d.cabinet_id].name))
+        return [d for d in self.t.values() if passes(d)]
+
+    async def list_visible(self, scope: Scope, filters: DocumentFilter,
+                           page: PageRequest) -> list[D]:
+        return _page(self._passing(scope, filters), page, {
+            "number": lambda d: d.number,
+            "product": lambda d: self.s.products[d.product_id].name.lower(),
+            "holder": lambda d: self.s.cabinets[d.cabinet_id].name.lower(),
+            "valid_to": lambda d: (d.valid_to is None, d.valid_to or date.min)})
+
+    async def count_visible(self, scope: Scope, filters: DocumentFilter) -> int:
+        return len(self._passing(scope, filters))
 
     def _described(self, document: D) -> Described[D]:
         license_id = getattr(document, "license_id", None)

@@ -9,12 +9,13 @@ from aiohttp import web
 
 from app.domain.errors import DomainError
 from app.domain.licensing import DocumentKind, DocumentStatus
-from app.domain.paging import MAX_LIMIT, PageRequest
+from app.domain.paging import MAX_LIMIT, Page, PageRequest
 from app.domain.releases import MAX_ARCHIVE_FILES, ReleaseKind
 from app.domain.users import Principal
 from app.services.licensing import DocumentQuery, DocumentView
 from app.web.keys import SERVICES, SETTINGS
 from app.web.pages.common import PAGE_SIZE, form_of, signed_in
+from app.web.pages.listing import Column, fetch_page, listing
 from app.web.pages.markup import day
 from app.web.pages.render import render, see_other
 
@@ -53,15 +54,21 @@ def _day(text: str | None) -> date | None:
         return None
 
 
+DOCUMENT_FILTERS = ("product", "status", "expires_before", "cabinet")
+DOCUMENT_COLUMNS = [Column("number", "Number"), Column("product", "Product"),
+                    Column("holder", "Holder"), Column("valid_to", "Valid until")]
+
+
 @routes.get(r"/{plural:licenses|certificates}")
 @signed_in
 async def document_list(request: web.Request, me: Principal) -> web.StreamResponse:
     plural, kind = _kind(request)
     services = request.app[SERVICES]
-    filters = {k: v for k, v in request.query.items() if k != "cursor" and v}
     # A filter the list cannot use (an old bookmark, a typo) is dropped and said so: the
     # list still shows, never an error page.
-    notices = []
+    notices: list[str] = []
+    controls = listing(request, DOCUMENT_COLUMNS, "number", notices)
+    filters = controls.query
     status = filters.get("status")
     if status is not None and status not in DocumentStatus._value2member_map_:
         notices.append(f"“{status}” is not a status; showing every status.")
@@ -77,29 +84,28 @@ async def document_list(request: web.Request, me: Principal) -> web.StreamRespon
         except DomainError:
             notices.append("That organisation is not one you can see; showing all of yours.")
             del filters["cabinet"]
-    cursor = request.query.get("cursor")
-    while True:
-        query = DocumentQuery(
-            product=filters.get("product"),
-            status=DocumentStatus(filters["status"]) if "status" in filters else None,
-            cabinet_id=holder.id if holder else None, expires_before=expires_before)
-        try:
-            page = await services.licensing.list_visible(
-                me, kind, query, PageRequest.from_cursor(PAGE_SIZE, cursor))
-            break
-        except DomainError as exc:
-            if exc.field == "product" and "product" in filters:
+
+    async def fetch(page: PageRequest) -> Page[DocumentView]:
+        while True:
+            query = DocumentQuery(
+                product=filters.get("product"),
+                status=DocumentStatus(filters["status"]) if "status" in filters else None,
+                cabinet_id=holder.id if holder else None, expires_before=expires_before,
+                search=controls.search)
+            try:
+                return await services.licensing.list_visible(me, kind, query, page)
+            except DomainError as exc:
+                if exc.field != "product" or "product" not in filters:
+                    raise
                 notices.append(f"No product has the code “{filters.pop('product')}”; "
                                "showing every product.")
-            elif cursor is not None:
-                notices.append("That page link is out of date; showing the first page.")
-                cursor = None
-            else:
-                raise
+
+    page = await fetch_page(controls, notices, fetch)
     products = await services.catalog.list_visible(me, PageRequest(MAX_LIMIT))
     return render(request, "documents.html", {
-        "plural": plural, "kind": kind, "views": page.items, "next_cursor": page.next_cursor,
+        "plural": plural, "kind": kind, "views": page.items, "list": controls,
         "badge": badge, "products": products.items, "filters": filters, "holder": holder,
+        "filtered": any(key in filters for key in ("q", *DOCUMENT_FILTERS)),
         "notices": notices, "statuses": list(DocumentStatus)})
 
 
