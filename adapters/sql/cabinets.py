@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.sql.session import Row, SqlSession
-from adapters.sql.statements import in_list, page_filter, scope_filter
+from adapters.sql.statements import contains, in_list, paged, scope_filter
 from app.domain.access import Scope
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.paging import PageRequest
@@ -20,6 +20,16 @@ def cabinet_of(row: Row) -> Cabinet:
                    parent_id=row["parent_id"], path=row["path"], external_id=row["external_id"],
                    created_at=row["created_at"], updated_at=row["updated_at"],
                    contact_email=row["contact_email"])
+
+
+_SORTS = {"name": ("LOWER(c.name)",), "kind": ("c.kind",), "created": ("c.created_at",)}
+
+
+def _searched(search: str) -> tuple[str, dict[str, Any]]:
+    if not search.strip():
+        return "1 = 1", {}
+    return ("(LOWER(c.name) LIKE :search ESCAPE '!'"
+            " OR LOWER(c.external_id) LIKE :search ESCAPE '!')"), {"search": contains(search)}
 
 
 class SqlCabinets:
@@ -67,16 +77,24 @@ class SqlCabinets:
     async def _page(self, where: str, params: dict[str, Any], scope: Scope,
                     page: PageRequest) -> list[Cabinet]:
         in_scope, scope_params = scope_filter(scope, "c.path")
-        after, page_params = page_filter(page, "c.id")
+        after, order, page_params = paged(page, "c.id", _SORTS)
         rows = await self._db.fetch_all(
             f"SELECT {CABINET_COLUMNS} FROM cabinets c WHERE {where} AND {in_scope} AND {after}"
-            " ORDER BY c.id LIMIT :page_limit",
-            {**params, **scope_params, **page_params},
+            f"{order}", {**params, **scope_params, **page_params},
         )
         return [cabinet_of(row) for row in rows]
 
-    async def list_visible(self, scope: Scope, page: PageRequest) -> list[Cabinet]:
-        return await self._page("1 = 1", {}, scope, page)
+    async def list_visible(self, scope: Scope, page: PageRequest,
+                           search: str = "") -> list[Cabinet]:
+        return await self._page(*_searched(search), scope, page)
+
+    async def count_visible(self, scope: Scope, search: str = "") -> int:
+        where, params = _searched(search)
+        in_scope, scope_params = scope_filter(scope, "c.path")
+        row = await self._db.fetch_one(
+            f"SELECT COUNT(*) AS n FROM cabinets c WHERE {where} AND {in_scope}",
+            {**params, **scope_params})
+        return int(row["n"]) if row else 0
 
     async def children(self, parent_id: str, scope: Scope, page: PageRequest) -> list[Cabinet]:
         return await self._page("c.parent_id = :parent_id", {"parent_id": parent_id}, scope, page)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from adapters.sql.cabinets import CABINET_COLUMNS, cabinet_of
 from adapters.sql.session import Row, SqlSession
-from adapters.sql.statements import Joined, page_filter, scope_filter
+from adapters.sql.statements import Joined, contains, nulls_last, paged, scope_filter
 from app.domain.access import Scope
 from app.domain.cabinets import Cabinet
 from app.domain.paging import PageRequest
@@ -18,6 +19,17 @@ _USER_COLUMNS = ("u.id, u.email, u.email_key, u.name, u.role, u.cabinet_id, u.ac
                  " u.password_hash, u.created_at, u.updated_at, u.deleted_at, u.last_sign_in_at")
 
 _CABINET_BESIDE = Joined(CABINET_COLUMNS, "c")
+_USER_SORTS = {"name": ("LOWER(u.name)",), "email": ("u.email_key",), "role": ("u.role",),
+               "last_sign_in": nulls_last("u.last_sign_in_at")}
+
+
+def _in_cabinet(cabinet_id: str, scope: Scope, search: str) -> tuple[str, dict[str, Any]]:
+    in_scope, params = scope_filter(scope, "c.path")
+    where = f"u.cabinet_id = :cabinet_id AND u.deleted_at IS NULL AND {in_scope}"
+    if search.strip():
+        where += (" AND (LOWER(u.name) LIKE :search ESCAPE '!'"
+                  " OR u.email_key LIKE :search ESCAPE '!')")
+    return where, {**params, "cabinet_id": cabinet_id, "search": contains(search)}
 
 
 def _user(row: Row) -> User:
@@ -59,17 +71,21 @@ class SqlUsers:
             " WHERE u.email_key = :key AND u.deleted_at IS NULL", {"key": key})
         return _user(row) if row else None
 
-    async def list_in_cabinet(self, cabinet_id: str, scope: Scope,
-                              page: PageRequest) -> list[User]:
-        in_scope, scope_params = scope_filter(scope, "c.path")
-        after, page_params = page_filter(page, "u.id")
+    async def list_in_cabinet(self, cabinet_id: str, scope: Scope, page: PageRequest,
+                              search: str = "") -> list[User]:
+        where, params = _in_cabinet(cabinet_id, scope, search)
+        after, order, page_params = paged(page, "u.id", _USER_SORTS)
         rows = await self._db.fetch_all(
             f"SELECT {_USER_COLUMNS} FROM users u JOIN cabinets c ON c.id = u.cabinet_id"
-            f" WHERE u.cabinet_id = :cabinet_id AND u.deleted_at IS NULL AND {in_scope}"
-            f" AND {after} ORDER BY u.id LIMIT :page_limit",
-            {"cabinet_id": cabinet_id, **scope_params, **page_params},
-        )
+            f" WHERE {where} AND {after}{order}", {**params, **page_params})
         return [_user(row) for row in rows]
+
+    async def count_in_cabinet(self, cabinet_id: str, scope: Scope, search: str = "") -> int:
+        where, params = _in_cabinet(cabinet_id, scope, search)
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) AS n FROM users u JOIN cabinets c ON c.id = u.cabinet_id"
+            f" WHERE {where}", params)
+        return int(row["n"]) if row else 0
 
     async def update(self, user: User) -> None:
         await self._db.execute(

@@ -310,6 +310,8 @@ class Capabilities:
     open_requests: bool
     work_requests: bool
     subscribe_reports: bool
+    # Top-level organisations, moves and billing ids.
+    restructure: bool
 
 
 def capabilities(principal: Principal) -> Capabilities:
@@ -323,7 +325,8 @@ def capabilities(principal: Principal) -> Capabilities:
         read_mail_log=may_read_mail_log(principal),
         open_requests=may_open_request(principal),
         work_requests=may_work_requests(principal),
-        subscribe_reports=may_subscribe_reports(principal))
+        subscribe_reports=may_subscribe_reports(principal),
+        restructure=may_restructure(principal))
 
 
 @dataclass(frozen=True)

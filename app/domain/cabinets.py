@@ -11,6 +11,10 @@ from app.domain.errors import Invalid
 MAX_NAME_LENGTH = 200
 
 
+# The columns a list of organisations sorts by.
+CABINET_SORTS = ("name", "kind", "created")
+
+
 class CabinetKind(StrEnum):
     VENDOR = "vendor"
     CUSTOMER = "customer"

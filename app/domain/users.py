@@ -35,6 +35,10 @@ class User:
     last_sign_in_at: datetime | None = None
 
 
+# The columns a list of users sorts by (last sign-in: never signed in last).
+USER_SORTS = ("name", "email", "role", "last_sign_in")
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who a use case runs for: a signed-in user, or the operator at the command line."""

@@ -6,9 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.domain import access
-from app.domain.cabinets import Cabinet, CabinetKind, check_name, check_parent, path_under
+from app.domain.cabinets import (
+    CABINET_SORTS,
+    Cabinet,
+    CabinetKind,
+    check_name,
+    check_parent,
+    path_under,
+)
 from app.domain.errors import Conflict, Forbidden, Invalid
-from app.domain.paging import Page, PageRequest
+from app.domain.paging import MAX_SEARCH, Page, PageRequest, check_sort
 from app.domain.users import Principal
 from app.services.audit import AuditTrail
 from app.services.work import UseCases
@@ -112,10 +119,19 @@ class CabinetService(UseCases):
             await uow.commit()
         return cabinet
 
-    async def list_visible(self, actor: Principal, page: PageRequest) -> Page[Cabinet]:
+    async def list_visible(self, actor: Principal, page: PageRequest,
+                           search: str = "") -> Page[Cabinet]:
+        """Those the caller sees; `search`: part of a name or billing id. A numbered page
+        comes with the count."""
+        search = search[:MAX_SEARCH]
+        if page.sort is not None:
+            check_sort(page.sort, CABINET_SORTS)
         async with self._work(read_only=True) as uow:
-            rows = await uow.cabinets.list_visible(access.visible_scope(actor), page)
-        return Page.from_rows(rows, page)
+            scope = access.visible_scope(actor)
+            rows = await uow.cabinets.list_visible(scope, page, search)
+            if page.sort is None:
+                return Page.from_rows(rows, page)
+            return Page.numbered(rows, page, await uow.cabinets.count_visible(scope, search))
 
     async def children(self, actor: Principal, cabinet_id: str,
                        page: PageRequest) -> Page[Cabinet]:

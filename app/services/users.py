@@ -11,9 +11,10 @@ from app.domain import access
 from app.domain.cabinets import Cabinet, check_name
 from app.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from app.domain.events import MailQueued, UserInvited
-from app.domain.paging import Page, PageRequest
+from app.domain.paging import MAX_SEARCH, Page, PageRequest, check_sort
 from app.domain.roles import Role
 from app.domain.users import (
+    USER_SORTS,
     Principal,
     User,
     check_email,
@@ -84,12 +85,21 @@ class UserService(UseCases):
         self._policy = policy
         self._composer = composer
 
-    async def list_in_cabinet(self, actor: Principal, cabinet_id: str,
-                              page: PageRequest) -> Page[User]:
+    async def list_in_cabinet(self, actor: Principal, cabinet_id: str, page: PageRequest,
+                              search: str = "") -> Page[User]:
+        """A visible cabinet's users; `search`: part of a name or address. A numbered page
+        comes with the count."""
+        search = search[:MAX_SEARCH]
+        if page.sort is not None:
+            check_sort(page.sort, USER_SORTS)
         async with self._work(read_only=True) as uow:
             cabinet = await self._cabinet(uow, actor, cabinet_id)
-            rows = await uow.users.list_in_cabinet(cabinet.id, access.visible_scope(actor), page)
-        return Page.from_rows(rows, page)
+            scope = access.visible_scope(actor)
+            rows = await uow.users.list_in_cabinet(cabinet.id, scope, page, search)
+            if page.sort is None:
+                return Page.from_rows(rows, page)
+            return Page.numbered(rows, page, await uow.users.count_in_cabinet(
+                cabinet.id, scope, search))
 
     async def get(self, actor: Principal, cabinet_id: str, user_id: str) -> User:
         async with self._work(read_only=True) as uow:

@@ -23,8 +23,13 @@ class UserRepository(Protocol):
     async def get_by_email_key(self, key: str) -> User | None:
         """A live user by lower-cased e-mail, whatever their cabinet: for sign-in only."""
 
-    async def list_in_cabinet(self, cabinet_id: str, scope: Scope,
-                              page: PageRequest) -> list[User]: ...
+    async def list_in_cabinet(self, cabinet_id: str, scope: Scope, page: PageRequest,
+                              search: str = "") -> list[User]:
+        """Its live users, paged by id or numbered in the order of one of `USER_SORTS`;
+        `search`: a part of the name or of the e-mail address."""
+
+    async def count_in_cabinet(self, cabinet_id: str, scope: Scope, search: str = "") -> int:
+        """How many `list_in_cabinet` pages through."""
 
     async def update(self, user: User) -> None:
         """Write every mutable field (name, role, active, password hash, deletion)."""

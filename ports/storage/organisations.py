@@ -24,8 +24,14 @@ class CabinetRepository(Protocol):
     async def get_many(self, cabinet_ids: list[str], scope: Scope) -> list[Cabinet]:
         """The cabinets among `cabinet_ids` in scope, in id order."""
 
-    async def list_visible(self, scope: Scope, page: PageRequest) -> list[Cabinet]:
-        """Up to page.limit + 1 cabinets in scope after page.after, in id (creation) order."""
+    async def list_visible(self, scope: Scope, page: PageRequest,
+                           search: str = "") -> list[Cabinet]:
+        """Up to page.limit + 1 cabinets in scope after page.after, in id (creation) order,
+        or a numbered page in the order of one of `CABINET_SORTS`; `search`: a part of the
+        name or of the billing id."""
+
+    async def count_visible(self, scope: Scope, search: str = "") -> int:
+        """How many `list_visible` pages through."""
 
     async def children(self, parent_id: str, scope: Scope, page: PageRequest) -> list[Cabinet]:
         """Direct children, paged like `list_visible`."""

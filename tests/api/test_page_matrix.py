@@ -144,6 +144,9 @@ PAGES = [
          form=lambda world, relation, _: {"email": "nobody@example.test"}),
     page("GET", "/organisation", everyone(303)),
     page("GET", "/cabinets", everyone(200)),
+    page("POST", "/cabinets", by_role(customer_user=403, customer_admin=403, staff=403,
+                                      staff_admin=303),
+         form=lambda world, relation, _: {"name": unique("customer"), "kind": "customer"}),
     page("GET", "/cabinets/{id}", {
         "customer_user": seen(200), "customer_admin": seen(200),
         "staff": everywhere(200), "staff_admin": everywhere(200)},

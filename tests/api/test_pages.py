@@ -240,21 +240,35 @@ async def test_set_password_pages_are_never_cached_and_check_the_link(world: Wor
     assert 'name="password"' not in await dead.text()
 
 
-async def test_long_user_lists_are_paged_on_the_organisation_page(world: World) -> None:
+async def test_long_user_lists_are_paged_searched_and_sorted_on_the_organisation_page(
+        world: World) -> None:
     from tests.api.test_users import invite
 
     client = world.client
-    for _ in range(52):
-        await invite(world)
+    invited = [await invite(world) for _ in range(52)]
     await sign_in(client, world.actors[Role.CUSTOMER_ADMIN].email)
-    first = await (await client.get(f"/cabinets/{world.own.id}")).text()
-    more = re.search(r'href="(/cabinets/[^"]+\?users=[^"#]+)#users"', first)
+    first = " ".join((await (await client.get(f"/cabinets/{world.own.id}")).text()).split())
+    assert "54 people" in first and "1\N{EN DASH}50 of 54 users" in first
+    more = re.search(r'href="(/cabinets/[^"]+\?page=2)" rel="next"', first)
     assert more, "no link to the next page of users"
-    second = await (await client.get(more[1])).text()
-    def rows(html: str) -> int:
-        return html.count('<td class="nowrap">')
-    assert rows(first) == 50 and rows(second) == 4  # 52 invited + the two world users
-    assert "More users" not in second and "First page" in second
+    second = " ".join((await (await client.get(more[1].replace("&amp;", "&"))).text()).split())
+
+    def emails(html: str) -> list[str]:
+        return re.findall(r"<td>([^<@ ]+@[^< ]+)</td>", html)
+    assert len(emails(first)) == 50 and len(emails(second)) == 4  # 52 + the two world users
+    assert sorted(emails(first) + emails(second), key=str.lower) == sorted(
+        [*(i["user"]["email"] for i in invited),
+         *(world.actors[r].email for r in (Role.CUSTOMER_ADMIN, Role.CUSTOMER_USER))],
+        key=str.lower)
+    assert 'rel="next"' not in second and 'rel="prev"' in second
+    # By e-mail, last first; a part of an address finds that user only.
+    by_email = await (await client.get(f"/cabinets/{world.own.id}",
+                                       params={"sort": "-email"})).text()
+    assert emails(by_email) == sorted(emails(by_email), key=str.lower, reverse=True)
+    wanted = invited[9]["user"]["email"]
+    found = " ".join((await (await client.get(
+        f"/cabinets/{world.own.id}", params={"q": wanted.split("@")[0].upper()})).text()).split())
+    assert emails(found) == [wanted] and "1 person found" in found
 
 
 async def test_license_pages_show_badges_and_offer_transfer_to_admins_only(world: World) -> None:
@@ -623,3 +637,56 @@ async def test_the_license_list_searches_sorts_and_pages_with_a_count(world: Wor
     assert "There is no page 99; showing page" in past and numbers_in(past)
     nothing = await (await client.get("/licenses", params={"q": "no such holder"})).text()
     assert "Nothing matches these filters." in nothing and not numbers_in(nothing)
+
+
+async def test_staff_admins_create_customers_from_the_organisations_page(world: World) -> None:
+    client = world.client
+    await sign_in(client, world.actors[Role.STAFF_ADMIN].email)
+    billing = unique("CUST")
+    name = f"Umbrella {unique('corp')}"
+    form = {"csrf_token": await csrf_of(client, "/cabinets"), "name": name,
+            "external_id": billing, "kind": "customer"}
+    made = await client.post("/cabinets", data=form, allow_redirects=False)
+    assert made.status == 303 and made.headers["Location"].endswith("?created=1")
+    page = " ".join((await (await client.get(made.headers["Location"])).text()).split())
+    assert f"{name} was created." in page and f"billing id {billing} arrive here" in page
+    # Found by part of its billing id; the newest first when sorted so.
+    found = await (await client.get("/cabinets", params={"q": billing[-5:]})).text()
+    assert name in found and world.own.name not in found
+    newest = await (await client.get("/cabinets", params={"sort": "-created"})).text()
+    assert newest.index(name) < newest.index(world.own.name)
+    # The same billing id again: the page again, with why and what was typed.
+    again = await client.post("/cabinets", data={**form, "name": "Umbrella again"})
+    text = " ".join((await again.text()).split())
+    assert again.status == 409 and 'value="Umbrella again"' in text and billing in text
+    assert 'class="alert alert-error"' in text
+    # A customer administrator is offered no such form, and is refused it.
+    await client.post("/logout", data={"csrf_token": await csrf_of(client, "/cabinets")})
+    await sign_in(client, world.actors[Role.CUSTOMER_ADMIN].email)
+    assert 'id="new-customer"' not in await (await client.get("/cabinets")).text()
+    refused = await client.post("/cabinets", data={
+        **form, "csrf_token": await csrf_of(client, "/cabinets"), "external_id": ""})
+    assert refused.status == 403
+    assert "Only staff administrators create top-level organisations." in await refused.text()
+
+
+async def test_an_administrator_changes_a_users_role_from_the_organisation_page(
+        world: World) -> None:
+    client = world.client
+    user = world.actors[Role.CUSTOMER_USER]
+    await sign_in(client, world.actors[Role.CUSTOMER_ADMIN].email)
+    page = await (await client.get(f"/cabinets/{world.own.id}")).text()
+    assert f'aria-label="Role of {user.email}"' in page
+    changed = await client.post(f"/cabinets/{world.own.id}/users/{user.user_id}", data={
+        "csrf_token": await csrf_of(client, f"/cabinets/{world.own.id}"),
+        "operation": "role", "role": "customer_admin"}, allow_redirects=False)
+    assert changed.status == 303
+    listed = await (await client.get(f"/cabinets/{world.own.id}")).text()
+    row = listed.split(f"<td>{user.email}</td>", 1)[1].split("</tr>", 1)[0]
+    assert '<span class="badge badge-role">Customer admin</span>' in row
+    # A staff role is not one a customer organisation's user can get.
+    refused = await client.post(f"/cabinets/{world.own.id}/users/{user.user_id}", data={
+        "csrf_token": await csrf_of(client, f"/cabinets/{world.own.id}"),
+        "operation": "role", "role": "staff_admin"})
+    assert refused.status in (400, 403, 422), refused.status
+    assert 'class="alert alert-error"' in await refused.text()

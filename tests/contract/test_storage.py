@@ -27,7 +27,7 @@ from adapters.sqlite import SqliteStorage
 from adapters.system import Uuid7Ids
 from app.domain.access import Scope
 from app.domain.audit import AuditEntry
-from app.domain.cabinets import Cabinet, CabinetKind, path_under
+from app.domain.cabinets import CABINET_SORTS, Cabinet, CabinetKind, path_under
 from app.domain.licensing import (
     DOCUMENT_SORTS,
     Certificate,
@@ -41,7 +41,7 @@ from app.domain.paging import HasId, PageRequest, Sort
 from app.domain.products import Product
 from app.domain.roles import Role
 from app.domain.sessions import LoginSession
-from app.domain.users import User
+from app.domain.users import USER_SORTS, User
 from ports.storage import Described, DuplicateKey, StorageUnavailable
 from tests.pg import temporary_database
 
@@ -807,6 +807,54 @@ async def test_documents_are_searched_counted_and_sorted_by_each_offered_column(
             in_root, DocumentFilter(today=TODAY, search="Zeta 1000")) == 0
         assert await uow.licenses.count_visible(
             in_root, DocumentFilter(today=TODAY, search="zeta _00")) == 0
+
+
+async def test_organisations_and_users_are_searched_counted_and_sorted(
+        storage: Adapter) -> None:
+    root = new_cabinet()
+    under = [replace(new_cabinet(root, external_id=f"B-{i}-{unique('x')}",
+                                 at=T0 + timedelta(days=(i * 5) % 7)),
+                     name=f"{'Acme' if i % 2 else 'Zenith'} {unique('org')}") for i in range(6)]
+    people = [replace(new_user(root, email=f"{unique('p')}@{'acme' if i % 3 else 'zen'}.test",
+                               role=Role.CUSTOMER_ADMIN if i % 2 else Role.CUSTOMER_USER),
+                      name=f"Person {9 - i}", last_sign_in_at=None if i == 2 else
+                      T0 + timedelta(hours=(i * 5) % 7)) for i in range(6)]
+    await add_all(storage, root, *under, *people)
+    in_root = Scope.subtree(root.path)
+    cabinet_orders: dict[str, Callable[[Cabinet], Any]] = {
+        "name": lambda c: c.name.lower(), "kind": lambda c: c.kind.value,
+        "created": lambda c: c.created_at}
+    user_orders: dict[str, Callable[[User], Any]] = {
+        "name": lambda u: u.name.lower(), "email": lambda u: u.email_key or "",
+        "role": lambda u: u.role.value,
+        "last_sign_in": lambda u: (u.last_sign_in_at is None, u.last_sign_in_at or T0)}
+    assert set(cabinet_orders) == set(CABINET_SORTS) and set(user_orders) == set(USER_SORTS)
+    async with storage.unit_of_work(read_only=True) as uow:
+        assert await uow.cabinets.count_visible(in_root) == 7
+        assert await uow.cabinets.count_visible(in_root, " ACME ") == 3
+        assert await uow.cabinets.count_visible(in_root, under[4].external_id or "") == 1
+        assert await uow.cabinets.count_visible(Scope.subtree(under[0].path)) == 1
+        for key, order in cabinet_orders.items():
+            for descending in (False, True):
+                want = [c.id for c in sorted([root, *under], key=lambda c: (order(c), c.id),
+                                             reverse=descending)]
+                got = [await uow.cabinets.list_visible(
+                    in_root, PageRequest.numbered(3, n, Sort(key, descending))) for n in (1, 2, 3)]
+                assert [c.id for page in got for c in page[:3]] == want, (key, descending)
+        assert await uow.users.count_in_cabinet(root.id, in_root) == 6
+        assert await uow.users.count_in_cabinet(root.id, in_root, "@ZEN.") == 2
+        assert await uow.users.count_in_cabinet(root.id, in_root, "person 7") == 1
+        assert await uow.users.count_in_cabinet(root.id, Scope.subtree(under[0].path)) == 0
+        for key, user_order in user_orders.items():
+            for descending in (False, True):
+                wanted = [u.id for u in sorted(people, key=lambda u: (user_order(u), u.id),
+                                               reverse=descending)]
+                pages = [await uow.users.list_in_cabinet(
+                    root.id, in_root, PageRequest.numbered(4, n, Sort(key, descending)))
+                    for n in (1, 2)]
+                assert [u.id for page in pages for u in page[:4]] == wanted, (key, descending)
+        found = await uow.users.list_in_cabinet(root.id, in_root, PageRequest(10), "Person 4")
+        assert [u.id for u in found] == [people[5].id]
 
 
 async def test_many_documents_are_added_at_once_or_none_is(storage: Adapter) -> None:

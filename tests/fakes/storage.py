@@ -12,7 +12,7 @@ import copy
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 
 from app.domain.access import Scope
@@ -122,8 +122,18 @@ class _Cabinets:
         return sorted((copy.copy(c) for i in cabinet_ids if (c := self.s.cabinets.get(i))
                        and scope.contains(c.path)), key=lambda c: c.id)
 
-    async def list_visible(self, scope: Scope, page: PageRequest) -> list[Cabinet]:
-        return _page([c for c in self.s.cabinets.values() if scope.contains(c.path)], page)
+    def _found(self, scope: Scope, search: str) -> list[Cabinet]:
+        return [c for c in self.s.cabinets.values()
+                if scope.contains(c.path) and _contains(search, c.name, c.external_id or "")]
+
+    async def list_visible(self, scope: Scope, page: PageRequest,
+                           search: str = "") -> list[Cabinet]:
+        return _page(self._found(scope, search), page, {
+            "name": lambda c: c.name.lower(), "kind": lambda c: c.kind.value,
+            "created": lambda c: c.created_at})
+
+    async def count_visible(self, scope: Scope, search: str = "") -> int:
+        return len(self._found(scope, search))
 
     async def children(self, parent_id: str, scope: Scope, page: PageRequest) -> list[Cabinet]:
         return _page([c for c in self.s.cabinets.values()
@@ -292,10 +302,20 @@ class _Users:
         return next((copy.copy(u) for u in self.s.users.values()
                      if u.email_key == key and u.deleted_at is None), None)
 
-    async def list_in_cabinet(self, cabinet_id: str, scope: Scope,
-                              page: PageRequest) -> list[User]:
-        return _page([u for u in self.s.users.values()
-                      if u.cabinet_id == cabinet_id and self._in_scope(u, scope)], page)
+    def _in_cabinet(self, cabinet_id: str, scope: Scope, search: str) -> list[User]:
+        return [u for u in self.s.users.values() if u.cabinet_id == cabinet_id
+                and self._in_scope(u, scope) and _contains(search, u.name, u.email)]
+
+    async def list_in_cabinet(self, cabinet_id: str, scope: Scope, page: PageRequest,
+                              search: str = "") -> list[User]:
+        return _page(self._in_cabinet(cabinet_id, scope, search), page, {
+            "name": lambda u: u.name.lower(), "email": lambda u: u.email_key or "",
+            "role": lambda u: u.role.value,
+            "last_sign_in": lambda u: (u.last_sign_in_at is None,
+                                       u.last_sign_in_at or datetime.min.replace(tzinfo=UTC))})
+
+    async def count_in_cabinet(self, cabinet_id: str, scope: Scope, search: str = "") -> int:
+        return len(self._in_cabinet(cabinet_id, scope, search))
 
     async def update(self, user: User) -> None:
         self.s.users[user.id] = replace(copy.copy(user),

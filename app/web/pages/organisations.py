@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from app.domain import access
-from app.domain.cabinets import Cabinet
+from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.errors import DomainError
 from app.domain.paging import PageRequest
 from app.domain.roles import Role
@@ -18,6 +18,7 @@ from app.services.cabinets import CabinetChanges
 from app.services.users import PasswordLink, UserChanges
 from app.web.keys import SERVICES
 from app.web.pages.common import PAGE_SIZE, form_of, signed_in
+from app.web.pages.listing import Column, fetch_page, listing
 from app.web.pages.render import render, see_other
 
 routes = web.RouteTableDef()
@@ -31,14 +32,44 @@ async def my_organisation(request: web.Request, me: Principal) -> web.StreamResp
     return see_other(f"/cabinets/{me.cabinet_id}")
 
 
+CABINET_COLUMNS = [Column("name", "Name"), Column("kind", "Kind"), Column("created", "Created")]
+USER_COLUMNS = [Column("name", "Name"), Column("email", "E-mail"), Column("role", "Role"),
+                Column("last_sign_in", "Last sign-in")]
+
+
+async def _cabinets_page(request: web.Request, me: Principal, *, status: int = 200,
+                         **extra: Any) -> web.Response:
+    notices: list[str] = []
+    controls = listing(request, CABINET_COLUMNS, "name", notices)
+    page = await fetch_page(controls, notices, lambda page: request.app[
+        SERVICES].cabinets.list_visible(me, page, controls.search))
+    return render(request, "cabinets.html", {
+        "cabinets": page.items, "list": controls, "notices": notices, "form": {},
+        "kinds": list(CabinetKind), **extra}, status=status)
+
+
 @routes.get("/cabinets")
 @signed_in
 async def cabinets_page(request: web.Request, me: Principal) -> web.StreamResponse:
-    cursor = request.query.get("cursor")
-    page = await request.app[SERVICES].cabinets.list_visible(
-        me, PageRequest.from_cursor(PAGE_SIZE, cursor))
-    return render(request, "cabinets.html", {"cabinets": page.items,
-                                             "next_cursor": page.next_cursor})
+    return await _cabinets_page(request, me)
+
+
+@routes.post("/cabinets")
+@signed_in
+async def create_customer(request: web.Request, me: Principal) -> web.StreamResponse:
+    """Staff administrators: a new top-level organisation (a customer, usually)."""
+    form = await form_of(request)
+    try:
+        kind = CabinetKind(form.get("kind") or CabinetKind.CUSTOMER.value)
+        created = await request.app[SERVICES].cabinets.create(
+            me, form.get("name", ""), kind, None, form.get("external_id", "").strip() or None)
+    except ValueError:
+        return await _cabinets_page(request, me, status=400, form=form,
+                                    error="Choose customer or vendor.")
+    except DomainError as exc:
+        return await _cabinets_page(request, me, status=exc.status, form=form,
+                                    error=exc.detail)
+    return see_other(f"/cabinets/{created.id}?created=1")
 
 
 async def _cabinet_page(request: web.Request, me: Principal, cabinet_id: str, *,
@@ -48,13 +79,14 @@ async def _cabinet_page(request: web.Request, me: Principal, cabinet_id: str, *,
     lineage = await services.cabinets.lineage(me, cabinet)
     children = await services.cabinets.children(
         me, cabinet.id, PageRequest.from_cursor(PAGE_SIZE, request.query.get("children")))
-    users = await services.users.list_in_cabinet(
-        me, cabinet.id, PageRequest.from_cursor(PAGE_SIZE, request.query.get("users")))
+    notices: list[str] = []
+    controls = listing(request, USER_COLUMNS, "name", notices)
+    users = await fetch_page(controls, notices, lambda page: services.users.list_in_cabinet(
+        me, cabinet.id, page, controls.search))
     return render(request, "cabinet.html", {
         "cabinet": cabinet, "lineage": lineage, "children": children.items,
-        "children_next": children.next_cursor, "users": users.items,
-        "users_next": users.next_cursor, "paged": bool(request.query.get("users")
-                                                       or request.query.get("children")),
+        "children_next": children.next_cursor, "users": users.items, "list": controls,
+        "notices": notices, "created": bool(request.query.get("created")),
         "here": access.in_cabinet(me, cabinet), "form": {}, **extra,
     }, status=status)
 
