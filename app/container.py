@@ -35,6 +35,7 @@ from app.config import PROJECT_ROOT, Settings
 from app.domain.reminders import ReminderPolicy
 from app.domain.support import ResponseTargets, SlaPolicy
 from app.services import Services
+from app.services.audit_log import AuditLogService
 from app.services.auth import AuthPolicy, AuthService
 from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
@@ -235,6 +236,7 @@ class Container(containers.DeclarativeContainer):
     releases = providers.Singleton(ReleaseService, **basics, objects=object_store)
     downloads = providers.Singleton(DownloadService, **basics, objects=object_store,
                                     presign_ttl=config.downloads.presign_ttl)
+    audit_log = providers.Singleton(AuditLogService, **basics)
 
     purchases = providers.Singleton(
         PurchaseService, **basics,
@@ -294,14 +296,12 @@ class Container(containers.DeclarativeContainer):
     services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
                                    users=users, catalog=catalog, licensing=licensing,
                                    purchases=purchases, documents=documents, releases=releases,
-                                   downloads=downloads, support=support,
+                                   downloads=downloads, audit_log=audit_log, support=support,
                                    conversation=conversation, helpdesk=helpdesk_sync,
-                                   reports=reports, subscriptions=subscriptions,
-                                   limits=limits,
+                                   reports=reports, subscriptions=subscriptions, limits=limits,
                                    notifications=notifications, reminders=reminders,
                                    objects=object_store, events=event_bus, mailer=mailer,
-                                   outbox=outbox,
-                                   web_secret=web_secret)
+                                   outbox=outbox, web_secret=web_secret)
     del basics, support_kit
 
 

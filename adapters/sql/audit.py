@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from adapters.sql.session import SqlSession
-from adapters.sql.statements import page_filter, scope_filter
+from adapters.sql.statements import contains, escaped, paged, scope_filter
 from app.domain.access import Scope
-from app.domain.audit import AuditEntry
+from app.domain.audit import EVERY_ENTRY, AuditEntry, AuditFilter
 from app.domain.paging import PageRequest
+
+_SORTS = {"at": ("a.at",)}
 
 
 class SqlAudit:
@@ -21,18 +25,42 @@ class SqlAudit:
             vars(entry))
 
     async def list_visible(self, scope: Scope, page: PageRequest,
-                           object_id: str | None = None,
-                           action: str | None = None) -> list[AuditEntry]:
-        in_scope, scope_params = scope_filter(scope, "c.path")
-        after, page_params = page_filter(page, "a.id")
-        about = "a.object_id = :object_id" if object_id else "1 = 1"
-        if action:
-            about += " AND a.action = :action"
+                           filters: AuditFilter = EVERY_ENTRY) -> list[AuditEntry]:
+        where, params = self._where(scope, filters)
+        after, order, page_params = paged(page, "a.id", _SORTS)
         rows = await self._db.fetch_all(
             "SELECT a.id, a.at, a.action, a.actor_id, a.actor_email, a.object_type, a.object_id,"
             " a.cabinet_id, a.address, a.details FROM audit_log a"
             " LEFT JOIN cabinets c ON c.id = a.cabinet_id"
-            f" WHERE {in_scope} AND {after} AND {about} ORDER BY a.id LIMIT :page_limit",
-            {**scope_params, **page_params, "object_id": object_id, "action": action},
-        )
+            f" WHERE {where} AND {after}{order}", {**params, **page_params})
         return [AuditEntry(**row) for row in rows]
+
+    async def count_visible(self, scope: Scope, filters: AuditFilter = EVERY_ENTRY) -> int:
+        where, params = self._where(scope, filters)
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) AS n FROM audit_log a LEFT JOIN cabinets c ON c.id = a.cabinet_id"
+            f" WHERE {where}", params)
+        return int(row["n"]) if row else 0
+
+    def _where(self, scope: Scope, filters: AuditFilter) -> tuple[str, dict[str, Any]]:
+        in_scope, params = scope_filter(scope, "c.path")
+        where = [in_scope]
+        if filters.object_id:
+            where.append("a.object_id = :object_id")
+        if filters.action:
+            where.append("(a.action = :action OR a.action LIKE :family ESCAPE '!')")
+        if filters.actor.strip():
+            where.append("LOWER(a.actor_email) LIKE :actor ESCAPE '!'")
+        if filters.since is not None:
+            where.append("a.at >= :since")
+        if filters.before is not None:
+            where.append("a.at < :before")
+        if filters.product:
+            product = ("a.details ->> 'product'" if self._db.dialect == "postgres"
+                       else "json_extract(a.details, '$.product')")
+            where.append(f"{product} = :product")
+        family = escaped(filters.action or "") + ".%"
+        return " AND ".join(where), {
+            **params, "object_id": filters.object_id, "action": filters.action,
+            "family": family, "actor": contains(filters.actor), "since": filters.since,
+            "before": filters.before, "product": filters.product}

@@ -84,7 +84,12 @@ def nulls_last(column: str) -> tuple[str, str]:
     return f"({column} IS NULL)", column
 
 
+def escaped(text: str) -> str:
+    """`text` as plain characters in a LIKE pattern with ESCAPE '!'."""
+    return "".join("!" + c if c in "!%_" else c for c in text)
+
+
 def contains(text: str) -> str:
     """A LIKE pattern (ESCAPE '!') for `text` anywhere, lower-cased: compare it with
     LOWER(column)."""
-    return "%" + "".join("!" + c if c in "!%_" else c for c in text.strip().lower()) + "%"
+    return f"%{escaped(text.strip().lower())}%"

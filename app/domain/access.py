@@ -182,6 +182,16 @@ def may_see_downloads(principal: Principal) -> bool:
     return principal.role is not Role.CUSTOMER_USER
 
 
+def may_read_audit(principal: Principal) -> bool:
+    """Customer admins read the audit log of their subtree; staff all of it."""
+    return principal.user_id is not None and principal.role is not Role.CUSTOMER_USER
+
+
+def require_may_read_audit(principal: Principal) -> None:
+    if not may_read_audit(principal):
+        raise Forbidden("Only administrators read the audit log.")
+
+
 def may_subscribe_reports(principal: Principal) -> bool:
     """Customer admins have reports of their subtree sent to them; staff of anyone's."""
     return principal.user_id is not None and principal.role is not Role.CUSTOMER_USER
@@ -312,6 +322,7 @@ class Capabilities:
     subscribe_reports: bool
     # Top-level organisations, moves and billing ids.
     restructure: bool
+    read_audit: bool
 
 
 def capabilities(principal: Principal) -> Capabilities:
@@ -326,7 +337,8 @@ def capabilities(principal: Principal) -> Capabilities:
         open_requests=may_open_request(principal),
         work_requests=may_work_requests(principal),
         subscribe_reports=may_subscribe_reports(principal),
-        restructure=may_restructure(principal))
+        restructure=may_restructure(principal),
+        read_audit=may_read_audit(principal))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.services.audit_log import AuditLogService
 from app.services.auth import AuthService
 from app.services.cabinets import CabinetService
 from app.services.catalog import CatalogService
@@ -42,6 +43,7 @@ class Services:
     documents: DocumentService
     releases: ReleaseService
     downloads: DownloadService
+    audit_log: AuditLogService
     notifications: NotificationService
     reminders: ReminderService
     support: SupportService

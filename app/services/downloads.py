@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from app.domain import access
-from app.domain.audit import AuditEntry
+from app.domain.audit import EVERY_ENTRY, AuditEntry, AuditFilter
 from app.domain.errors import BadRequest, Conflict, Forbidden, NotFound
 from app.domain.licensing import Certificate, DocumentFilter, DocumentKind, License
 from app.domain.paging import MAX_LIMIT, Page, PageRequest
@@ -22,6 +22,7 @@ from app.domain.products import Product
 from app.domain.releases import Artifact, Entitlement, Release, entitlement
 from app.domain.users import Principal
 from app.services.archives import Member, Piece, Span, ZipLayout
+from app.services.audit_log import audit_page
 from app.services.licensing import documents
 from app.services.work import Transactions, UseCases
 from ports.objects import ObjectStore
@@ -169,13 +170,13 @@ class DownloadService(UseCases):
             targets.setdefault(artifact.id, DownloadTarget(product, release, artifact, license_))
         return list(targets.values())
 
-    async def history(self, actor: Principal, page: PageRequest) -> Page[AuditEntry]:
-        """The downloads of the caller's subtree (staff: everyone's), newest last."""
+    async def history(self, actor: Principal, page: PageRequest,
+                      filters: AuditFilter = EVERY_ENTRY) -> Page[AuditEntry]:
+        """The downloads of the caller's subtree (staff: everyone's) that pass the filters
+        (product, who, when), by id or a numbered page by time with the count."""
         access.require_may_see_downloads(actor)
         async with self._work(read_only=True) as uow:
-            rows = await uow.audit.list_visible(access.visible_scope(actor), page,
-                                                action="download")
-        return Page.from_rows(rows, page)
+            return await audit_page(uow, actor, replace(filters, action="download"), page)
 
     async def record_document(self, actor: Principal, kind: DocumentKind, document_id: str,
                               what: str, filename: str, size: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.domain import access
-from app.domain.audit import AuditEntry
+from app.domain.audit import AuditEntry, AuditFilter
 from app.domain.cabinets import Cabinet
 from app.domain.errors import Forbidden, Invalid, NotFound
 from app.domain.notifications import (
@@ -210,7 +210,7 @@ class NotificationService(UseCases):
         access.require_may_announce(actor)
         async with self._work(read_only=True) as uow:
             rows = await uow.audit.list_visible(access.Scope.everything(), page,
-                                                action="notification.announced")
+                                                AuditFilter(action="notification.announced"))
         return Page.from_rows(rows, page)
 
     @staticmethod

@@ -55,6 +55,7 @@ from app.web.middlewares import (
     response_headers,
 )
 from app.web.openapi import build_document, route_table
+from app.web.pages import audit as audit_pages
 from app.web.pages import licensing as licensing_pages
 from app.web.pages import notifications as notification_pages
 from app.web.pages import organisations, public, signin
@@ -103,7 +104,7 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     app[OPENAPI] = document
     app.router.add_routes(route_table(operations))
     for pages in (signin, organisations, licensing_pages, product_pages, support_pages,
-                  report_pages, notification_pages, public):
+                  report_pages, notification_pages, audit_pages, public):
         app.router.add_routes(pages.routes)
     app.router.add_static("/static", STATIC_DIR)
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR),

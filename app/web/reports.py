@@ -11,13 +11,13 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
 from aiohttp import web
 
-from app.domain.reports import MEDIA_TYPES, CellKind, ReportFormat, Row
+from app.domain.reports import MEDIA_TYPES, CellKind, Column, ReportFormat, Row
 from app.services.reports import Report, ReportQuery
 from app.web.api.common import principal, services
 from ports.objects import attachment_header
@@ -70,21 +70,32 @@ async def report_response(request: web.Request, query: ReportQuery,
 
 async def _csv(request: web.Request, report: Report, headers: dict[str, str],
                complete: Callable[[], Awaitable[None]]) -> web.StreamResponse:
+    return await stream_csv(request, report.columns, services(request).reports.batches(
+        principal(request), report), headers, complete)
+
+
+async def stream_csv(request: web.Request, columns: Sequence[Column],
+                     batches: AsyncIterator[list[Row]], headers: dict[str, str],
+                     complete: Callable[[], Awaitable[None]] | None = None
+                     ) -> web.StreamResponse:
+    """A CSV file of `columns` that leaves a batch of rows at a time; `complete` runs
+    before its last byte. The rows' cells must already be safe for a spreadsheet."""
     response = web.StreamResponse(headers=headers)
     response.content_type = "text/csv"
     response.charset = "utf-8"
     await response.prepare(request)
     buffer = io.StringIO()
     writer = csv.writer(buffer)  # RFC 4180: CRLF, fields quoted when they need it
-    writer.writerow([column.title for column in report.columns])
+    writer.writerow([column.title for column in columns])
     await response.write(buffer.getvalue().encode())
-    kinds = [column.kind for column in report.columns]
-    async for batch in services(request).reports.batches(principal(request), report):
+    kinds = [column.kind for column in columns]
+    async for batch in batches:
         buffer.seek(0)
         buffer.truncate()
         writer.writerows([_text(row, kinds) for row in batch])
         await response.write(buffer.getvalue().encode())
-    await complete()
+    if complete is not None:
+        await complete()
     await response.write_eof()
     return response
 

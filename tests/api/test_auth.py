@@ -12,6 +12,7 @@ from jwcrypto import jwk, jwt
 
 from adapters.jwcrypto import JwcryptoTokenCodec
 from app.domain.access import Scope
+from app.domain.audit import AuditFilter
 from app.domain.cabinets import CabinetKind
 from app.domain.paging import PageRequest
 from app.domain.roles import Role
@@ -319,7 +320,7 @@ async def test_the_address_is_the_one_the_proxy_saw_not_what_the_client_wrote(
     while True:
         async with storage.unit_of_work() as uow:
             entries = await uow.audit.list_visible(Scope.everything(), PageRequest(200, after),
-                                                   action="login.failed")
+                                                   AuditFilter(action="login.failed"))
         addresses |= {e.address for e in entries[:200]}
         if len(entries) <= 200:
             break
@@ -344,7 +345,7 @@ async def test_successful_login_is_audited_and_failures_too(world: World) -> Non
     storage = world.client.app[SERVICES].storage
     async with storage.unit_of_work() as uow:
         entries = await uow.audit.list_visible(Scope.everything(), PageRequest(200),
-                                       object_id=actor.user_id)
+                                       AuditFilter(object_id=actor.user_id))
     actions = [e.action for e in entries]
     assert actions[:2] == ["user.created", "login"]
     assert actions[-1] == "login.failed"

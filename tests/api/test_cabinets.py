@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.domain.audit import AuditFilter
 from app.domain.roles import Role
 from tests.world import World, unique
 
@@ -177,7 +178,7 @@ async def test_changes_are_audited(world: World) -> None:
                              json={"name": "Renamed Child"})
     async with world.client.app[SERVICES].storage.unit_of_work() as uow:
         entries = await uow.audit.list_visible(Scope.everything(), PageRequest(50),
-                                       object_id=world.child.id)
+                                       AuditFilter(object_id=world.child.id))
     last = entries[-1]
     assert last.action == "cabinet.updated"
     assert last.actor_id == admin.user_id

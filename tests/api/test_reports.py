@@ -17,6 +17,7 @@ import pypdf
 import pytest
 
 from app.domain.access import Scope
+from app.domain.audit import AuditFilter
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.licensing import DocumentKind
 from app.domain.paging import PageRequest
@@ -245,7 +246,7 @@ async def test_each_report_download_is_audited(world: World) -> None:
     async with services.storage.unit_of_work() as uow:
         while page := await uow.audit.list_visible(Scope.subtree(world.own.path),
                                                    PageRequest(200, after),
-                                                   action="report.downloaded"):
+                                                   AuditFilter(action="report.downloaded")):
             entries += page
             after = page[-1].id
     [entry] = [e for e in entries if e.actor_email == world.actors[Role.CUSTOMER_ADMIN].email]

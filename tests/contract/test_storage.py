@@ -26,7 +26,7 @@ from adapters.sql.migrations import load_migrations
 from adapters.sqlite import SqliteStorage
 from adapters.system import Uuid7Ids
 from app.domain.access import Scope
-from app.domain.audit import AuditEntry
+from app.domain.audit import AuditEntry, AuditFilter
 from app.domain.cabinets import CABINET_SORTS, Cabinet, CabinetKind, path_under
 from app.domain.licensing import (
     DOCUMENT_SORTS,
@@ -1327,6 +1327,37 @@ async def test_password_links_are_counted_by_when_they_were_made_and_dropped_unu
 
 # --- audit log -------------------------------------------------------------------------------
 
+async def test_audit_entries_are_filtered_counted_and_sorted_by_time(storage: Adapter) -> None:
+    cabinet = new_cabinet()
+    made = [replace(new_entry(cabinet, details={"product": "dbguard" if i % 2 else "vault"}),
+                    action=("download", "user.created", "user.updated", "users.odd",
+                            "login", "download")[i],
+                    actor_email=("Ann@Example.test" if i < 3 else "bob@example.test"),
+                    at=T0 + timedelta(hours=(i * 5) % 6)) for i in range(6)]
+    await add_all(storage, cabinet, *made)
+    scope = Scope.subtree(cabinet.path)
+
+    async def found(**filters: Any) -> set[int]:
+        async with storage.unit_of_work(read_only=True) as uow:
+            rows = await uow.audit.list_visible(scope, PageRequest(50), AuditFilter(**filters))
+            assert await uow.audit.count_visible(scope, AuditFilter(**filters)) == len(rows)
+        return {made.index(row) for row in rows}
+    assert await found() == set(range(6))
+    # An action, or its family ("user" is user.*, not users.*).
+    assert await found(action="download") == {0, 5}
+    assert await found(action="user") == {1, 2}
+    assert await found(actor="ANN@") == {0, 1, 2}
+    assert await found(since=T0 + timedelta(hours=2), before=T0 + timedelta(hours=4)) == {3, 4}
+    assert await found(product="dbguard") == {1, 3, 5}
+    assert await found(action="download", product="vault") == {0}
+    async with storage.unit_of_work(read_only=True) as uow:
+        for descending in (False, True):
+            pages = [await uow.audit.list_visible(
+                scope, PageRequest.numbered(4, n, Sort("at", descending))) for n in (1, 2)]
+            assert [e.id for p in pages for e in p[:4]] == [e.id for e in sorted(
+                made, key=lambda e: (e.at, e.id), reverse=descending)]
+
+
 async def test_audit_details_round_trip(storage: Adapter) -> None:
     cabinet = new_cabinet()
     details = {"changes": {"name": ["Old", "Nëw “quoted”"], "external_id": [None, "B-1"]},
@@ -1358,10 +1389,12 @@ async def test_audit_list_is_scoped(storage: Adapter) -> None:
     async with storage.unit_of_work() as uow:
         in_root = await uow.audit.list_visible(Scope.subtree(root.path), PageRequest())
         in_child = await uow.audit.list_visible(Scope.subtree(child.path), PageRequest())
-        about_in_root = await uow.audit.list_visible(Scope.subtree(root.path), PageRequest(), about)
-        about_anywhere = await uow.audit.list_visible(EVERYTHING, PageRequest(), about)
-        walked = await walk_pages(
-            lambda page: uow.audit.list_visible(EVERYTHING, page, about), limit=1)
+        about_in_root = await uow.audit.list_visible(Scope.subtree(root.path), PageRequest(),
+                                                     AuditFilter(object_id=about))
+        about_anywhere = await uow.audit.list_visible(EVERYTHING, PageRequest(),
+                                                      AuditFilter(object_id=about))
+        walked = await walk_pages(lambda page: uow.audit.list_visible(
+            EVERYTHING, page, AuditFilter(object_id=about)), limit=1)
 
     assert in_root == [on_root, on_child, on_child_other]
     assert in_child == [on_child, on_child_other]

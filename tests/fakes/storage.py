@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 
 from app.domain.access import Scope
-from app.domain.audit import AuditEntry
+from app.domain.audit import EVERY_ENTRY, AuditEntry, AuditFilter
 from app.domain.cabinets import Cabinet, CabinetKind
 from app.domain.licensing import Certificate, DocumentFilter, DocumentKind, License, Transfer
 from app.domain.notifications import Batch, Notification, NotificationKind, Preference
@@ -404,17 +404,29 @@ class _Audit:
     async def add(self, entry: AuditEntry) -> None:
         self.s.audit.append(entry)
 
-    async def list_visible(self, scope: Scope, page: PageRequest,
-                           object_id: str | None = None,
-                           action: str | None = None) -> list[AuditEntry]:
+    def _passing(self, scope: Scope, filters: AuditFilter) -> list[AuditEntry]:
         def visible(entry: AuditEntry) -> bool:
             cabinet = self.s.cabinets.get(entry.cabinet_id or "")
             if cabinet is None:
                 return scope.path_prefix is None
             return scope.contains(cabinet.path)
-        return _page([e for e in self.s.audit if visible(e)
-                      and (object_id is None or e.object_id == object_id)
-                      and (action is None or e.action == action)], page)
+
+        def passes(e: AuditEntry) -> bool:
+            return (filters.object_id in (None, e.object_id)
+                    and (not filters.action or e.action == filters.action
+                         or e.action.startswith(filters.action + "."))
+                    and _contains(filters.actor, e.actor_email or "")
+                    and (filters.since is None or e.at >= filters.since)
+                    and (filters.before is None or e.at < filters.before)
+                    and filters.product in (None, e.details.get("product")))
+        return [e for e in self.s.audit if visible(e) and passes(e)]
+
+    async def list_visible(self, scope: Scope, page: PageRequest,
+                           filters: AuditFilter = EVERY_ENTRY) -> list[AuditEntry]:
+        return _page(self._passing(scope, filters), page, {"at": lambda e: e.at})
+
+    async def count_visible(self, scope: Scope, filters: AuditFilter = EVERY_ENTRY) -> int:
+        return len(self._passing(scope, filters))
 
 
 class _Throttle:

@@ -185,3 +185,31 @@ def test_checks_report_every_broken_rule_at_once() -> None:
     with pytest.raises(Invalid) as alone:
         one.done()
     assert not isinstance(alone.value, InvalidFields) and alone.value.field == "prefix"
+
+
+def test_an_audit_row_names_every_detail_and_starts_no_formula() -> None:
+    from datetime import UTC, datetime
+
+    from app.domain.audit import AUDIT_COLUMNS, AuditEntry, audit_row
+
+    entry = AuditEntry(id="e", at=datetime(2026, 12, 6, 9, 30, tzinfo=UTC), action="user.created",
+                       actor_id="u", actor_email="=2+3@example.test", object_type="user",
+                       object_id="-1", cabinet_id=None, address="192.0.2.7",
+                       details={"role": "customer_user", "email": "a@example.test"})
+    row = audit_row(entry)
+    assert len(row) == len(AUDIT_COLUMNS)
+    assert row[2] == "'=2+3@example.test" and row[4] == "'-1"
+    assert row[7] == "email: a@example.test; role: customer_user"
+
+
+def test_numbered_pages_start_at_their_offset_and_carry_the_count() -> None:
+    from app.domain.paging import Sort
+
+    request = PageRequest.numbered(50, 3, Sort("number"))
+    assert (request.offset, request.limit, request.after) == (100, 50, None)
+    assert PageRequest.numbered(50, 0, Sort("number")).offset == 0
+    rows = [Cabinet(id=str(i), name="c", kind=CabinetKind.CUSTOMER, parent_id=None,
+                    path=f"/{i}/", external_id=None, created_at=NOW, updated_at=NOW)
+            for i in range(51)]
+    page = Page.numbered(rows, request, 151)
+    assert len(page.items) == 50 and page.total == 151 and page.next_cursor is None

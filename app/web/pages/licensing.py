@@ -14,7 +14,8 @@ from app.domain.releases import MAX_ARCHIVE_FILES, ReleaseKind
 from app.domain.users import Principal
 from app.services.licensing import DocumentQuery, DocumentView
 from app.web.keys import SERVICES, SETTINGS
-from app.web.pages.common import PAGE_SIZE, form_of, signed_in
+from app.web.pages.audit import TIME_COLUMNS, audit_filters
+from app.web.pages.common import form_of, signed_in
 from app.web.pages.listing import Column, fetch_page, listing
 from app.web.pages.markup import day
 from app.web.pages.render import render, see_other
@@ -154,9 +155,17 @@ async def transfer(request: web.Request, me: Principal) -> web.StreamResponse:
 @routes.get("/downloads")
 @signed_in
 async def download_history(request: web.Request, me: Principal) -> web.StreamResponse:
-    page = await request.app[SERVICES].downloads.history(
-        me, PageRequest.from_cursor(PAGE_SIZE, request.query.get("cursor")))
-    return render(request, "downloads.html", {"entries": page.items,
-                                              "next_cursor": page.next_cursor})
+    """Newest first; by product, by who (part of an e-mail) and by days."""
+    services = request.app[SERVICES]
+    notices: list[str] = []
+    controls = listing(request, TIME_COLUMNS, "-at", notices)
+    filters = audit_filters(controls, notices)
+    page = await fetch_page(controls, notices, lambda page: services.downloads.history(
+        me, page, filters))
+    products = await services.catalog.list_visible(me, PageRequest(MAX_LIMIT))
+    return render(request, "downloads.html", {
+        "entries": page.items, "list": controls, "notices": notices, "filters": controls.query,
+        "products": products.items,
+        "filtered": any(k in controls.query for k in ("who", "product", "from", "to"))})
 
 
