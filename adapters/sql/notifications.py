@@ -26,6 +26,11 @@ _NO_BOUND = 2 ** 63 - 1
 _BATCH_COLUMNS = "position, id, kind, title, body, link, created_at, users, audience"
 
 
+def _narrowed(unread_only: bool, kind: NotificationKind | None) -> str:
+    return (" AND read_at IS NULL" if unread_only else "") + (
+        " AND kind = :kind" if kind is not None else "")
+
+
 def _batch(row: Row) -> Batch:
     return Batch(position=int(row["position"]), id=row["id"],
                  message=Message(NotificationKind(row["kind"]), row["title"], row["body"],
@@ -132,18 +137,27 @@ class SqlNotifications:
         return sorted(found, key=lambda n: (n.seq, n.user_id))
 
     async def list_for_user(self, user_id: str, page: PageRequest, unread_only: bool = False,
-                            up_to: int = _NO_BOUND, below: int | None = None
-                            ) -> list[Notification]:
+                            up_to: int = _NO_BOUND, below: int | None = None,
+                            kind: NotificationKind | None = None) -> list[Notification]:
         after = "1 = 1" if page.after is None else (
             "seq < (SELECT seq FROM notifications WHERE id = :after AND user_id = :user_id)")
-        unread = " AND read_at IS NULL" if unread_only else ""
         lower = "" if below is None else " AND seq < :below"
         rows = await self._db.fetch_all(
             f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE user_id = :user_id"
-            f" AND {after}{unread}{lower} AND seq <= :up_to ORDER BY seq DESC LIMIT :limit",
+            f" AND {after}{_narrowed(unread_only, kind)}{lower} AND seq <= :up_to"
+            " ORDER BY seq DESC LIMIT :limit",
             {"user_id": user_id, "after": page.after, "limit": page.limit + 1,
-             "up_to": up_to, "below": below})
+             "up_to": up_to, "below": below, "kind": kind.value if kind else None})
         return [_notification(row) for row in rows]
+
+    async def count_for_user(self, user_id: str, up_to: int = _NO_BOUND,
+                             unread_only: bool = False,
+                             kind: NotificationKind | None = None) -> int:
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) AS n FROM notifications WHERE user_id = :user_id"
+            f"{_narrowed(unread_only, kind)} AND seq <= :up_to",
+            {"user_id": user_id, "up_to": up_to, "kind": kind.value if kind else None})
+        return int(row["n"]) if row else 0
 
     async def position_of(self, user_id: str, notification_id: str) -> int | None:
         row = await self._db.fetch_one(

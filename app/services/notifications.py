@@ -7,7 +7,7 @@ misses a wake-up catches up from storage and nothing is lost with the bus.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.domain import access
 from app.domain.audit import AuditEntry, AuditFilter
@@ -55,12 +55,15 @@ class NotificationService(UseCases):
             await uow.commit()
         return done
 
-    async def list_own(self, actor: Principal, page: PageRequest,
-                       unread_only: bool = False) -> tuple[Page[Notification], int]:
+    async def list_own(self, actor: Principal, page: PageRequest, unread_only: bool = False,
+                       kind: NotificationKind | None = None) -> tuple[Page[Notification], int]:
+        """The caller's own, newest first (only unread, only of one kind), with how many
+        the list holds in all (`Page.total`); and how many are unread."""
         user_id = _user(actor)
         async with self._work(read_only=True) as uow:
             view = await _view(uow, user_id)
-            held = view.held_for(user_id)
+            held = [n for n in view.held_for(user_id) if kind in (None, n.kind)
+                    and (not unread_only or n.read_at is None)]
             below: int | None = None
             if page.after is not None:
                 below = next((n.seq for n in held if n.id == page.after), None)
@@ -70,10 +73,15 @@ class NotificationService(UseCases):
                     return Page.from_rows([], page), await self._unread(uow, user_id, view)
             rows = await uow.notifications.list_for_user(
                 user_id, PageRequest(limit=page.limit), unread_only, up_to=view.newest,
-                below=below)
+                below=below, kind=kind)
             merged = _merged(rows, [n for n in held if below is None or n.seq < below])
             unread = await self._unread(uow, user_id, view)
-        return Page.from_rows(merged[::-1][:page.limit + 1], page), unread
+            # A batch written between the two reads is counted once: as a row.
+            written = {n.seq for n in held} & {n.seq for n in rows}
+            total = len(held) - len(written) + await uow.notifications.count_for_user(
+                user_id, view.newest, unread_only, kind)
+        listed = Page.from_rows(merged[::-1][:page.limit + 1], page)
+        return replace(listed, total=total), unread
 
     async def after(self, actor: Principal, seq: int, limit: int) -> list[Notification]:
         """What came after position `seq`, oldest first: a reconnecting stream's replay."""

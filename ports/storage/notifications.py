@@ -45,10 +45,14 @@ class NotificationRepository(Protocol):
         most `limit`): what live streams missed when the event bus lost a message."""
 
     async def list_for_user(self, user_id: str, page: PageRequest, unread_only: bool = False,
-                            up_to: int = ..., below: int | None = None
-                            ) -> list[Notification]:
+                            up_to: int = ..., below: int | None = None,
+                            kind: NotificationKind | None = None) -> list[Notification]:
         """Newest first, paged by the last id seen (or only those below position `below`);
-        none past position `up_to`."""
+        none past position `up_to`; only of `kind`, if given."""
+
+    async def count_for_user(self, user_id: str, up_to: int = ..., unread_only: bool = False,
+                             kind: NotificationKind | None = None) -> int:
+        """How many `list_for_user` pages through."""
 
     async def position_of(self, user_id: str, notification_id: str) -> int | None:
         """The position of one of the user's notifications (None if not theirs)."""

@@ -761,3 +761,30 @@ async def test_the_download_history_filters_by_product_person_and_day(world: Wor
     assert len(await rows(**{"from": date.today().isoformat(),
                              "to": date.today().isoformat()})) == 3
     assert await rows(to=(date.today() - timedelta(days=1)).isoformat()) == []
+
+
+async def test_the_notifications_page_counts_pages_and_narrows_by_kind(world: World) -> None:
+    from app.domain.licensing import DocumentKind
+    from tests.api.test_notifications import MANIFEST, announce
+
+    for n in range(52):
+        made = await announce(world, title=f"Notice {n}", cabinet_id=world.own.id)
+        assert made.status == 201, await made.text()
+    await world.add_document(DocumentKind.LICENSE, world.own)
+    await world.publish("9.2", {"fix.bin": b"x"}, manifest=MANIFEST)
+    client = world.client
+    await sign_in(client, world.actors[Role.CUSTOMER_USER].email)
+    first = " ".join((await (await client.get("/notifications")).text()).split())
+    assert "53 notifications · 50 on this page" in first
+    older = re.search(r'rel="next" href="(/notifications\?cursor=[^"]+)"', first)
+    assert older, "no link to older notifications"
+    second = " ".join((await (await client.get(older[1])).text()).split())
+    assert "3 on this page" in second and "← Newest" in second and 'rel="next"' not in second
+    assert "Notice 0" in second and "Notice 0<" not in first
+    security = " ".join((await (await client.get(
+        "/notifications", params={"kind": "security.published"})).text()).split())
+    assert "1 notification of “Security fixes”" in security and "Notice" not in security
+    odd = await (await client.get("/notifications", params={"kind": "gossip",
+                                                            "cursor": "x"})).text()
+    assert "“gossip” is not a kind of notification; showing every kind." in odd
+    assert "That page link is out of date; showing the newest." in odd

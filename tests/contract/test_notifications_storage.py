@@ -398,6 +398,29 @@ async def test_list_for_user_pages_newest_first_without_gaps(storage: Adapter) -
     assert of_nobody == []
 
 
+async def test_list_for_user_narrows_by_kind_and_counts_what_it_pages_through(
+        storage: Adapter) -> None:
+    ann, bob = await members(storage, 2)
+    security = Message(NotificationKind.SECURITY_PUBLISHED, "Fix", "Patch now.", None)
+    made = [*(await notify(storage, [ann, bob])), *(await notify(storage, [ann], security)),
+            *(await notify(storage, [ann])), *(await notify(storage, [ann], security))]
+    mine = [n for n in made if n.user_id == ann.id]
+    async with storage.unit_of_work() as uow:
+        assert await uow.notifications.set_read(ann.id, mine[1].id, T0 + SECOND)
+        await uow.commit()
+    up_to = await newest(storage)
+    async with storage.unit_of_work(read_only=True) as uow:
+        fixes = await uow.notifications.list_for_user(
+            ann.id, PageRequest(ALL), up_to=up_to, kind=NotificationKind.SECURITY_PUBLISHED)
+        assert notification_ids(fixes) == [mine[3].id, mine[1].id]
+        counts = [await uow.notifications.count_for_user(ann.id, up_to, unread, kind)
+                  for unread in (False, True)
+                  for kind in (None, NotificationKind.SECURITY_PUBLISHED)]
+        assert counts == [4, 2, 3, 1]
+        assert await uow.notifications.count_for_user(bob.id, up_to) == 1
+        assert await uow.notifications.count_for_user(ann.id, up_to=mine[0].seq) == 1
+
+
 async def test_an_unread_cursor_read_since_still_pages_on(storage: Adapter) -> None:
     (ann,) = await members(storage, 1)
     mine = await one_each(storage, ann, 5)

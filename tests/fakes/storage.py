@@ -554,14 +554,21 @@ class _Notifications:
                       key=lambda n: (n.seq, n.user_id))[:limit]
 
     async def list_for_user(self, user_id: str, page: PageRequest, unread_only: bool = False,
-                            up_to: int = NO_BOUND, below: int | None = None
-                            ) -> list[Notification]:
+                            up_to: int = NO_BOUND, below: int | None = None,
+                            kind: NotificationKind | None = None) -> list[Notification]:
         found = self._of(user_id, up_to)[::-1]
         if page.after is not None:
             last = await self.position_of(user_id, page.after)
             found = [n for n in found if last is not None and n.seq < last]
         return [copy.copy(n) for n in found if (not unread_only or n.read_at is None)
-                and (below is None or n.seq < below)][:page.limit + 1]
+                and (below is None or n.seq < below)
+                and kind in (None, n.kind)][:page.limit + 1]
+
+    async def count_for_user(self, user_id: str, up_to: int = NO_BOUND,
+                             unread_only: bool = False,
+                             kind: NotificationKind | None = None) -> int:
+        return sum(1 for n in self._of(user_id, up_to)
+                   if (not unread_only or n.read_at is None) and kind in (None, n.kind))
 
     async def position_of(self, user_id: str, notification_id: str) -> int | None:
         return next((n.seq for n in self._of(user_id) if n.id == notification_id), None)

@@ -23,11 +23,27 @@ routes = web.RouteTableDef()
 @signed_in
 async def notification_list(request: web.Request, me: Principal) -> web.StreamResponse:
     unread_only = request.query.get("unread") == "1"
+    notices = []
+    kind = None
+    if wanted := request.query.get("kind"):
+        if wanted in NotificationKind._value2member_map_:
+            kind = NotificationKind(wanted)
+        else:
+            notices.append(f"“{wanted}” is not a kind of notification; showing every kind.")
+    cursor = request.query.get("cursor")
+    try:
+        page_request = PageRequest.from_cursor(PAGE_SIZE, cursor)
+    except DomainError:
+        notices.append("That page link is out of date; showing the newest.")
+        page_request, cursor = PageRequest(PAGE_SIZE), None
     page, unread = await request.app[SERVICES].notifications.list_own(
-        me, PageRequest.from_cursor(PAGE_SIZE, request.query.get("cursor")), unread_only)
+        me, page_request, unread_only, kind)
+    kept = {"unread": "1" if unread_only else None, "kind": kind.value if kind else None}
     return render(request, "notifications.html", {
         "items": page.items, "next_cursor": page.next_cursor, "unread": unread,
-        "unread_only": unread_only})
+        "unread_only": unread_only, "kind": kind, "total": page.total, "paged": bool(cursor),
+        "notices": notices, "kinds": list(NotificationKind),
+        "kept": {k: v for k, v in kept.items() if v}})
 
 
 @routes.post("/notifications/read-all")
