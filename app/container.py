@@ -43,6 +43,7 @@ from app.services.conversation import ConversationService
 from app.services.documents import DocumentService, PrintPolicy
 from app.services.downloads import DownloadService
 from app.services.helpdesk_sync import HelpdeskSync, SyncPolicy
+from app.services.issuing import IssuingService
 from app.services.licensing import LicensingService
 from app.services.limits import LimitPolicy, RateLimits
 from app.services.mail import EmailComposer, MailPolicy, OutboxPolicy, OutboxWorker
@@ -130,8 +131,7 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(Uuid7Ids)
     event_bus = providers.Resource(_opened, providers.Selector(
-        config.event_bus.adapter,
-        memory=providers.Singleton(InProcessEventBus),
+        config.event_bus.adapter, memory=providers.Singleton(InProcessEventBus),
         redis=providers.Singleton(_redis_bus, url=config.event_bus.url,
                                   channel=config.event_bus.channel)))
 
@@ -236,7 +236,8 @@ class Container(containers.DeclarativeContainer):
     releases = providers.Singleton(ReleaseService, **basics, objects=object_store)
     downloads = providers.Singleton(DownloadService, **basics, objects=object_store,
                                     presign_ttl=config.downloads.presign_ttl)
-    audit_log = providers.Singleton(AuditLogService, **basics)
+    audit_log, issuing = (providers.Singleton(AuditLogService, **basics),
+                          providers.Singleton(IssuingService, **basics))
 
     purchases = providers.Singleton(
         PurchaseService, **basics,
@@ -293,15 +294,14 @@ class Container(containers.DeclarativeContainer):
                 archives=config.rate_limits.archives_per_user,
                 password_links=config.rate_limits.password_links_per_address)))
 
-    services = providers.Singleton(Services, storage=storage, auth=auth, cabinets=cabinets,
-                                   users=users, catalog=catalog, licensing=licensing,
-                                   purchases=purchases, documents=documents, releases=releases,
-                                   downloads=downloads, audit_log=audit_log, support=support,
-                                   conversation=conversation, helpdesk=helpdesk_sync,
-                                   reports=reports, subscriptions=subscriptions, limits=limits,
-                                   notifications=notifications, reminders=reminders,
-                                   objects=object_store, events=event_bus, mailer=mailer,
-                                   outbox=outbox, web_secret=web_secret)
+    services = providers.Singleton(
+        Services, storage=storage, auth=auth, cabinets=cabinets, users=users, catalog=catalog,
+        licensing=licensing, purchases=purchases, documents=documents, releases=releases,
+        downloads=downloads, audit_log=audit_log, issuing=issuing, support=support,
+        conversation=conversation, helpdesk=helpdesk_sync, reports=reports,
+        subscriptions=subscriptions, limits=limits, notifications=notifications,
+        reminders=reminders, objects=object_store, events=event_bus, mailer=mailer,
+        outbox=outbox, web_secret=web_secret)
     del basics, support_kit
 
 

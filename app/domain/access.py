@@ -93,8 +93,7 @@ def require_may_create_child(principal: Principal, parent: Cabinet) -> None:
 
 
 def may_restructure(principal: Principal) -> bool:
-    """Creating top-level cabinets, moving cabinets and setting billing ids is for staff
-    admins only."""
+    """Top-level cabinets, moves, billing ids, documents by hand: staff admins only."""
     return principal.role is Role.STAFF_ADMIN
 
 
@@ -180,6 +179,12 @@ def require_may_transfer(principal: Principal, owner: Cabinet, target: Cabinet) 
 def may_see_downloads(principal: Principal) -> bool:
     """Customer admins see their subtree's download history; staff see everyone's."""
     return principal.role is not Role.CUSTOMER_USER
+
+
+def require_may_issue_by_hand(principal: Principal) -> None:
+    """Licenses and certificates outside the purchases feed (trials, replacements)."""
+    if not may_restructure(principal):
+        raise Forbidden("Only staff administrators issue, extend or revoke by hand.")
 
 
 def may_read_audit(principal: Principal) -> bool:
@@ -323,6 +328,7 @@ class Capabilities:
     # Top-level organisations, moves and billing ids.
     restructure: bool
     read_audit: bool
+    issue_by_hand: bool
 
 
 def capabilities(principal: Principal) -> Capabilities:
@@ -338,7 +344,8 @@ def capabilities(principal: Principal) -> Capabilities:
         work_requests=may_work_requests(principal),
         subscribe_reports=may_subscribe_reports(principal),
         restructure=may_restructure(principal),
-        read_audit=may_read_audit(principal))
+        read_audit=may_read_audit(principal),
+        issue_by_hand=may_restructure(principal))
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ class AuditFilter:
     """Narrows the audit log. `action` is one action ("download") or a family of them
     ("user": user.created, user.updated, ...); `actor` a part of the actor's e-mail;
     `since` and `before` bound the time; `product` a product's code, which downloads
-    record in their details."""
+    record in their details; `cabinet_id` an organisation: what happened in it and in
+    those below it."""
 
     action: str | None = None
     object_id: str | None = None
@@ -36,6 +37,7 @@ class AuditFilter:
     since: datetime | None = None
     before: datetime | None = None
     product: str | None = None
+    cabinet_id: str | None = None
 
 
 EVERY_ENTRY = AuditFilter()

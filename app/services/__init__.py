@@ -12,6 +12,7 @@ from app.services.conversation import ConversationService
 from app.services.documents import DocumentService
 from app.services.downloads import DownloadService
 from app.services.helpdesk_sync import HelpdeskSync
+from app.services.issuing import IssuingService
 from app.services.licensing import LicensingService
 from app.services.limits import RateLimits
 from app.services.mail import OutboxWorker
@@ -44,6 +45,7 @@ class Services:
     releases: ReleaseService
     downloads: DownloadService
     audit_log: AuditLogService
+    issuing: IssuingService
     notifications: NotificationService
     reminders: ReminderService
     support: SupportService

@@ -24,6 +24,10 @@ async def audit_page(uow: UnitOfWork, actor: Principal, filters: AuditFilter,
         check_sort(page.sort, AUDIT_SORTS)
     filters = replace(filters, actor=filters.actor[:MAX_SEARCH])
     scope = access.visible_scope(actor)
+    if filters.cabinet_id is not None:
+        cabinet = access.require_visible(actor, await uow.cabinets.get(filters.cabinet_id, scope),
+                                         "organisation")
+        scope = access.Scope.subtree(cabinet.path)
     rows = await uow.audit.list_visible(scope, page, filters)
     if page.sort is None:
         return Page.from_rows(rows, page)

@@ -3,13 +3,14 @@ public check of a document's number."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from app.domain import access
 from app.domain.cabinets import Cabinet
-from app.domain.errors import BadRequest, Invalid, NotFound
+from app.domain.errors import BadRequest, Conflict, Invalid, NotFound
 from app.domain.events import DocumentTransferred
 from app.domain.licensing import (
     DOCUMENT_SORTS,
@@ -19,6 +20,7 @@ from app.domain.licensing import (
     DocumentStatus,
     License,
     Transfer,
+    number_for,
 )
 from app.domain.paging import MAX_LIMIT, MAX_SEARCH, Page, PageRequest, check_sort
 from app.domain.products import Product
@@ -72,6 +74,20 @@ class DocumentQuery:
 
 def documents(uow: UnitOfWork, kind: DocumentKind) -> DocumentRepository[Any]:
     return uow.licenses if kind is DocumentKind.LICENSE else uow.certificates
+
+
+async def new_numbers(uow: UnitOfWork, kind: DocumentKind, year: int, count: int) -> list[str]:
+    """`count` numbers no document of the kind has. Random, not sequential: numbers are
+    public (the verification page) and must not tell how many documents exist."""
+    repository = documents(uow, kind)
+    chosen: set[str] = set()
+    for _ in range(50):
+        if len(chosen) == count:
+            return list(chosen)
+        drawn = {number_for(kind, year, secrets.randbelow(1_000_000))
+                 for _ in range(count - len(chosen))} - chosen
+        chosen |= drawn - await repository.numbers_taken(list(drawn))
+    raise Conflict("No free document number was found; try again.")
 
 
 class LicensingService(UseCases):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ from app.domain.licensing import (
     License,
     check_seats,
     check_validity,
-    number_for,
 )
 from app.domain.purchases import (
     PurchaseAction,
@@ -33,7 +31,7 @@ from app.domain.purchases import (
 )
 from app.domain.users import SYSTEM, check_email
 from app.services.cabinets import add_cabinet
-from app.services.licensing import documents
+from app.services.licensing import documents, new_numbers
 from app.services.signatures import FeedDisabled, check_signature
 from app.services.work import Transactions, UseCases
 from ports.storage import DuplicateKey, UnitOfWork
@@ -172,7 +170,7 @@ class PurchaseService(UseCases):
         issued_before = {kind: await documents(uow, kind).by_purchase_items(
             [item.external_id for item in event.items if item.kind is kind], EVERYTHING)
             for kind in DocumentKind}
-        numbers = {kind: await self._new_numbers(
+        numbers = {kind: await new_numbers(
             uow, kind, now.year, sum(item.kind is kind for item in event.items))
             for kind in DocumentKind}
         licensed = await self._licensed(uow, event.items)
@@ -287,21 +285,6 @@ class PurchaseService(UseCases):
                    and item.license_external_id not in own]
         return {item: license_.id for item, license_
                 in (await uow.licenses.by_purchase_items(earlier, EVERYTHING)).items()}
-
-    @staticmethod
-    async def _new_numbers(uow: UnitOfWork, kind: DocumentKind, year: int,
-                           count: int) -> list[str]:
-        # Random, not sequential: numbers are public (the verification page) and must not
-        # tell how many documents exist.
-        repository = documents(uow, kind)
-        chosen: set[str] = set()
-        for _ in range(50):
-            if len(chosen) == count:
-                return list(chosen)
-            drawn = {number_for(kind, year, secrets.randbelow(1_000_000))
-                     for _ in range(count - len(chosen))} - chosen
-            chosen |= drawn - await repository.numbers_taken(list(drawn))
-        raise Conflict("No free document number was found; try again.")
 
     @staticmethod
     def _outcome(event: PurchaseEvent, cabinet: Cabinet, created: bool) -> PurchaseOutcome:

@@ -109,6 +109,12 @@ def page(method: str, route: str, expect: dict[str, Expect], *, url: str | None 
     return Page(method, route, url or route, expect, **options)
 
 
+def by_hand() -> dict[str, Expect]:
+    """Staff administrators only: 403 for the others where they see the object."""
+    return {"customer_user": forbidden_in_reach(), "customer_admin": forbidden_in_reach(),
+            "staff": everywhere(403), "staff_admin": everywhere(303)}
+
+
 def _documents() -> list[Page]:
     rows = []
     for kind, plural in ((DocumentKind.LICENSE, "licenses"),
@@ -125,6 +131,15 @@ def _documents() -> list[Page]:
                 url=f"/{plural}/{{id}}/transfer", relational=True,
                 placeholders=document_in_cabinet(kind),
                 form=lambda world, relation, values: {"cabinet_id": values["child"]}),
+            page("POST", "/{plural}/{id}/extend", by_hand(),
+                 url=f"/{plural}/{{id}}/extend", relational=True,
+                 placeholders=document_in_cabinet(kind),
+                 form=lambda world, relation, values: {"valid_to": "2100-01-01",
+                                                       "reason": "goodwill"}),
+            page("POST", "/{plural}/{id}/revoke", by_hand(),
+                 url=f"/{plural}/{{id}}/revoke", relational=True,
+                 placeholders=document_in_cabinet(kind),
+                 form=lambda world, relation, values: {"reason": "replaced"}),
         ]
     return rows
 
@@ -162,6 +177,10 @@ PAGES = [
         "staff": everywhere(403), "staff_admin": everywhere(303)},
         relational=True, placeholders=in_cabinet,
         form=lambda world, relation, _: {"child_name": unique("child")}),
+    page("POST", "/cabinets/{id}/documents", by_hand(), relational=True, placeholders=in_cabinet,
+         form=lambda world, relation, _: {"kind": "license", "product_id": world.product.id,
+                                          "edition": "Trial", "seats": "5",
+                                          "valid_to": "2099-01-31", "reason": "trial"}),
     page("POST", "/cabinets/{id}/name", {
         "customer_user": forbidden_in_reach(), "customer_admin": managed_below(303),
         "staff": everywhere(403), "staff_admin": everywhere(303)},

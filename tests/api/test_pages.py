@@ -788,3 +788,66 @@ async def test_the_notifications_page_counts_pages_and_narrows_by_kind(world: Wo
                                                             "cursor": "x"})).text()
     assert "“gossip” is not a kind of notification; showing every kind." in odd
     assert "That page link is out of date; showing the newest." in odd
+
+
+async def test_staff_administrators_issue_extend_and_revoke_by_hand_with_a_reason(
+        world: World) -> None:
+    from tests.api.test_notifications import mine
+
+    client = world.client
+    await sign_in(client, world.actors[Role.STAFF_ADMIN].email)
+    page = f"/cabinets/{world.own.id}"
+    form = {"kind": "license", "product_id": world.product.id, "edition": "Trial",
+            "seats": "5", "valid_to": "2030-01-31", "reason": ""}
+    refused = await client.post(f"{page}/documents", data={
+        **form, "csrf_token": await csrf_of(client, page)})
+    text = " ".join((await refused.text()).split())
+    assert refused.status == 422 and "Say why: the reason goes in the audit log." in text
+    assert 'value="Trial"' in text  # what was typed stays
+    issued = await client.post(f"{page}/documents", data={
+        **form, "reason": "30-day trial agreed with sales",
+        "csrf_token": await csrf_of(client, page)}, allow_redirects=False)
+    assert issued.status == 303, await issued.text()
+    location = issued.headers["Location"]
+    assert location.startswith("/licenses/") and location.endswith("?changed=issued")
+    document_page = location.split("?")[0]
+    shown = " ".join((await (await client.get(location)).text()).split())
+    assert "Issued by hand" in shown and "Trial" in shown and "31 Jan 2030" in shown
+    number = re.search(r'class="doc-number">(LIC-[0-9-]+)<', shown)
+    assert number
+    user = world.actors[Role.CUSTOMER_USER]
+    told = (await mine(world, user.headers))["items"]
+    assert any(n["title"] == f"New license {number[1]}" for n in told)
+    organisation = " ".join((await (await client.get(page)).text()).split())
+    assert 'Its licenses <span class="count">1</span>' in organisation
+    recent = organisation.split('id="history"', 1)[1].split("</section>", 1)[0]
+    assert "license.issued" in recent and number[1] in recent
+
+    # Extending: a later day only, with a reason; revoking: with a reason.
+    earlier = await client.post(f"{document_page}/extend", data={
+        "valid_to": "2029-01-01", "reason": "goodwill",
+        "csrf_token": await csrf_of(client, document_page)})
+    assert earlier.status == 422
+    assert "Choose a day after the current end, 2030-01-31." in await earlier.text()
+    extended = await client.post(f"{document_page}/extend", data={
+        "valid_to": "2030-06-30", "reason": "goodwill after the outage",
+        "csrf_token": await csrf_of(client, document_page)}, allow_redirects=False)
+    assert extended.status == 303
+    assert "30 Jun 2030" in await (await client.get(document_page)).text()
+    revoked = await client.post(f"{document_page}/revoke", data={
+        "reason": "replaced by a purchase", "csrf_token": await csrf_of(client, document_page)},
+        allow_redirects=False)
+    assert revoked.status == 303
+    after = " ".join((await (await client.get(revoked.headers["Location"])).text()).split())
+    assert "Revoked" in after and 'id="by-hand"' not in after
+    told = [n["title"] for n in (await mine(world, user.headers))["items"]]
+    assert f"{number[1]} renewed" in told and any(number[1] in t and "revoked" in t.lower()
+                                                  for t in told)
+    # Each act with its reason, in the organisation's history.
+    history = " ".join((await (await client.get(
+        "/audit", params={"cabinet": world.own.id, "what": "license"})).text()).split())
+    for action, reason in (("license.issued", "30-day trial agreed with sales"),
+                           ("license.extended", "goodwill after the outage"),
+                           ("license.revoked", "replaced by a purchase")):
+        assert action in history and reason in history
+    assert f"Only what happened in {world.own.name}" in history

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from app.domain.audit import AUDIT_COLUMNS, AuditEntry, AuditFilter, audit_row
+from app.domain.errors import DomainError
 from app.domain.reports import Row
 from app.domain.users import Principal
 from app.web.keys import SERVICES
@@ -56,7 +57,7 @@ def audit_filters(controls: Listing, notices: list[str]) -> AuditFilter:
         actor=query.get("who", ""),
         since=datetime.combine(since, time(), UTC) if since else None,
         before=datetime.combine(until + timedelta(days=1), time(), UTC) if until else None,
-        product=query.get("product") or None)
+        product=query.get("product") or None, cabinet_id=query.get("cabinet") or None)
 
 
 @routes.get("/audit")
@@ -64,14 +65,24 @@ def audit_filters(controls: Listing, notices: list[str]) -> AuditFilter:
 async def audit_page(request: web.Request, me: Principal) -> web.StreamResponse:
     notices: list[str] = []
     controls = listing(request, TIME_COLUMNS, "-at", notices)
+    services = request.app[SERVICES]
+    organisation = None
+    if "cabinet" in controls.query:
+        try:
+            organisation = await services.cabinets.get(me, controls.query["cabinet"])
+        except DomainError:
+            notices.append("That organisation is not one you can see; showing all you can.")
+            del controls.query["cabinet"]
     filters = audit_filters(controls, notices)
-    page = await fetch_page(controls, notices, lambda page: request.app[
-        SERVICES].audit_log.entries(me, filters, page))
+    page = await fetch_page(controls, notices, lambda page: services.audit_log.entries(
+        me, filters, page))
     export = {k: v for k, v in controls.query.items() if k not in ("page", "sort")}
     return render(request, "audit.html", {
         "entries": page.items, "list": controls, "notices": notices, "actions": ACTIONS,
+        "organisation": organisation,
         "filters": controls.query, "object_link": object_link,
-        "filtered": any(k in controls.query for k in ("who", "what", "object", "from", "to")),
+        "filtered": any(k in controls.query for k in ("who", "what", "object", "from", "to",
+                                                       "cabinet")),
         "export_url": f"/audit.csv?{urlencode(export)}" if export else "/audit.csv"})
 
 

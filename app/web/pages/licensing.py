@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.domain.errors import DomainError
+from app.domain.errors import DomainError, Invalid
 from app.domain.licensing import DocumentKind, DocumentStatus
 from app.domain.paging import MAX_LIMIT, Page, PageRequest
 from app.domain.releases import MAX_ARCHIVE_FILES, ReleaseKind
@@ -125,7 +125,7 @@ async def _document_page(request: web.Request, me: Principal, plural: str,
         "security": ReleaseKind.SECURITY, "max_archive_files": MAX_ARCHIVE_FILES,
         "verify_url": services.documents.verify_url(view.document.number),
         "contact": request.app[SETTINGS].support.renewal_contact,
-        "expiring_days": EXPIRING_DAYS, **extra},
+        "expiring_days": EXPIRING_DAYS, "form": {}, **extra},
         status=status)
 
 
@@ -133,7 +133,8 @@ async def _document_page(request: web.Request, me: Principal, plural: str,
 @signed_in
 async def document_page(request: web.Request, me: Principal) -> web.StreamResponse:
     plural, kind = _kind(request)
-    return await _document_page(request, me, plural, kind, moved=bool(request.query.get("moved")))
+    return await _document_page(request, me, plural, kind, moved=bool(request.query.get("moved")),
+                                changed=CHANGED.get(request.query.get("changed", "")))
 
 
 @routes.post(r"/{plural:licenses|certificates}/{id}/transfer")
@@ -150,6 +151,37 @@ async def transfer(request: web.Request, me: Principal) -> web.StreamResponse:
         return await _document_page(request, me, plural, kind, status=exc.status,
                                     error=exc.detail)
     return see_other(f"/{plural}/{request.match_info['id']}?moved=1")
+
+
+CHANGED = {"issued": "Issued by hand: it is in the audit log, and the holder's users are told.",
+           "extended": "Extended: the new end date is set, and the holder's users are told.",
+           "revoked": "Revoked: it is no longer valid, and the holder's users are told."}
+
+
+@routes.post(r"/{plural:licenses|certificates}/{id}/extend")
+@routes.post(r"/{plural:licenses|certificates}/{id}/revoke")
+@signed_in
+async def change_by_hand(request: web.Request, me: Principal) -> web.StreamResponse:
+    """Staff administrators: a later end date, or a revocation, each with a reason."""
+    plural, kind = _kind(request)
+    form = await form_of(request)
+    issuing, document_id = request.app[SERVICES].issuing, request.match_info["id"]
+    try:
+        if request.path.endswith("/extend"):
+            valid_to = _day(form.get("valid_to"))
+            if valid_to is None:
+                raise Invalid("Choose the new end date.", field="valid_to")
+            await issuing.extend(me, kind, document_id, valid_to, form.get("reason", ""))
+            done = "extended"
+        else:
+            await issuing.revoke(me, kind, document_id, form.get("reason", ""))
+            done = "revoked"
+    except DomainError as exc:
+        if exc.status == 404:
+            raise
+        return await _document_page(request, me, plural, kind, status=exc.status,
+                                    error=exc.detail, form=form)
+    return see_other(f"/{plural}/{document_id}?changed={done}")
 
 
 @routes.get("/downloads")

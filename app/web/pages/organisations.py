@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any
 
 from aiohttp import web
 
 from app.domain import access
+from app.domain.audit import AuditFilter
 from app.domain.cabinets import Cabinet, CabinetKind
-from app.domain.errors import DomainError
-from app.domain.paging import PageRequest
+from app.domain.errors import DomainError, Invalid
+from app.domain.licensing import DocumentKind
+from app.domain.paging import MAX_LIMIT, PageRequest, Sort
 from app.domain.roles import Role
 from app.domain.users import Principal
 from app.services import Services
 from app.services.cabinets import CabinetChanges
+from app.services.issuing import HandIssue
+from app.services.licensing import DocumentQuery
 from app.services.users import PasswordLink, UserChanges
 from app.web.keys import SERVICES
+from app.web.pages.audit import object_link
 from app.web.pages.common import PAGE_SIZE, form_of, signed_in
 from app.web.pages.listing import Column, fetch_page, listing
 from app.web.pages.render import render, see_other
 
 routes = web.RouteTableDef()
+# Entries of an organisation's history its page shows; the audit log has the rest.
+RECENT_HISTORY = 8
 # What a form on a cabinet's page does: given the services, the cabinet's id and the form.
 FormAction = Callable[[Services, str, dict[str, str]], Awaitable[Any]]
 
@@ -83,7 +91,20 @@ async def _cabinet_page(request: web.Request, me: Principal, cabinet_id: str, *,
     controls = listing(request, USER_COLUMNS, "name", notices)
     users = await fetch_page(controls, notices, lambda page: services.users.list_in_cabinet(
         me, cabinet.id, page, controls.search))
+    counted = PageRequest.numbered(1, 1, Sort("number"))
+    held = {kind.value: (await services.licensing.list_visible(
+        me, kind, DocumentQuery(cabinet_id=cabinet.id), counted)).total for kind in DocumentKind}
+    history = None
+    if access.may_read_audit(me):
+        history = await services.audit_log.entries(
+            me, AuditFilter(cabinet_id=cabinet.id), PageRequest.numbered(
+                RECENT_HISTORY, 1, Sort("at", descending=True)))
+    products = None
+    if access.may_restructure(me):  # who issues by hand
+        products = (await services.catalog.list_visible(me, PageRequest(MAX_LIMIT))).items
     return render(request, "cabinet.html", {
+        "held": held, "history": history, "products": products, "kinds": list(DocumentKind),
+        "object_link": object_link,
         "cabinet": cabinet, "lineage": lineage, "children": children.items,
         "children_next": children.next_cursor, "users": users.items, "list": controls,
         "notices": notices, "created": bool(request.query.get("created")),
@@ -146,6 +167,40 @@ async def add_child(request: web.Request, me: Principal) -> web.StreamResponse:
     async def opened(child: Cabinet) -> web.StreamResponse:
         return see_other(f"/cabinets/{child.id}")
     return await _submit(request, me, create, opened)
+
+
+@routes.post("/cabinets/{id}/documents")
+@signed_in
+async def issue_by_hand(request: web.Request, me: Principal) -> web.StreamResponse:
+    """Staff administrators: a license or certificate outside the purchases feed."""
+    async def issue(services: Services, cabinet_id: str, form: dict[str, str]) -> Any:
+        kinds = {kind.value: kind for kind in DocumentKind}
+        if form.get("kind") not in kinds:
+            raise Invalid("Choose license or support certificate.", field="kind")
+        seats = form.get("seats", "").strip()
+        valid_from, valid_to = _date(form, "valid_from"), _date(form, "valid_to")
+        return await services.issuing.issue(me, HandIssue(
+            kind=kinds[form["kind"]], cabinet_id=cabinet_id,
+            product_id=form.get("product_id", ""),
+            valid_from=valid_from, valid_to=valid_to,
+            reason=form.get("reason", ""), edition=form.get("edition", ""),
+            seats=int(seats) if seats.isdigit() else None, level=form.get("level", ""),
+            license_number=form.get("license_number", "")))
+
+    async def opened(document: Any) -> web.StreamResponse:
+        plural = "licenses" if document.kind is DocumentKind.LICENSE else "certificates"
+        return see_other(f"/{plural}/{document.id}?changed=issued")
+    return await _submit(request, me, issue, opened)
+
+
+def _date(form: dict[str, str], field: str) -> date | None:
+    text = form.get(field, "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Invalid("A date as YYYY-MM-DD.", field=field) from None
 
 
 @routes.post("/cabinets/{id}/name")
