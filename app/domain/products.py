@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,6 +54,18 @@ def check_prefix(prefix: str) -> str:
     if any(part in ("", ".", "..") for part in parts) or len(cleaned) >= MAX_PREFIX_LENGTH:
         raise Invalid("The prefix must be a relative path of non-empty parts.", field="prefix")
     return cleaned + "/" if cleaned else ""
+
+
+def parse_parameters(text: str) -> dict[str, Any]:
+    """A product's parameters as a form holds them: a JSON object (empty text: none)."""
+    try:
+        parameters = json.loads(text.strip() or "{}")
+    except ValueError:
+        parameters = None
+    if not isinstance(parameters, dict):
+        raise Invalid("Parameters must be a JSON object, such as {\"editions\": [\"Pro\"]}.",
+                      field="parameters")
+    return parameters
 
 
 def check_description(description: str) -> str:

@@ -15,6 +15,7 @@ from app.domain.products import (
     check_code,
     check_description,
     check_prefix,
+    parse_parameters,
 )
 from app.domain.users import Principal
 from app.services.work import UseCases
@@ -33,6 +34,8 @@ class ProductDraft:
     description: str = ""
     active: bool = True
     parameters: dict[str, Any] = field(default_factory=dict)
+    # The parameters as a form's text: parsed, and a broken one said with the other fields.
+    parameters_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class ProductChanges:
     prefix: str | None = None
     active: bool | None = None
     parameters: dict[str, Any] | None = None
+    parameters_text: str | None = None
 
 
 class CatalogService(UseCases):
@@ -75,12 +79,14 @@ class CatalogService(UseCases):
         now = self._clock.now()
         checks = Checks()  # every field the form got wrong, said at once
         code = checks(check_code, draft.code)
+        parameters = draft.parameters if draft.parameters_text is None else checks(
+            parse_parameters, draft.parameters_text)
         product = Product(
             id=self._ids.new_id(), code=code, name=checks(check_name, draft.name),
             description=checks(check_description, draft.description),
             bucket=checks(check_bucket, draft.bucket),
             prefix=checks(check_prefix, code if draft.prefix is None else draft.prefix),
-            active=draft.active, parameters=draft.parameters, created_at=now, updated_at=now)
+            active=draft.active, parameters=parameters, created_at=now, updated_at=now)
         checks.done()
         async with self._work() as uow:
             try:
@@ -108,11 +114,13 @@ class CatalogService(UseCases):
                 product.bucket = checks(check_bucket, changes.bucket)
             if changes.prefix is not None:
                 product.prefix = checks(check_prefix, changes.prefix)
+            parameters = changes.parameters if changes.parameters_text is None else checks(
+                parse_parameters, changes.parameters_text)
             checks.done()
             if changes.active is not None:
                 product.active = changes.active
-            if changes.parameters is not None:
-                product.parameters = changes.parameters
+            if parameters is not None:
+                product.parameters = parameters
             product.updated_at = self._clock.now()
             await uow.products.update(product)
             changed = sorted(k for k, v in vars(product).items()

@@ -320,11 +320,19 @@ async def test_staff_admins_add_and_edit_products_through_forms(world: World) ->
     # Every field that breaks a rule is named at once, not one per attempt.
     several = await client.post("/products/new", data={
         "csrf_token": token, "code": "X", "name": "Fine", "bucket": "No_Such_Bucket",
-        "prefix": "a/../b", "parameters": "{}"})
+        "prefix": "a/../b", "parameters": "{not json"})
     text = await several.text()
     assert several.status == 422 and "Please correct these:" in text
-    for rule in ("A product code is", "A bucket name is", "The prefix must be"):
+    for rule in ("A product code is", "A bucket name is", "The prefix must be",
+                 "Parameters must be a JSON object"):
         assert rule in text, rule
+    # The same on the edit form: broken JSON beside a broken bucket, and nothing saved.
+    both = await client.post(location.split("?")[0], data={
+        "csrf_token": token, "name": "Renamed", "bucket": "No_Such_Bucket",
+        "parameters": "{oops"})
+    text = await both.text()
+    assert both.status == 422 and "A bucket name is" in text and "must be a JSON object" in text
+    assert "Renamed" not in await (await client.get(location.split("?")[0])).text()
 
 
 async def test_customers_read_products_but_cannot_add_them(world: World) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.domain.errors import DomainError, Invalid, NotFound
+from app.domain.errors import DomainError, NotFound
 from app.domain.paging import PageRequest
 from app.domain.products import Product
 from app.domain.releases import ReleaseKind
@@ -30,17 +30,10 @@ async def product_list(request: web.Request, me: Principal) -> web.StreamRespons
 
 
 def _draft_form(form: dict[str, str]) -> dict[str, Any]:
-    text = form.get("parameters", "").strip() or "{}"
-    try:
-        parameters = json.loads(text)
-    except ValueError:
-        parameters = None
-    if not isinstance(parameters, dict):
-        raise Invalid("Parameters must be a JSON object, such as {\"editions\": [\"Pro\"]}.",
-                      field="parameters")
     return {"name": form.get("name", ""), "description": form.get("description", ""),
             "bucket": form.get("bucket", ""), "prefix": form.get("prefix", ""),
-            "active": form.get("active") == "on", "parameters": parameters}
+            "active": form.get("active") == "on",
+            "parameters_text": form.get("parameters", "")}
 
 
 def _form_values(product: Product | ProductDraft) -> dict[str, Any]:
