@@ -50,8 +50,22 @@ AUDIT_COLUMNS = (Column("Time", CellKind.TIME, 20), Column("Action", width=22),
                  Column("Details", width=60))
 
 
+def described(value: Any) -> str:
+    """A detail's value as people read it: lists joined, `{field: [before, after]}` as
+    `field: before → after`, nested objects as `key: value; ...`."""
+    if isinstance(value, dict):
+        return "; ".join(
+            f"{key}: {described(item[0])} → {described(item[1])}"
+            if isinstance(item, list) and len(item) == 2 else f"{key}: {described(item)}"
+            for key, item in value.items())
+    if isinstance(value, list):
+        return ", ".join(described(item) for item in value)
+    return "—" if value is None or value == "" else str(value)
+
+
 def audit_row(entry: AuditEntry) -> Row:
     """An entry as the export's row, safe for a spreadsheet; details as `key: value; ...`."""
-    details = "; ".join(f"{key}: {value}" for key, value in sorted(entry.details.items()))
+    details = "; ".join(f"{key}: {described(value)}"
+                        for key, value in sorted(entry.details.items()))
     return safe_cells((entry.at, entry.action, entry.actor_email, entry.object_type,
                        entry.object_id, entry.cabinet_id, entry.address, details))

@@ -129,7 +129,8 @@ class IssuingService(UseCases):
             await documents(uow, kind).update(document)
             await uow.audit.add(self._audit.entry(
                 f"{kind.value}.extended", actor, kind.value, document.id, document.cabinet_id,
-                number=document.number, valid_to=[str(before), str(valid_to)], reason=reason))
+                number=document.number, changes={"valid_to": [str(before), str(valid_to)]},
+                reason=reason))
             uow.events.record(DocumentRenewed(
                 kind=kind, document_id=document.id, number=document.number,
                 valid_to=valid_to, cabinet_ids=(document.cabinet_id,)))

@@ -213,3 +213,12 @@ def test_numbered_pages_start_at_their_offset_and_carry_the_count() -> None:
             for i in range(51)]
     page = Page.numbered(rows, request, 151)
     assert len(page.items) == 50 and page.total == 151 and page.next_cursor is None
+
+
+def test_audit_details_read_as_people_read_them() -> None:
+    from app.domain.audit import described
+
+    assert described({"name": ["Old", "New"], "external_id": [None, "B-1"]}) == \
+        "name: Old → New; external_id: — → B-1"
+    assert described(["status Resolved", "assignee"]) == "status Resolved, assignee"
+    assert described({"a": {"b": 1}}) == "a: b: 1" and described(3) == "3"

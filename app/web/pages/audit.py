@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from app.domain.audit import AUDIT_COLUMNS, AuditEntry, AuditFilter, audit_row
+from app.domain.audit import AUDIT_COLUMNS, AuditEntry, AuditFilter, audit_row, described
 from app.domain.errors import DomainError
 from app.domain.reports import Row
 from app.domain.users import Principal
@@ -34,6 +34,14 @@ PAGES = {"cabinet": "/cabinets/{}", "license": "/licenses/{}", "certificate": "/
 def object_link(entry: AuditEntry) -> str | None:
     page = PAGES.get(entry.object_type)
     return page.format(entry.object_id) if page and entry.object_id else None
+
+
+def object_name(entry: AuditEntry) -> str | None:
+    """What people call the object, where the entry says: its number, address or name."""
+    for key in ("number", "email", "name", "code", "license"):
+        if isinstance(entry.details.get(key), str) and entry.details[key]:
+            return str(entry.details[key])
+    return None
 
 
 def _day(query: dict[str, str], key: str, notices: list[str]) -> date | None:
@@ -80,7 +88,8 @@ async def audit_page(request: web.Request, me: Principal) -> web.StreamResponse:
     return render(request, "audit.html", {
         "entries": page.items, "list": controls, "notices": notices, "actions": ACTIONS,
         "organisation": organisation,
-        "filters": controls.query, "object_link": object_link,
+        "filters": controls.query, "object_link": object_link, "object_name": object_name,
+        "described": described,
         "filtered": any(k in controls.query for k in ("who", "what", "object", "from", "to",
                                                        "cabinet")),
         "export_url": f"/audit.csv?{urlencode(export)}" if export else "/audit.csv"})
