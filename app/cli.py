@@ -28,6 +28,7 @@ from app.domain.errors import DomainError
 from app.domain.purchases import PurchaseEvent
 from app.domain.roles import Role
 from app.domain.users import SYSTEM
+from app.logs import configure_logging
 from app.services import Services
 from app.services.demo import seed_demo
 from app.web.openapi import RequestInvalid, parse_json
@@ -105,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"portal: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.logging.level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.logging)
     for name in ignored_environment():
         log.warning("%s names no setting; ignored", name)
     if args.command == "demo" and settings.storage.adapter == "postgres" and not args.force:

@@ -42,6 +42,14 @@ class ServerSettings(_Section):
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     access_log: bool
+    format: Literal["text", "json"]
+
+
+class MetricsSettings(_Section):
+    token: str
+    port: int = Field(ge=0, le=65535)
+    host: str
+    refresh_seconds: float = Field(gt=0, le=3600)
 
 
 class StorageSettings(_Section):
@@ -237,6 +245,7 @@ class Settings(_Section):
     base_url: str = Field(pattern=r"^https?://[^/\s]+(/\S*)?$")
     server: ServerSettings
     logging: LoggingSettings
+    metrics: MetricsSettings
     storage: StorageSettings
     auth: AuthSettings
     object_store: ObjectStoreSettings

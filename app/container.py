@@ -76,8 +76,7 @@ async def _opened(resource: SqliteStorage | PostgresStorage | WeasyPrintRenderer
         await resource.close()
 
 
-# PostgreSQL (aiopg, psycopg2) and S3 (aioboto3, botocore) are imported only when configured:
-# together they weigh some 20 MB of memory that the embedded defaults never use.
+# PostgreSQL, Redis, S3, SMTP, django-helpdesk: imported only when configured (some 20 MB).
 def _postgres(**settings: Any) -> PostgresStorage:
     from adapters.postgres import PostgresStorage
     return PostgresStorage(**settings)
@@ -301,7 +300,8 @@ class Container(containers.DeclarativeContainer):
         conversation=conversation, helpdesk=helpdesk_sync, reports=reports,
         subscriptions=subscriptions, limits=limits, notifications=notifications,
         reminders=reminders, objects=object_store, events=event_bus, mailer=mailer,
-        outbox=outbox, web_secret=web_secret)
+        outbox=outbox, web_secret=web_secret, observed=providers.Dict(
+            storage=storage, pdf=renderer, event_bus=event_bus))
     del basics, support_kit
 
 

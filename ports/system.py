@@ -12,3 +12,9 @@ class Clock(Protocol):
 class IdGenerator(Protocol):
     def new_id(self) -> str:
         """A new unique id whose string order follows creation order."""
+
+
+class Observed(Protocol):
+    def stats(self) -> dict[str, float]:
+        """Figures an operator watches (counts since start, or levels now), by name; the
+        web layer turns them into metrics."""

@@ -17,6 +17,7 @@ class InProcessEventBus:
 
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
+        self.published = 0
 
     async def open(self) -> None:
         return None
@@ -29,7 +30,12 @@ class InProcessEventBus:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
+    def stats(self) -> dict[str, float]:
+        return {"published": self.published, "publish_failures": 0, "dropped": 0,
+                "waiting": 0}
+
     async def publish(self, event: DomainEvent) -> None:
+        self.published += 1
         await hand_on(self._subscribers, event)
 
 

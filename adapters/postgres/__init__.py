@@ -129,6 +129,7 @@ class PostgresStorage(SqlStorage):
         self._pool_max = pool_max
         self._timeout = timeout_seconds
         self._pool: Any = None
+        self._waits = 0
 
     async def open(self) -> None:
         try:
@@ -137,6 +138,12 @@ class PostgresStorage(SqlStorage):
                 timeout=self._timeout, on_connect=_utc_session, enable_hstore=False)
         except (TimeoutError, psycopg2.Error, OSError) as exc:
             raise StorageUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+
+    def stats(self) -> dict[str, float]:
+        pool = self._pool
+        size = pool.size if pool is not None else 0
+        return {"pool_size": size, "pool_in_use": size - (pool.freesize if pool else 0),
+                "pool_max": self._pool_max, "pool_waits": self._waits}
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -151,6 +158,8 @@ class PostgresStorage(SqlStorage):
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can return a connection that
             # arrived together with a cancellation and swallow the cancellation.
+            if self._pool.freesize == 0 and self._pool.size >= self._pool.maxsize:
+                self._waits += 1  # every connection is out: this transaction queues
             async with asyncio.timeout(self._timeout):
                 conn = await self._pool.acquire()
         except (TimeoutError, psycopg2.Error, OSError, AssertionError, RuntimeError) as exc:

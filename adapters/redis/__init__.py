@@ -114,6 +114,10 @@ class RedisEventBus:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
+    def stats(self) -> dict[str, float]:
+        return {"published": self.published, "publish_failures": self.failed,
+                "dropped": self.dropped, "waiting": self._outgoing.qsize()}
+
     async def publish(self, event: DomainEvent) -> None:
         """Queued, never awaited on Redis: returns at once."""
         try:

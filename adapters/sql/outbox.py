@@ -123,6 +123,16 @@ class SqlOutbox:
             {"message_id": message_id})
         return _outbox(row) if row else None
 
+    async def backlog(self) -> tuple[int, datetime | None]:
+        counted = await self._db.fetch_one(
+            "SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending'")
+        # Not MIN(): an aggregate comes back from SQLite as text, a column as its type.
+        first = await self._db.fetch_one(
+            "SELECT next_attempt_at FROM outbox WHERE status = 'pending'"
+            " ORDER BY next_attempt_at LIMIT 1")
+        return (int(counted["n"]) if counted else 0), (first["next_attempt_at"] if first
+                                                        else None)
+
     async def list_recent(self, limit: int, recipient: str = "") -> list[OutboxMessage]:
         where = " WHERE LOWER(o.recipient) LIKE :recipient ESCAPE '!'" if recipient else ""
         rows = await self._db.fetch_all(

@@ -105,6 +105,7 @@ class SqliteStorage(SqlStorage):
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._waits = 0
 
     async def open(self) -> None:
         _register_types()
@@ -119,6 +120,11 @@ class SqliteStorage(SqlStorage):
                        f"busy_timeout = {self._busy_timeout_ms}"):
             await conn.execute(f"PRAGMA {pragma}")
         self._conn = conn
+
+    def stats(self) -> dict[str, float]:
+        """One connection, one unit of work at a time: the others wait."""
+        return {"pool_size": 1 if self._conn else 0, "pool_in_use": int(self._lock.locked()),
+                "pool_max": 1, "pool_waits": self._waits}
 
     async def close(self) -> None:
         if self._conn is None:
@@ -135,6 +141,8 @@ class SqliteStorage(SqlStorage):
                            begin: str = "BEGIN") -> AsyncIterator[_SqliteSession]:
         if self._conn is None:
             raise StorageUnavailable("the SQLite storage is not open")
+        if self._lock.locked():
+            self._waits += 1
         try:
             async with asyncio.timeout(self._busy_timeout_ms / 1000):
                 await self._lock.acquire()

@@ -91,6 +91,8 @@ class WeasyPrintRenderer:
         self._dir = str(templates_dir)
         self._workers = workers
         self._warm = warm
+        self._in_flight = self._rendered = 0
+        self._render_seconds = 0.0
         self._pool: ProcessPoolExecutor | None = None
         self._stamp: tuple[tuple[str, int, int], ...] | None = None
         self._digest = ""
@@ -152,8 +154,26 @@ class WeasyPrintRenderer:
             self._stamp, self._digest = stamp, digest.hexdigest()
         return self._digest
 
+    def stats(self) -> dict[str, float]:
+        return {"workers": self._workers, "in_flight": self._in_flight,
+                "busy": min(self._in_flight, self._workers),
+                "queued": max(0, self._in_flight - self._workers),
+                "rendered": self._rendered, "render_seconds": self._render_seconds}
+
     async def render_pdf(self, templates: list[str], context: dict[str, Any], *,
                          time_limit: float | None = None) -> bytes:
+        started = time.monotonic()
+        self._in_flight += 1
+        try:
+            pdf = await self._render_pdf(templates, context, time_limit)
+        finally:
+            self._in_flight -= 1
+        self._rendered += 1
+        self._render_seconds += time.monotonic() - started
+        return pdf
+
+    async def _render_pdf(self, templates: list[str], context: dict[str, Any],
+                          time_limit: float | None) -> bytes:
         for attempt in (1, 2):
             try:
                 pool = self._started()

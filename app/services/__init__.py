@@ -28,6 +28,7 @@ from ports.events import EventBus
 from ports.mail import Mailer
 from ports.objects import ObjectStore
 from ports.storage import Storage
+from ports.system import Observed
 
 
 @dataclass(frozen=True)
@@ -59,3 +60,5 @@ class Services:
     mailer: Mailer
     outbox: OutboxWorker
     web_secret: bytes
+    # What operators watch, by part: storage, pdf, event_bus (the outbox is above).
+    observed: dict[str, Observed]

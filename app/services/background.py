@@ -5,11 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from ports.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobRecord:
+    """One repeated job of this process: when it last succeeded (Unix time; 0: never),
+    how long its last round took, and how many rounds failed."""
+
+    last_success: float = 0.0
+    last_duration: float = 0.0
+    failures: int = 0
+
+
+# Every repeated job of the process, by name: what its metrics report.
+JOBS: dict[str, JobRecord] = {}
 
 
 def being_cancelled() -> bool:
@@ -22,18 +38,24 @@ async def repeat(what: str, once: Callable[[], Awaitable[object]], interval: flo
                  wake: asyncio.Event | None = None) -> None:
     """`once` now, then every `interval` seconds, or as soon as `wake` is set; a failure is
     logged (a database outage in one line) and tried again."""
+    record = JOBS.setdefault(what, JobRecord())
     while True:
         if wake is not None:
             wake.clear()  # before the work: a wake-up during it means work again
+        started = time.monotonic()
         try:
             await once()
+            record.last_success = time.time()
         except Exception as exc:
+            record.failures += 1
             if being_cancelled():
                 raise  # a cancelled query can surface as a database error
             if isinstance(exc, StorageUnavailable):
                 log.warning("%s: the database is not answering: %s", what, exc)
             else:
                 log.exception("%s failed; next try in %.0f s", what, interval)
+        finally:
+            record.last_duration = time.monotonic() - started
         if being_cancelled():  # asked to stop, whatever `once` did with the signal
             raise asyncio.CancelledError
         if wake is None:

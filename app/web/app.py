@@ -29,6 +29,7 @@ from app.domain.events import (
 from app.domain.users import SYSTEM
 from app.services import Services
 from app.services.background import repeat
+from app.web import metrics
 from app.web.api import (
     auth,
     cabinets,
@@ -42,7 +43,9 @@ from app.web.api import (
     system,
     users,
 )
+from app.web.api.common import client_address
 from app.web.keys import HUB, OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
+from app.web.metrics import route_of
 from app.web.middlewares import (
     authentication,
     body_limits,
@@ -94,6 +97,7 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
                                        refuse_nul, authentication, rate_limits],
                           client_max_size=settings.web.max_body_bytes)
     app[SETTINGS] = settings
+    metrics.install(app, settings)
     operations = [op for module in API_MODULES for op in module.api.operations]
     document = build_document(
         operations, title=f"{settings.web.brand_name} license portal API", version=__version__,
@@ -119,6 +123,7 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     async def services_context(app: web.Application) -> AsyncIterator[None]:
         async with services_factory(settings) as services:
             app[SERVICES] = services
+            metrics.observe(app, services)
             hub, notifications = app[HUB], services.notifications
             hub.follow(await notifications.position(), notifications.since,
                        notifications.position)
@@ -155,6 +160,9 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
             if settings.reports.schedule_interval > 0:
                 tasks.append(asyncio.create_task(services.subscriptions.run_forever(
                     settings.reports.schedule_interval)))
+            if metrics.enabled(settings):
+                tasks.append(asyncio.create_task(repeat(
+                    "outbox backlog", services.outbox.measure, settings.metrics.refresh_seconds)))
             if settings.mail.outbox_interval > 0:
                 tasks.append(asyncio.create_task(
                     services.outbox.run_forever(settings.mail.outbox_interval)))
@@ -219,12 +227,18 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         principal = request.get(PRINCIPAL)
+        who = principal.user_id if principal and principal.user_id else "-"
+        path = _SECRET_QUERY.sub(r"\1=[redacted]", request.path_qs)
+        request_id = request.get(REQUEST_ID, "-")
         self.logger.info(
             '%s "%s %s" %s %s %.1fms user=%s request_id=%s', request.remote, request.method,
-            _SECRET_QUERY.sub(r"\1=[redacted]", request.path_qs), response.status,
-            response.body_length, time * 1000,
-            principal.user_id if principal else "-",
-            request.get(REQUEST_ID, "-"))
+            path, response.status, response.body_length, time * 1000, who, request_id,
+            extra={"request_id": request_id, "principal": who, "method": request.method,
+                   "route": route_of(request) if isinstance(request, web.Request) else "-",
+                   "path": path, "status": response.status,
+                   "duration_ms": round(time * 1000, 1), "bytes": response.body_length,
+                   "client": client_address(request) if isinstance(request, web.Request)
+                   else request.remote})
 
     @property
     def enabled(self) -> bool:

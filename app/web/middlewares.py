@@ -85,8 +85,11 @@ def _answered_to_no_one(request: web.Request, done: asyncio.Future[web.StreamRes
 
 @web.middleware
 async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Each request's id: the one the portal's own proxy sent (`web.proxy_hops` > 0), so
+    that its log and the portal's meet; else a new one (a client's own is not trusted)."""
     incoming = request.headers.get("X-Request-ID", "")
-    request[REQUEST_ID] = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    trusted = request.app[SETTINGS].web.proxy_hops > 0 and _REQUEST_ID.match(incoming)
+    request[REQUEST_ID] = incoming if trusted else uuid.uuid4().hex
     return await handler(request)
 
 

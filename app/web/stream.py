@@ -125,6 +125,13 @@ class NotificationHub:
         self._since: Since | None = None
         self._newest: Newest | None = None
         self._lock = asyncio.Lock()
+        # For operators: notifications handed to streams, streams cut for not reading,
+        # and reads of storage for what the bus did not bring.
+        self.sent = self.dropped = self.catch_up_reads = 0
+
+    def stats(self) -> dict[str, float]:
+        return {"open_streams": self.open_streams, "sent": self.sent,
+                "dropped": self.dropped, "catch_up_reads": self.catch_up_reads}
 
     def follow(self, newest: int, since: Since, newest_now: Newest) -> None:
         """Hand positions on in order from after `newest`, reading missed ones from storage."""
@@ -168,6 +175,7 @@ class NotificationHub:
                     notification = batch.notification(user_id)
                     for listener in list(found):
                         listener.offer(notification)
+                        self.sent += 1
 
     async def catch_up(self) -> None:
         """Hand on from storage whatever was committed and not heard of: after the bus lost
@@ -213,6 +221,7 @@ class NotificationHub:
                     if listener.abort is not None:
                         listener.abort()
                     cut += 1
+        self.dropped += cut
         if cut:
             log.info("live streams: cut %d whose client stopped reading", cut)
         return cut
@@ -226,6 +235,7 @@ class NotificationHub:
             if before is None and await self._newest() < self._next:
                 return  # nothing missed
             asked = list(self._listeners)
+            self.catch_up_reads += 1
             found, newest = await self._since(self._next, asked, self._catch_up_limit)
         except Exception as exc:
             if being_cancelled() or not resync_on_failure:
@@ -243,6 +253,7 @@ class NotificationHub:
                 break
             for listener in list(self._listeners.get(notification.user_id, ())):
                 listener.offer(notification)
+                self.sent += 1
         # A stream opened meanwhile, for a user not asked about, may have read storage
         # before what was just handed on: it looks for itself.
         for user_id in set(self._listeners).difference(asked):

@@ -30,6 +30,10 @@ class OutboxRepository(Protocol):
 
     async def get(self, message_id: str) -> OutboxMessage | None: ...
 
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """How many messages wait to be sent (pending), and the earliest time one of them
+        is due (None: none waits)."""
+
     async def list_recent(self, limit: int, recipient: str = "") -> list[OutboxMessage]:
         """Newest first: for staff who check what was sent; `recipient`: only those whose
         recipient contains it (case-insensitive)."""

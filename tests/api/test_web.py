@@ -33,10 +33,16 @@ async def test_wrong_method_is_405_with_allow(client: Client) -> None:
     assert (await response.json())["type"] == "/problems/method-not-allowed"
 
 
-async def test_request_id_is_echoed_or_made(client: Client) -> None:
-    given = await client.get("/healthz", headers={"X-Request-ID": "trace-1234-abcd"})
+async def test_request_id_comes_from_the_own_proxy_or_is_made(
+        aiohttp_client: ClientFactory, settings_for: SettingsFor, client: Client) -> None:
+    # Straight from a client: its own id is not taken (it could forge another's).
+    direct = await client.get("/healthz", headers={"X-Request-ID": "trace-1234-abcd"})
+    assert direct.headers["X-Request-ID"] != "trace-1234-abcd"
+    assert len(direct.headers["X-Request-ID"]) == 32
+    proxied = await aiohttp_client(create_app(settings_for(PORTAL_WEB__PROXY_HOPS="1")))
+    given = await proxied.get("/healthz", headers={"X-Request-ID": "trace-1234-abcd"})
     assert given.headers["X-Request-ID"] == "trace-1234-abcd"
-    made = await client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+    made = await proxied.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
     assert made.headers["X-Request-ID"] != "bad id with spaces"
     assert len(made.headers["X-Request-ID"]) == 32
 

@@ -682,6 +682,11 @@ class _Outbox:
     async def get(self, message_id: str) -> OutboxMessage | None:
         return copy.copy(self.s.outbox.get(message_id))
 
+    async def backlog(self) -> tuple[int, datetime | None]:
+        waiting = [m.next_attempt_at or m.created_at for m in self.s.outbox.values()
+                   if m.status is OutboxStatus.PENDING]
+        return len(waiting), min(waiting, default=None)
+
     async def list_recent(self, limit: int, recipient: str = "") -> list[OutboxMessage]:
         found = [m for m in self.s.outbox.values()
                  if recipient.lower() in m.recipient.lower()]
