@@ -41,7 +41,7 @@ from ports.objects import ObjectStore
 from ports.security import LicenseSigner, PasswordHasher, TokenCodec
 from ports.spreadsheets import SpreadsheetWriter
 from ports.storage import Storage, UnitOfWork
-from ports.system import Clock, IdGenerator
+from ports.system import Clock, IdGenerator, Observed
 from tests.fakes import (
     FakeBlobCache,
     FakeClock,
@@ -74,6 +74,9 @@ PORTS: dict[Any, list[type]] = {
     IdGenerator: [Uuid7Ids, FakeIds],
     Helpdesk: [BuiltinHelpdesk, DjangoHelpdesk, FakeHelpdesk],
     SpreadsheetWriter: [XlsxSpreadsheets, FakeSpreadsheets],
+    # What operators watch (metrics): the adapters that have figures to give.
+    Observed: [SqliteStorage, PostgresStorage, WeasyPrintRenderer, InProcessEventBus,
+               RedisEventBus],
 }
 
 if TYPE_CHECKING:
@@ -96,6 +99,9 @@ if TYPE_CHECKING:
                                                  FakeHelpdesk]
     _spreadsheets: list[Callable[..., SpreadsheetWriter]] = [XlsxSpreadsheets,
                                                              FakeSpreadsheets]
+    _observed: list[Callable[..., Observed]] = [SqliteStorage, PostgresStorage,
+                                                WeasyPrintRenderer, InProcessEventBus,
+                                                RedisEventBus]
 
 
 def _members(protocol: type) -> dict[str, Any]:
