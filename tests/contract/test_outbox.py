@@ -20,6 +20,7 @@ from app.domain.outbox import OutboxMessage, OutboxStatus, retry_delay
 from app.services.mail import OutboxPolicy, OutboxWorker
 from tests.contract.test_mail import Inbox
 from tests.contract.test_storage import Adapter, storage
+from tests.fakes import FakeMailer
 from tests.live import free_port
 from tests.pg import temporary_database
 from tests.world import SettingsFor
@@ -230,6 +231,8 @@ async def test_smtp_down_then_up_delivers_each_message_once(storage: Adapter, sm
     assert sorted(smtp.received(prefix)) == sorted(m.message_id for m in messages)
     sent = await state(storage, messages[0])
     assert sent.status is OutboxStatus.SENT and sent.attempts == 2 and sent.sent_at
+    figures = worker.stats()  # what the metrics report of this worker
+    assert (figures["retried"], figures["sent"], figures["failed"]) == (3, 3, 0)
 
 
 async def test_a_5xx_fails_the_message_for_good(storage: Adapter, smtp: Any) -> None:
@@ -241,9 +244,30 @@ async def test_a_5xx_fails_the_message_for_good(storage: Adapter, smtp: Any) -> 
     await worker.run_once()
     failed = await state(storage, message)
     assert failed.status is OutboxStatus.FAILED and "550" in (failed.last_error or "")
+    assert worker.stats()["failed"] == 1
     clock.at = T0 + timedelta(days=1)
     await worker.run_once()
     assert (await state(storage, message)).attempts == 1  # never tried again
+
+
+async def test_the_backlog_counts_waiting_mail_and_the_oldest_due(storage: Adapter) -> None:
+    async with storage.unit_of_work(read_only=True) as uow:
+        before, _ = await uow.outbox.backlog()
+    base = datetime(1971, 1, 1, tzinfo=UTC)  # older than any other test's mail
+    waiting = queued(3, at=base)
+    await put(storage, waiting)
+    async with storage.unit_of_work() as uow:
+        await uow.outbox.mark_sent(waiting[0].message_id, T0)
+        await uow.outbox.mark_failed(waiting[1].message_id, 1, "550 no such user")
+        await uow.commit()
+    async with storage.unit_of_work(read_only=True) as uow:
+        count, oldest = await uow.outbox.backlog()
+    assert count == before + 1 and oldest == base
+    worker = OutboxWorker(storage, FakeMailer(), Clock(base + timedelta(minutes=3)),
+                          "portal@vendor.test", OutboxPolicy())
+    await worker.measure()
+    assert worker.stats()["waiting"] == count
+    assert worker.stats()["oldest_due_age_seconds"] == 180
 
 
 async def test_too_many_temporary_failures_give_up(storage: Adapter) -> None:
