@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from app.checks import check_dependencies
 from app.config import ConfigError, Settings, ignored_environment, load_settings
 from app.container import (
     LicenseFileRefused,
@@ -51,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
 
     commands.add_parser("migrate", help="apply pending database migrations")
+    commands.add_parser("check", help="say whether each dependency answers (storage, object "
+                        "store, event bus, mail, helpdesk); exit 1 if one does not")
     commands.add_parser("scan", help="register new releases found in the object store")
     commands.add_parser("remind", help="send the expiry reminders due today (serve does this "
                                        "every notifications.reminder_interval seconds)")
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     commands: dict[str, Callable[[Services, argparse.Namespace], Awaitable[int]]] = {
         "migrate": _migrate, "demo": _demo, "cabinets": _create_cabinet,
         "users": _create_user, "feed": _feed_import, "scan": _scan,
-        "remind": _remind}
+        "remind": _remind, "check": _check}
     tune_garbage_collection()  # the server's settings: `feed import` makes many objects
     try:
         return asyncio.run(_with_services(settings, args, commands[args.command]))
@@ -136,8 +139,13 @@ async def _with_services(settings: Settings, args: argparse.Namespace,
     # Only `serve` waits for PDF workers; `migrate` alone runs against an old schema.
     quiet = settings.model_copy(update={
         "pdf": settings.pdf.model_copy(update={"warm_on_start": False})})
-    async with open_services(quiet, prepare_schema=args.command != "migrate") as services:
+    prepare = args.command not in ("migrate", "check")  # these two change no schema
+    async with open_services(quiet, prepare_schema=prepare) as services:
         return await command(services, args)
+
+
+async def _check(services: Services, args: argparse.Namespace) -> int:
+    return await check_dependencies(services)
 
 
 async def _migrate(services: Services, args: argparse.Namespace) -> int:

@@ -30,3 +30,7 @@ class EventBus(EventPublisher, Protocol):
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Call `subscriber` with every event from now on; the returned function stops it.
         A subscriber that raises is logged and does not stop the others."""
+
+    async def probe(self) -> str:
+        """Whether the bus's server answers now: what was found, or an exception. For
+        operators (`portal check`)."""

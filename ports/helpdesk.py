@@ -76,6 +76,10 @@ class Helpdesk(Protocol):
         """False for the portal's own helpdesk: what is stored here is delivered already,
         and nothing comes back from elsewhere."""
 
+    async def probe(self) -> str:
+        """Whether the helpdesk answers now: what was found, or HelpdeskUnavailable (or
+        HelpdeskRefused: its credentials). For operators (`portal check`)."""
+
     async def create_ticket(self, draft: TicketDraft) -> str:
         """The ticket's id. Asked again for the same `portal_id` (its answer was lost), it
         finds the ticket made the first time instead of making another.

@@ -39,3 +39,7 @@ class Mailer(Protocol):
 
     async def send(self, email: Email) -> None:
         """Deliver the message or raise TemporaryMailError / PermanentMailError."""
+
+    async def probe(self) -> str:
+        """Whether mail can go out now (the server greets, the folder is writable): what
+        was found, or TemporaryMailError. For operators (`portal check`)."""

@@ -32,6 +32,9 @@ class BuiltinHelpdesk:
     def name(self) -> str:
         return "builtin"
 
+    async def probe(self) -> str:
+        return "the portal's own (requests are worked in its pages)"
+
     @property
     def external(self) -> bool:
         return False

@@ -193,6 +193,10 @@ class DjangoHelpdesk:
                            priority=_PRIORITY_IN.get(int(ticket.get("priority") or 3)),
                            comments=comments, covers=covers)
 
+    async def probe(self) -> str:
+        await self._call("GET", "followups/", params={"page_size": 1})
+        return f"django-helpdesk at {self._base} answers (queue {self._queue})"
+
     async def changed(self, cursor: str | None) -> tuple[list[str], str | None]:
         """Tickets with a follow-up above the cursor (the highest follow-up id seen)."""
         since = int(cursor) if cursor and cursor.isdigit() else None

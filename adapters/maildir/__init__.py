@@ -25,6 +25,17 @@ class MaildirMailer:
     def path_of(self, message_id: str) -> Path:
         return self._folder / (hashlib.sha256(message_id.encode()).hexdigest()[:32] + ".eml")
 
+    async def probe(self) -> str:
+        def writable() -> bool:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            return os.access(self._folder, os.W_OK)
+        try:
+            if await asyncio.to_thread(writable):
+                return f"writes .eml files into {self._folder}"
+        except OSError as exc:
+            raise TemporaryMailError(f"cannot use {self._folder}: {exc.strerror}") from exc
+        raise TemporaryMailError(f"cannot write to {self._folder}")
+
     async def send(self, email: Email) -> None:
         try:
             await asyncio.to_thread(self._write, email)

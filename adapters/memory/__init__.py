@@ -34,6 +34,9 @@ class InProcessEventBus:
         return {"published": self.published, "publish_failures": 0, "dropped": 0,
                 "waiting": 0}
 
+    async def probe(self) -> str:
+        return "in this process (one portal process only)"
+
     async def publish(self, event: DomainEvent) -> None:
         self.published += 1
         await hand_on(self._subscribers, event)

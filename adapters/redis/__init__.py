@@ -17,6 +17,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any, get_args
+from urllib.parse import urlsplit
 
 import redis.asyncio as redis
 from pydantic import TypeAdapter, ValidationError
@@ -113,6 +114,12 @@ class RedisEventBus:
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
+
+    async def probe(self) -> str:
+        assert self._client is not None, "open() the bus first"
+        await self._client.ping()
+        where = urlsplit(self._url)
+        return f"Redis at {where.hostname}:{where.port or 6379} answers (channel {self._channel})"
 
     def stats(self) -> dict[str, float]:
         return {"published": self.published, "publish_failures": self.failed,

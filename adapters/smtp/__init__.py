@@ -35,13 +35,24 @@ class SmtpMailer:
     def longest_send(self) -> float:
         return _STEPS * self._timeout + 3 * self._data_timeout
 
+    def _connection(self) -> aiosmtplib.SMTP:
+        return aiosmtplib.SMTP(
+            hostname=self._host, port=self._port, use_tls=self._security == "tls",
+            start_tls=self._security == "starttls", username=self._username,
+            password=self._password, timeout=self._timeout, cert_bundle=self._ca_file)
+
+    async def probe(self) -> str:
+        """Connects, greets (and logs in, with TLS if configured) and says goodbye."""
+        try:
+            async with self._connection() as smtp:
+                await smtp.noop()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise TemporaryMailError(f"{self._host}:{self._port}: {exc}") from exc
+        return f"SMTP server {self._host}:{self._port} answers ({self._security})"
+
     async def send(self, email: Email) -> None:
         try:
-            async with aiosmtplib.SMTP(
-                    hostname=self._host, port=self._port, use_tls=self._security == "tls",
-                    start_tls=self._security == "starttls", username=self._username,
-                    password=self._password, timeout=self._timeout,
-                    cert_bundle=self._ca_file) as smtp:
+            async with self._connection() as smtp:
                 await smtp.send_message(build_message(email), timeout=self._data_timeout)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refused.code for refused in exc.recipients]

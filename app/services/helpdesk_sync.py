@@ -80,6 +80,10 @@ class HelpdeskSync(SupportUseCases):
         """Whether there is anything to deliver and to reconcile."""
         return self._helpdesk.external
 
+    async def probe(self) -> str:
+        """Whether the helpdesk answers (for `portal check`)."""
+        return await self._helpdesk.probe()
+
     # ---- out
 
     async def deliver_due(self) -> int:

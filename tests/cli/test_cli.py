@@ -237,3 +237,40 @@ def test_remind_sends_what_is_due_once(tmp_path: Path) -> None:
         reminders = [row[0] for row in db.execute(
             "SELECT subject FROM outbox WHERE subject LIKE '%expire%'")]
     assert reminders and all(s.endswith("expires in 20 days") for s in reminders)
+
+
+def test_check_says_which_dependency_answers_and_which_does_not(tmp_path: Path) -> None:
+    from aiosmtpd.controller import Controller
+
+    from tests.contract.test_mail import Inbox
+    from tests.live import free_port
+
+    assert run(tmp_path, "demo").returncode == 0
+    embedded = run(tmp_path, "check")
+    assert embedded.returncode == 0, embedded.stdout + embedded.stderr
+    lines = embedded.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["ok"] * 5, lines
+    assert "in this process" in embedded.stdout and "writes .eml files" in embedded.stdout
+    assert "bucket(s) of releases readable" in embedded.stdout
+
+    smtp_port = free_port()
+    controller = Controller(Inbox(), hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    try:
+        real = {"PORTAL_EVENT_BUS__ADAPTER": "redis",
+                "PORTAL_EVENT_BUS__URL": "redis://127.0.0.1:6379/0",
+                "PORTAL_MAIL__ADAPTER": "smtp", "PORTAL_MAIL__SMTP__HOST": "127.0.0.1",
+                "PORTAL_MAIL__SMTP__PORT": str(smtp_port), "PORTAL_MAIL__SMTP__SECURITY": "none"}
+        answering = run(tmp_path, "check", **real)
+    finally:
+        controller.stop()
+    assert answering.returncode == 0, answering.stdout + answering.stderr
+    assert "Redis at 127.0.0.1:6379 answers" in answering.stdout
+    assert f"SMTP server 127.0.0.1:{smtp_port} answers" in answering.stdout
+    # Nobody listens there any more: both are named as failed, the rest still checked.
+    down = run(tmp_path, "check", **{**real, "PORTAL_EVENT_BUS__URL":
+                                     f"redis://127.0.0.1:{free_port()}/0"})
+    assert down.returncode == 1
+    states = {line[7:20].strip(): line.split()[0] for line in down.stdout.splitlines()}
+    assert states == {"storage": "ok", "object store": "ok", "event bus": "FAILED",
+                      "mail": "FAILED", "helpdesk": "ok"}, down.stdout

@@ -92,6 +92,11 @@ async def desk(request: pytest.FixtureRequest, aiohttp_client: ClientFactory,
         await adapter.close()
 
 
+async def test_a_probe_says_the_helpdesk_answers(desk: Desk) -> None:
+    found = await desk.helpdesk.probe()
+    assert ("answers" in found) if desk.server else ("portal's own" in found)
+
+
 async def once(chunks: bytes) -> AsyncIterator[bytes]:
     yield chunks
 
@@ -190,6 +195,8 @@ async def test_an_unreachable_django_helpdesk_is_unavailable_not_refused() -> No
             await adapter.ticket("1")
         with pytest.raises(HelpdeskUnavailable):
             await adapter.changed("3")
+        with pytest.raises(HelpdeskUnavailable):  # what `portal check` says
+            await adapter.probe()
     finally:
         await adapter.close()
 
@@ -200,6 +207,8 @@ async def test_a_staff_account_is_needed(django_helpdesk: DjangoHelpdeskServer) 
     try:
         with pytest.raises(HelpdeskRefused, match=r"401|403"):
             await adapter.changed(None)
+        with pytest.raises(HelpdeskRefused, match=r"401|403"):
+            await adapter.probe()
     finally:
         await adapter.close()
 

@@ -422,6 +422,9 @@ async def test_a_message_is_leased_for_longer_than_its_send_can_take(storage: Ad
                 seen["800 s on"] = await another_worker_gets_it(timedelta(seconds=800))
                 seen["an hour on"] = await another_worker_gets_it(timedelta(hours=1))
 
+        async def probe(self) -> str:
+            return "measuring"
+
     worker = OutboxWorker(storage, Measuring(), SystemClock(), "portal@vendor.test",
                           OutboxPolicy(batch=10_000))
     while await worker.run_once():

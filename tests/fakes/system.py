@@ -106,6 +106,9 @@ class RecordingEventBus:
         self._subscribers.append(subscriber)
         return lambda: self._subscribers.remove(subscriber)
 
+    async def probe(self) -> str:
+        return "recording"
+
     async def tell(self, heard: Heard) -> None:
         """What a real bus says on its own (Resumed), as if it had."""
         for subscriber in list(self._subscribers):
@@ -127,6 +130,11 @@ class FakeMailer:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append(email)
+
+    async def probe(self) -> str:
+        if self.failures:
+            raise self.failures.pop(0)
+        return "fake mailer"
 
     def fail_next(self, count: int = 1,
                   error: Exception | None = None) -> None:
@@ -246,6 +254,10 @@ class FakeHelpdesk:
     @property
     def name(self) -> str:
         return "fake"
+
+    async def probe(self) -> str:
+        self._call()
+        return "fake helpdesk"
 
     @property
     def external(self) -> bool:
