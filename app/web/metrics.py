@@ -111,14 +111,15 @@ class _Parts(Collector):
 
 
 def _jobs() -> Iterator[Metric]:
+    # Labelled `task`, not `job`: Prometheus gives every series the scrape's `job`.
     success = GaugeMetricFamily("portal_job_last_success_timestamp_seconds",
                                 "When each background job last succeeded (0: not yet).",
-                                labels=["job"])
+                                labels=["task"])
     duration = GaugeMetricFamily("portal_job_last_duration_seconds",
                                  "How long each background job's last round took.",
-                                 labels=["job"])
+                                 labels=["task"])
     failures = CounterMetricFamily("portal_job_failures", "Rounds of each background job "
-                                   "that failed.", labels=["job"])
+                                   "that failed.", labels=["task"])
     for name, record in sorted(JOBS.items()):
         success.add_metric([name], record.last_success)
         duration.add_metric([name], record.last_duration)

@@ -73,7 +73,7 @@ async def test_metrics_count_requests_by_route_and_report_each_part(
     assert found[("portal_storage_pool_max", ())] >= 1
     assert ("portal_event_bus_published_total", ()) in found
     assert found[("portal_job_last_success_timestamp_seconds",
-                  (("job", "outbox backlog"),))] > 0
+                  (("task", "outbox backlog"),))] > 0
     assert ("portal_pdf_workers", ()) in found
 
 
