@@ -32,6 +32,7 @@ from app.domain.users import SYSTEM
 from app.logs import configure_logging
 from app.services import Services
 from app.services.demo import seed_demo
+from app.tracing import start_tracing, stop_tracing
 from app.web.openapi import RequestInvalid, parse_json
 from app.web.schemas.cabinets import CabinetOut
 from app.web.schemas.feeds import PurchaseEventIn
@@ -367,8 +368,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     from app.web.app import AccessLogger, create_app, install_log_filters
 
     install_log_filters()
-    host = host or settings.server.host
-    port = port or settings.server.port
+    host, port = host or settings.server.host, port or settings.server.port
+    tracing = start_tracing(settings.tracing)
     app = create_app(settings)
 
     def announce(*_: Any) -> None:
@@ -390,6 +391,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     except OSError as exc:
         print(f"portal: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 1
+    finally:
+        stop_tracing(tracing)  # what is still batched goes out
     return 0
 
 

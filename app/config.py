@@ -45,6 +45,13 @@ class LoggingSettings(_Section):
     format: Literal["text", "json"]
 
 
+class TracingSettings(_Section):
+    enabled: bool
+    otlp_endpoint: str = Field(pattern=r"^https?://")
+    service_name: str = Field(min_length=1)
+    sample_ratio: float = Field(ge=0, le=1)
+
+
 class MetricsSettings(_Section):
     token: str
     port: int = Field(ge=0, le=65535)
@@ -246,6 +253,7 @@ class Settings(_Section):
     server: ServerSettings
     logging: LoggingSettings
     metrics: MetricsSettings
+    tracing: TracingSettings
     storage: StorageSettings
     auth: AuthSettings
     object_store: ObjectStoreSettings

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from adapters.sql.session import SqlSession
+from adapters.sql.tracing import traced
 from adapters.sql.unit_of_work import SqlUnitOfWork
 from ports.storage import EventLog
 
@@ -22,7 +23,7 @@ class SqlStorage(ABC):
     async def unit_of_work(self, events: EventLog | None = None, *, read_only: bool = False
                            ) -> AsyncIterator[SqlUnitOfWork]:
         async with self._transaction(read_only) as session:
-            yield SqlUnitOfWork(session, events, read_only=read_only)
+            yield SqlUnitOfWork(traced(session), events, read_only=read_only)
 
     async def ping(self) -> None:
         async with self._transaction() as session:

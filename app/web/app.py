@@ -29,6 +29,7 @@ from app.domain.events import (
 from app.domain.users import SYSTEM
 from app.services import Services
 from app.services.background import repeat
+from app.tracing import traced
 from app.web import metrics
 from app.web.api import (
     auth,
@@ -98,6 +99,8 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
                           client_max_size=settings.web.max_body_bytes)
     app[SETTINGS] = settings
     metrics.install(app, settings)
+    if settings.tracing.enabled:
+        app.middlewares.insert(0, traced)  # outermost: the span holds everything
     operations = [op for module in API_MODULES for op in module.api.operations]
     document = build_document(
         operations, title=f"{settings.web.brand_name} license portal API", version=__version__,

@@ -16,6 +16,7 @@ from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
 from app.domain.errors import DomainError, Throttled, TryAgain, Unauthenticated
+from app.tracing import tag_request
 from app.web.api.common import client_address
 from app.web.keys import LEFT_ANSWERS, OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
 from app.web.openapi import SHORT_ANSWERS, RequestInvalid, documented_methods
@@ -90,6 +91,7 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
     incoming = request.headers.get("X-Request-ID", "")
     trusted = request.app[SETTINGS].web.proxy_hops > 0 and _REQUEST_ID.match(incoming)
     request[REQUEST_ID] = incoming if trusted else uuid.uuid4().hex
+    tag_request(request[REQUEST_ID])
     return await handler(request)
 
 

@@ -57,7 +57,7 @@ async def test_metrics_count_requests_by_route_and_report_each_part(
         await invite(world)
     for _ in range(50):
         found = await scrape(client)
-        if found.get(("portal_outbox_depth", ())):
+        if found.get(("portal_outbox_depth", ()), 0) >= 2:
             break
         await asyncio.sleep(0.1)
     requests = "portal_http_requests_total"
@@ -110,3 +110,79 @@ def test_metrics_on_a_port_of_their_own_and_logs_as_json(tmp_path: Path) -> None
     assert access["status"] == 200 and access["method"] == "GET"
     assert access["client"] == "198.51.100.7" and access["duration_ms"] > 0
     assert token not in log_text
+
+
+async def test_a_traced_request_is_a_server_span_with_its_sql_spans_and_request_id(
+        aiohttp_client: ClientFactory, settings_for: SettingsFor, backend: str) -> None:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from app.tracing import start_tracing, stop_tracing
+
+    settings = settings_for(backend, PORTAL_TRACING__ENABLED="true")
+    exporter = InMemorySpanExporter()
+    provider = start_tracing(settings.tracing, exporter)
+    try:
+        client = await aiohttp_client(create_app(settings))
+        world = await build_world(client)
+        held = await world.add_document(DocumentKind.LICENSE, world.own)
+        exporter.clear()
+        answer = await client.get(f"/api/v1/licenses/{held.id}",
+                                  headers=world.actors[Role.CUSTOMER_USER].headers)
+        assert answer.status == 200
+        request_id = answer.headers["X-Request-ID"]
+        spans = exporter.get_finished_spans()
+    finally:
+        stop_tracing(provider)
+    [server] = [s for s in spans if s.kind is SpanKind.SERVER]
+    assert server.name == "GET /api/v1/licenses/{id}"
+    assert dict(server.attributes or {})["portal.request_id"] == request_id
+    assert dict(server.attributes or {})["http.response.status_code"] == 200
+    assert server.context is not None
+    sql = [dict(s.attributes or {}) for s in spans if s.kind is SpanKind.CLIENT
+           and s.parent is not None and s.parent.span_id == server.context.span_id]
+    assert sql and all(a["db.system"] in ("sqlite", "postgresql") for a in sql)
+    assert any("FROM licenses" in str(a["db.statement"]) for a in sql)
+    assert len(sql) == len([s for s in spans if s.kind is SpanKind.CLIENT])  # none astray
+
+
+def test_a_running_portal_sends_its_spans_over_otlp(tmp_path: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    received: list[ExportTraceServiceRequest] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/v1/traces":
+                received.append(ExportTraceServiceRequest.FromString(body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{collector.server_address[1]}/v1/traces"
+        with live_portal(tmp_path / "var", PORTAL_TRACING__ENABLED="true",
+                         PORTAL_TRACING__OTLP_ENDPOINT=endpoint) as portal:
+            sign_in(portal.url, "admin@acme.example", "demo-acme-admin")
+        # Stopping flushes what was batched.
+    finally:
+        collector.shutdown()
+        collector.server_close()
+    names = {span.name for request in received for spans in request.resource_spans
+             for scope in spans.scope_spans for span in scope.spans}
+    assert "POST /api/v1/jwt" in names, names
+    services = {attribute.value.string_value for request in received
+                for spans in request.resource_spans for attribute in spans.resource.attributes
+                if attribute.key == "service.name"}
+    assert services == {"license-portal"}

@@ -1,0 +1,93 @@
+"""OpenTelemetry traces, off unless `tracing.enabled`: a server span for each request, with
+its route, status and request id (continuing the caller's trace from `traceparent`), and a
+child span for each SQL statement (adapters/sql/tracing.py), sent over OTLP/HTTP.
+
+The server spans are made here, not by opentelemetry-instrumentation-aiohttp-server: that
+package subclasses web.Application, which aiohttp 3.14 deprecates (a warning, an error in
+this project's tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from adapters.sql import tracing as sql_tracing
+from app.config import TracingSettings
+
+_active = False
+_tracer: Any = None
+
+
+def start_tracing(settings: TracingSettings, exporter: Any = None) -> Any:
+    """Before the app is made. `exporter`: where spans go (tests: in memory, at once);
+    default OTLP/HTTP to `otlp_endpoint`, in batches. The provider, to shut down at exit;
+    None when traces are off."""
+    global _active, _tracer
+    if not settings.enabled:
+        return None
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}),
+                              sampler=ParentBasedTraceIdRatio(settings.sample_ratio))
+    if exporter is None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
+            endpoint=settings.otlp_endpoint, timeout=10)))
+    else:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    _tracer = provider.get_tracer("portal.web")
+    sql_tracing.TRACER = provider.get_tracer("portal.sql")
+    _active = True
+    return provider
+
+
+def stop_tracing(provider: Any) -> None:
+    global _active, _tracer
+    if provider is None:
+        return
+    sql_tracing.TRACER = _tracer = None
+    _active = False
+    provider.shutdown()
+
+
+@web.middleware
+async def traced(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request's server span (the outermost middleware, while traces are on)."""
+    if _tracer is None:
+        return await handler(request)
+    from opentelemetry.propagate import extract
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    from app.web.metrics import route_of
+
+    route = route_of(request)
+    with _tracer.start_as_current_span(
+            f"{request.method} {route}", context=extract(request.headers), kind=SpanKind.SERVER,
+            attributes={"http.request.method": request.method, "http.route": route,
+                        "url.path": request.path, "client.address": request.remote or ""},
+            record_exception=False, set_status_on_exception=False) as span:
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+
+
+def tag_request(request_id: str) -> None:
+    """The request's id on its server span, so that a trace and the logs meet."""
+    if _active:
+        from opentelemetry import trace
+
+        trace.get_current_span().set_attribute("portal.request_id", request_id)
