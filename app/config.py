@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -245,6 +246,22 @@ class WebSettings(_Section):
     brand_name: str = Field(min_length=1)
     max_body_bytes: int = Field(ge=1024)
     proxy_hops: int = Field(ge=0, le=10)
+    trusted_proxies: tuple[str, ...]
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """From the environment a list comes as "10.0.0.0/8,127.0.0.1"."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            ip_network(entry, strict=False)  # a ValueError names the bad entry
+        return value
 
 
 class Settings(_Section):

@@ -17,7 +17,7 @@ from multidict import MultiDictProxy
 
 from app.domain.errors import DomainError, Throttled, TryAgain, Unauthenticated
 from app.tracing import tag_request
-from app.web.api.common import client_address
+from app.web.api.common import client_address, from_trusted_proxy
 from app.web.keys import LEFT_ANSWERS, OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
 from app.web.openapi import SHORT_ANSWERS, RequestInvalid, documented_methods
 from app.web.pages import session
@@ -89,7 +89,7 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
     """Each request's id: the one the portal's own proxy sent (`web.proxy_hops` > 0), so
     that its log and the portal's meet; else a new one (a client's own is not trusted)."""
     incoming = request.headers.get("X-Request-ID", "")
-    trusted = request.app[SETTINGS].web.proxy_hops > 0 and _REQUEST_ID.match(incoming)
+    trusted = from_trusted_proxy(request) and _REQUEST_ID.match(incoming)
     request[REQUEST_ID] = incoming if trusted else uuid.uuid4().hex
     tag_request(request[REQUEST_ID])
     return await handler(request)

@@ -45,6 +45,18 @@ async def test_request_id_comes_from_the_own_proxy_or_is_made(
     made = await proxied.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
     assert made.headers["X-Request-ID"] != "bad id with spaces"
     assert len(made.headers["X-Request-ID"]) == 32
+    # A proxy says the client came over https: the session cookies are then Secure.
+    login = await proxied.get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" in login.headers["Set-Cookie"]
+    assert "Secure" not in (await client.get("/login", headers={
+        "X-Forwarded-Proto": "https"})).headers["Set-Cookie"]
+    # From an address that is not one of the trusted proxies, none of it is believed.
+    elsewhere = await aiohttp_client(create_app(settings_for(
+        PORTAL_WEB__PROXY_HOPS="1", PORTAL_WEB__TRUSTED_PROXIES="10.0.0.0/8")))
+    other = await elsewhere.get("/login", headers={"X-Request-ID": "trace-1234-abcd",
+                                                   "X-Forwarded-Proto": "https"})
+    assert other.headers["X-Request-ID"] != "trace-1234-abcd"
+    assert "Secure" not in other.headers["Set-Cookie"]
 
 
 async def test_health_and_readiness(client: Client) -> None:

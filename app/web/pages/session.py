@@ -13,7 +13,7 @@ from aiohttp import hdrs, web
 from app.domain.errors import DomainError, Unauthenticated
 from app.domain.sessions import TokenPair
 from app.domain.users import Principal
-from app.web.api.common import client_address
+from app.web.api.common import behind_https, client_address
 from app.web.keys import SERVICES, SESSION_COOKIES, SETTINGS
 
 ACCESS_COOKIE = "portal_access"
@@ -118,7 +118,7 @@ async def write_cookies(request: web.Request, response: web.StreamResponse) -> N
         morsel["path"] = "/"
         morsel["httponly"] = True
         morsel["samesite"] = "Lax"
-        if settings.secure_cookies:
+        if settings.secure_cookies or behind_https(request):
             morsel["secure"] = True
         max_age = 0 if value is None else max_ages[name]
         if max_age is not None:
