@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ from adapters.jwcrypto import (
 from adapters.localfs import LocalObjectStore
 from adapters.maildir import MaildirMailer
 from adapters.memory import InProcessEventBus, LruBlobCache
+from adapters.sql import tracing as sql_tracing
 from adapters.sqlite import SqliteStorage
 from adapters.system import SystemClock, Uuid7Ids, load_secret
 from adapters.weasyprint import WeasyPrintRenderer
@@ -63,7 +65,6 @@ if TYPE_CHECKING:
     from adapters.postgres import PostgresStorage
     from adapters.redis import RedisEventBus
     from adapters.s3 import S3ObjectStore
-    from adapters.smtp import SmtpMailer
 
 
 async def _opened(resource: SqliteStorage | PostgresStorage | WeasyPrintRenderer
@@ -76,30 +77,24 @@ async def _opened(resource: SqliteStorage | PostgresStorage | WeasyPrintRenderer
         await resource.close()
 
 
-# PostgreSQL, Redis, S3, SMTP, django-helpdesk: imported only when configured (some 20 MB).
-def _postgres(**settings: Any) -> PostgresStorage:
-    from adapters.postgres import PostgresStorage
-    return PostgresStorage(**settings)
+def trace_sql(tracer: Any) -> None:
+    """Each SQL statement a span of `tracer` (None: no spans): app.tracing's switch."""
+    sql_tracing.TRACER = tracer
 
 
-def _redis_bus(**settings: Any) -> RedisEventBus:
-    from adapters.redis import RedisEventBus
-    return RedisEventBus(**settings)
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """An adapter imported only when configured: PostgreSQL, Redis, S3, SMTP and
+    django-helpdesk weigh some 20 MB that the embedded defaults never use."""
+    def make(**settings: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(**settings)
+    return make
 
 
-def _smtp(**settings: Any) -> SmtpMailer:
-    from adapters.smtp import SmtpMailer
-    return SmtpMailer(**settings)
-
-
-def _django_helpdesk(**settings: Any) -> DjangoHelpdesk:
-    from adapters.django_helpdesk import DjangoHelpdesk
-    return DjangoHelpdesk(**settings)
-
-
-def _s3(**settings: Any) -> S3ObjectStore:
-    from adapters.s3 import S3ObjectStore
-    return S3ObjectStore(**settings)
+_postgres = _lazy("adapters.postgres", "PostgresStorage")
+_redis_bus = _lazy("adapters.redis", "RedisEventBus")
+_smtp = _lazy("adapters.smtp", "SmtpMailer")
+_django_helpdesk = _lazy("adapters.django_helpdesk", "DjangoHelpdesk")
+_s3 = _lazy("adapters.s3", "S3ObjectStore")
 
 
 def _token_codec(key_file: str, generated: Path, issuer: str,

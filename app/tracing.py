@@ -13,7 +13,6 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from adapters.sql import tracing as sql_tracing
 from app.config import TracingSettings
 
 _active = False
@@ -40,8 +39,10 @@ def start_tracing(settings: TracingSettings, exporter: Any = None) -> Any:
             endpoint=settings.otlp_endpoint, timeout=10)))
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
+    from app.container import trace_sql  # the container alone reaches into adapters
+
     _tracer = provider.get_tracer("portal.web")
-    sql_tracing.TRACER = provider.get_tracer("portal.sql")
+    trace_sql(provider.get_tracer("portal.sql"))
     _active = True
     return provider
 
@@ -50,7 +51,10 @@ def stop_tracing(provider: Any) -> None:
     global _active, _tracer
     if provider is None:
         return
-    sql_tracing.TRACER = _tracer = None
+    from app.container import trace_sql
+
+    trace_sql(None)
+    _tracer = None
     _active = False
     provider.shutdown()
 
