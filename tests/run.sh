@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 # System packages: Debian's Chromium for the browser test, Pango/HarfBuzz for WeasyPrint,
 # redis-server for the tests that kill and restart a Redis of their own, Prometheus (and
-# promtool) for the test that scrapes two portals and checks deploy/'s alert rules.
+# promtool) for the test that scrapes two portals and checks deploy/'s alert rules, nginx
+# for the test of deploy/nginx/nginx.conf in front of two portals.
 packages=(chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
-          redis-server prometheus)
+          redis-server prometheus nginx)
 # npm for axe-core, which the browser tests inject into every page (WCAG checks).
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
