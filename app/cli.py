@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from app.checks import check_dependencies
 from app.config import ConfigError, Settings, ignored_environment, load_settings
@@ -363,16 +363,15 @@ def tune_garbage_collection() -> None:
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
-    from aiohttp import web
-
     from app.web.app import AccessLogger, create_app, install_log_filters
+    from app.web.serve import serve
 
     install_log_filters()
     host, port = host or settings.server.host, port or settings.server.port
     tracing = start_tracing(settings.tracing)
     app = create_app(settings)
 
-    def announce(*_: Any) -> None:
+    def announce() -> None:
         log.info("portal %s on http://%s:%s (storage: %s, data in %s)", "listening",
                  host, port, settings.storage.adapter, settings.data_dir)
         tune_garbage_collection()
@@ -380,11 +379,11 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     try:
         # The keep-alive timer runs from the connection's start: a client that has not sent
         # its whole request head by then is cut off (slowloris), as is an idle one.
-        web.run_app(app, host=host, port=port, print=announce, handler_cancellation=True,
-                    keepalive_timeout=settings.server.header_timeout_seconds,
-                    access_log_class=AccessLogger,
-                    access_log=logging.getLogger("portal.access")
-                    if settings.logging.access_log else None)
+        asyncio.run(serve(app, settings, host, port, announce, handler_cancellation=True,
+                          keepalive_timeout=settings.server.header_timeout_seconds,
+                          access_log_class=AccessLogger,
+                          access_log=logging.getLogger("portal.access")
+                          if settings.logging.access_log else None))
     except (StorageUnavailable, StartupError) as exc:
         print(f"portal: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -38,6 +38,8 @@ class ServerSettings(_Section):
     port: int = Field(ge=1, le=65535)
     header_timeout_seconds: float = Field(gt=0, le=3600)
     body_timeout_seconds: float = Field(gt=0, le=3600)
+    drain_seconds: float = Field(ge=0, le=600)
+    shutdown_grace_seconds: float = Field(ge=0, le=3600)
 
 
 class LoggingSettings(_Section):

@@ -25,6 +25,8 @@ TEST_ENV = {
     "PORTAL_AUTH__ARGON2__MEMORY_COST_KIB": "19456",
     "PORTAL_AUTH__ARGON2__PARALLELISM": "1",
     "PORTAL_LOGGING__ACCESS_LOG": "false",
+    # Stopping drains this long (3 s in production): the rolling-restart test sets its own.
+    "PORTAL_SERVER__DRAIN_SECONDS": "0.2",
     "PORTAL_FEEDS__PURCHASES__SECRET": "test-feed-secret",
     "PORTAL_SUPPORT__FEED_SECRET": "test-support-secret",
     # A test that renders starts the worker processes on first use.

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tests.conftest import TEST_ENV
@@ -30,6 +30,8 @@ class LivePortal:
     url: str
     env: dict[str, str]
     log: Path
+    # The `portal serve` process (None: not one the test started).
+    process: subprocess.Popen[bytes] | None = None
 
     def run(self, *args: str) -> str:
         """Run another `portal` command against the same data; its standard output."""
@@ -56,8 +58,8 @@ def live_portal(data_dir: Path, *, demo: bool = True, env: dict[str, str] | None
         process = subprocess.Popen([PORTAL, "serve", "--host", "127.0.0.1", "--port", str(port)],
                                    env=environ, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_until_healthy(url, process, portal.log)
-        yield portal
+        wait_until_healthy(url, process, portal.log)
+        yield replace(portal, process=process)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -71,7 +73,7 @@ def live_portal(data_dir: Path, *, demo: bool = True, env: dict[str, str] | None
     assert "Traceback" not in log_text and "unhandled error" not in log_text, log_text
 
 
-def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

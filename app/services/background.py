@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -26,6 +27,19 @@ class JobRecord:
 
 # Every repeated job of the process, by name: what its metrics report.
 JOBS: dict[str, JobRecord] = {}
+# Set when the process stops: each job ends after the round it is in. One per event loop
+# (an event belongs to the loop it first waits in; tests run many).
+_finishing: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = \
+    weakref.WeakKeyDictionary()
+
+
+def finish_rounds() -> None:
+    """The process is stopping: every repeated job returns after its current round."""
+    _stopping().set()
+
+
+def _stopping() -> asyncio.Event:
+    return _finishing.setdefault(asyncio.get_running_loop(), asyncio.Event())
 
 
 def being_cancelled() -> bool:
@@ -39,7 +53,8 @@ async def repeat(what: str, once: Callable[[], Awaitable[object]], interval: flo
     """`once` now, then every `interval` seconds, or as soon as `wake` is set; a failure is
     logged (a database outage in one line) and tried again."""
     record = JOBS.setdefault(what, JobRecord())
-    while True:
+    stopping = _stopping()
+    while not stopping.is_set():
         if wake is not None:
             wake.clear()  # before the work: a wake-up during it means work again
         started = time.monotonic()
@@ -58,11 +73,21 @@ async def repeat(what: str, once: Callable[[], Awaitable[object]], interval: flo
             record.last_duration = time.monotonic() - started
         if being_cancelled():  # asked to stop, whatever `once` did with the signal
             raise asyncio.CancelledError
-        if wake is None:
-            await asyncio.sleep(interval)
-            continue
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
         # arrives as the wake-up does, and the loop would never stop.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(interval):
-                await wake.wait()
+                if wake is None:
+                    await stopping.wait()
+                else:
+                    await _first(wake, stopping)
+    log.info("%s: stopped after its round", what)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()

@@ -45,7 +45,7 @@ from app.web.api import (
     users,
 )
 from app.web.api.common import client_address
-from app.web.keys import HUB, OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
+from app.web.keys import DRAINING, HUB, OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
 from app.web.metrics import route_of
 from app.web.middlewares import (
     authentication,
@@ -122,6 +122,7 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     env.filters["moment"] = moment
 
     app[HUB] = NotificationHub()
+    app[DRAINING] = asyncio.Event()
 
     async def services_context(app: web.Application) -> AsyncIterator[None]:
         async with services_factory(settings) as services:
@@ -174,6 +175,10 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
             finally:
                 leave()
                 leave_wake()
+                # Stopping: each job ends after its round (a mail being sent is sent); one
+                # still busy when the grace is over is cancelled.
+                if tasks and app[DRAINING].is_set():
+                    await asyncio.wait(tasks, timeout=settings.server.shutdown_grace_seconds)
                 for task in tasks:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

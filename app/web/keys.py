@@ -19,6 +19,8 @@ HUB = web.AppKey("hub", NotificationHub)
 # Work still running after its answer went (an answer finished for a client that left, a
 # password link made after "on its way" was said): shutdown waits for it.
 LEFT_ANSWERS = web.AppKey("left_answers", set[asyncio.Future[Any]])
+# Set once the process is stopping (app/web/serve.py): answers close their connections.
+DRAINING = web.AppKey("draining", asyncio.Event)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 # Set only for an authenticated request: read it with request.get(PRINCIPAL).

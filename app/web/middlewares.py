@@ -18,7 +18,7 @@ from multidict import MultiDictProxy
 from app.domain.errors import DomainError, Throttled, TryAgain, Unauthenticated
 from app.tracing import tag_request
 from app.web.api.common import client_address, from_trusted_proxy
-from app.web.keys import LEFT_ANSWERS, OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
+from app.web.keys import DRAINING, LEFT_ANSWERS, OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
 from app.web.openapi import SHORT_ANSWERS, RequestInvalid, documented_methods
 from app.web.pages import session
 from app.web.pages.render import error_page
@@ -305,6 +305,11 @@ def _has_session_cookie(request: web.Request) -> bool:
 
 async def response_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: request id, session cookies, and hardening headers."""
+    if DRAINING in request.app and request.app[DRAINING].is_set():
+        # The proxy's next request goes to a connection elsewhere. (The headers are made
+        # before this hook runs: Connection is written here too.)
+        response.force_close()
+        response.headers["Connection"] = "close"
     response.headers.setdefault("X-Request-ID", request.get(REQUEST_ID, ""))
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")

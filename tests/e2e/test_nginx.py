@@ -105,7 +105,7 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
                     ["nginx", "-p", str(folder), "-c", str(config), "-e", "stderr",
                      "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)
             try:
-                _wait_for(port, nginx, folder / "nginx.log")
+                wait_for_port(port, nginx, folder / "nginx.log")
                 yield Front(LivePortal(f"https://127.0.0.1:{port}", {}, folder / "nginx.log"),
                             a, b)
             finally:
@@ -113,7 +113,7 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
                 nginx.wait(timeout=20)
 
 
-def _wait_for(port: int, nginx: subprocess.Popen[bytes], log: Path) -> None:
+def wait_for_port(port: int, nginx: subprocess.Popen[bytes], log: Path) -> None:
     import socket
 
     deadline = time.monotonic() + 20

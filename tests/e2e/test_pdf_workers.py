@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import TEST_ENV
-from tests.live import PORTAL, _wait_until_healthy, free_port
+from tests.live import PORTAL, free_port, wait_until_healthy
 
 
 def children(pid: int) -> dict[int, str]:
@@ -48,7 +48,7 @@ def test_pdf_workers_end_with_a_killed_portal(tmp_path: Path) -> None:
         portal = subprocess.Popen([PORTAL, "serve", "--host", "127.0.0.1", "--port", str(port)],
                                   env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
-        _wait_until_healthy(f"http://127.0.0.1:{port}", portal, log)
+        wait_until_healthy(f"http://127.0.0.1:{port}", portal, log)
         deadline = time.monotonic() + 30
         while len(workers := {pid: command for pid, command in children(portal.pid).items()
                               if "spawn_main" in command}) < 1:

@@ -261,9 +261,9 @@ async def test_a_portal_killed_mid_send_loses_no_mail(faulty: Faulty,
         doomed = subprocess.Popen([PORTAL, "serve", "--host", "127.0.0.1", "--port",
                                    str(port)], env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
-        from tests.live import _wait_until_healthy
+        from tests.live import wait_until_healthy
 
-        _wait_until_healthy(f"http://127.0.0.1:{port}", doomed, log)
+        wait_until_healthy(f"http://127.0.0.1:{port}", doomed, log)
         portal = LivePortal(f"http://127.0.0.1:{port}", env, log)
         headers = await staff(http, portal)
         faulty.smtp.slowable.delay = 0.5

@@ -10,12 +10,12 @@ from datetime import datetime
 
 from aiohttp import web
 
-from app.domain.errors import BadRequest
+from app.domain.errors import BadRequest, TryAgain
 from app.domain.notifications import Notification, NotificationKind, Preference
 from app.domain.users import Principal
 from app.services.notifications import Audience, NotificationService
 from app.web.api.common import json_out, page_request, principal, services
-from app.web.keys import HUB
+from app.web.keys import DRAINING, HUB
 from app.web.openapi import ApiRoutes
 from app.web.schemas.notifications import (
     AnnouncementIn,
@@ -108,6 +108,9 @@ async def put_settings(request: web.Request, body: NotificationSettingsIn) -> we
                            "`Last-Event-ID` (or `lastEventId`) on reconnect to get everything "
                            "after it, in order; without it, only what comes from now on.")
 async def stream(request: web.Request, query: StreamQuery) -> web.StreamResponse:
+    if request.app[DRAINING].is_set():
+        # This process is stopping: a proxy passes the request on to another instance.
+        raise TryAgain("This server is restarting; connect again.")
     actor = principal(request)
     notifications = services(request).notifications
     last = _last_event_id(request, query)

@@ -5,7 +5,7 @@ import logging
 from aiohttp import web
 
 from app.web.api.common import json_out, services
-from app.web.keys import OPENAPI
+from app.web.keys import DRAINING, OPENAPI
 from app.web.openapi import ApiRoutes, document_json
 from app.web.schemas.system import Health, Jwks, OpenApiDocument
 from ports.storage import StorageUnavailable
@@ -22,6 +22,8 @@ async def healthz(request: web.Request) -> web.Response:
 @api.operation("GET", "/readyz", summary="The process can serve: its storage answers",
                auth=False, response=Health, extra_responses={503: ("Storage unavailable.", Health)})
 async def readyz(request: web.Request) -> web.Response:
+    if request.app[DRAINING].is_set():  # stopping: the balancer should send no more here
+        return json_out(Health(status="unavailable", checks={"process": "stopping"}), 503)
     try:
         await services(request).storage.ping()
     except StorageUnavailable as exc:
