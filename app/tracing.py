@@ -67,7 +67,7 @@ async def traced(request: web.Request, handler: Handler) -> web.StreamResponse:
     from opentelemetry.propagate import extract
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
-    from app.web.metrics import route_of
+    from app.web.metrics import answered, route_of
 
     route = route_of(request)
     with _tracer.start_as_current_span(
@@ -75,18 +75,11 @@ async def traced(request: web.Request, handler: Handler) -> web.StreamResponse:
             attributes={"http.request.method": request.method, "http.route": route,
                         "url.path": request.path, "client.address": request.remote or ""},
             record_exception=False, set_status_on_exception=False) as span:
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
+        def finish(status: int) -> None:
             span.set_attribute("http.response.status_code", status)
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
+        return await answered(request, handler, finish)
 
 
 def tag_request(request_id: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -134,10 +134,9 @@ def route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-@web.middleware
-async def measured(request: web.Request, handler: Handler) -> web.StreamResponse:
-    metrics = request.app[METRICS]
-    started = time.monotonic()
+async def answered(request: web.Request, handler: Handler,
+                   done: Callable[[int], None]) -> web.StreamResponse:
+    """The handler's answer; then `done(status)`, whatever happened (an error: 500)."""
     status = 500
     try:
         response = await handler(request)
@@ -147,9 +146,19 @@ async def measured(request: web.Request, handler: Handler) -> web.StreamResponse
         status = exc.status
         raise
     finally:
+        done(status)
+
+
+@web.middleware
+async def measured(request: web.Request, handler: Handler) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    started = time.monotonic()
+
+    def count(status: int) -> None:
         route = route_of(request)
         metrics.requests.labels(route, request.method, str(status)).inc()
         metrics.duration.labels(route, request.method).observe(time.monotonic() - started)
+    return await answered(request, handler, count)
 
 
 def _allowed(request: web.Request, token: str) -> bool:
