@@ -72,6 +72,9 @@ def _die_with_parent(parent: int) -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # gone before the line above took effect
         os._exit(0)
+    # Ctrl-C in a terminal reaches the whole process group: the portal stops its workers
+    # itself (after its drain), and a worker's KeyboardInterrupt would only print a trace.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:  # elsewhere, and as a second line: the parent changes when it dies
         while os.getppid() == parent:
