@@ -25,8 +25,10 @@ TEST_ENV = {
     "PORTAL_AUTH__ARGON2__MEMORY_COST_KIB": "19456",
     "PORTAL_AUTH__ARGON2__PARALLELISM": "1",
     "PORTAL_LOGGING__ACCESS_LOG": "false",
-    # Stopping drains this long (3 s in production): the rolling-restart test sets its own.
+    # Stopping drains this long (3 s in production), then gives requests in flight this
+    # long (30 s): a test's portal stops within live_portal's 20 s whatever a client left.
     "PORTAL_SERVER__DRAIN_SECONDS": "0.2",
+    "PORTAL_SERVER__SHUTDOWN_GRACE_SECONDS": "5",
     "PORTAL_FEEDS__PURCHASES__SECRET": "test-feed-secret",
     "PORTAL_SUPPORT__FEED_SECRET": "test-support-secret",
     # A test that renders starts the worker processes on first use.
