@@ -15,15 +15,14 @@ from aiohttp.typedefs import Handler
 
 from app.config import TracingSettings
 
-_active = False
-_tracer: Any = None
+_tracer: Any = None  # while traces are on
 
 
 def start_tracing(settings: TracingSettings, exporter: Any = None) -> Any:
     """Before the app is made. `exporter`: where spans go (tests: in memory, at once);
     default OTLP/HTTP to `otlp_endpoint`, in batches. The provider, to shut down at exit;
     None when traces are off."""
-    global _active, _tracer
+    global _tracer
     if not settings.enabled:
         return None
     from opentelemetry.sdk.resources import Resource
@@ -43,19 +42,17 @@ def start_tracing(settings: TracingSettings, exporter: Any = None) -> Any:
 
     _tracer = provider.get_tracer("portal.web")
     trace_sql(provider.get_tracer("portal.sql"))
-    _active = True
     return provider
 
 
 def stop_tracing(provider: Any) -> None:
-    global _active, _tracer
+    global _tracer
     if provider is None:
         return
     from app.container import trace_sql
 
     trace_sql(None)
     _tracer = None
-    _active = False
     provider.shutdown()
 
 
@@ -84,7 +81,7 @@ async def traced(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def tag_request(request_id: str) -> None:
     """The request's id on its server span, so that a trace and the logs meet."""
-    if _active:
+    if _tracer is not None:
         from opentelemetry import trace
 
         trace.get_current_span().set_attribute("portal.request_id", request_id)

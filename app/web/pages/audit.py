@@ -15,7 +15,7 @@ from app.domain.reports import Row
 from app.domain.users import Principal
 from app.web.keys import SERVICES
 from app.web.pages.common import signed_in
-from app.web.pages.listing import Column, Listing, fetch_page, listing
+from app.web.pages.listing import Column, Listing, day_or_none, fetch_page, listing
 from app.web.pages.render import render
 from app.web.reports import stream_csv
 from ports.objects import attachment_header
@@ -45,13 +45,10 @@ def object_name(entry: AuditEntry) -> str | None:
 
 
 def _day(query: dict[str, str], key: str, notices: list[str]) -> date | None:
-    if key not in query:
-        return None
-    try:
-        return date.fromisoformat(query[key])
-    except ValueError:
+    found = day_or_none(query.get(key))
+    if key in query and found is None:
         notices.append(f"“{query.pop(key)}” is not a date (YYYY-MM-DD); it is left out.")
-        return None
+    return found
 
 
 def audit_filters(controls: Listing, notices: list[str]) -> AuditFilter:

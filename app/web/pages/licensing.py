@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +15,7 @@ from app.services.licensing import DocumentQuery, DocumentView
 from app.web.keys import SERVICES, SETTINGS
 from app.web.pages.audit import TIME_COLUMNS, audit_filters
 from app.web.pages.common import form_of, signed_in
-from app.web.pages.listing import Column, fetch_page, listing
+from app.web.pages.listing import Column, day_or_none, fetch_page, listing
 from app.web.pages.markup import day
 from app.web.pages.render import render, see_other
 
@@ -48,13 +47,6 @@ def _kind(request: web.Request) -> tuple[str, DocumentKind]:
     return plural, KINDS[plural]
 
 
-def _day(text: str | None) -> date | None:
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-
-
 DOCUMENT_FILTERS = ("product", "status", "expires_before", "cabinet")
 DOCUMENT_COLUMNS = [Column("number", "Number"), Column("product", "Product"),
                     Column("holder", "Holder"), Column("valid_to", "Valid until")]
@@ -74,7 +66,7 @@ async def document_list(request: web.Request, me: Principal) -> web.StreamRespon
     if status is not None and status not in DocumentStatus._value2member_map_:
         notices.append(f"“{status}” is not a status; showing every status.")
         del filters["status"]
-    expires_before = _day(filters.get("expires_before"))
+    expires_before = day_or_none(filters.get("expires_before"))
     if "expires_before" in filters and expires_before is None:
         notices.append(f"“{filters.pop('expires_before')}” is not a date (YYYY-MM-DD); "
                        "showing every end date.")
@@ -168,7 +160,7 @@ async def change_by_hand(request: web.Request, me: Principal) -> web.StreamRespo
     issuing, document_id = request.app[SERVICES].issuing, request.match_info["id"]
     try:
         if request.path.endswith("/extend"):
-            valid_to = _day(form.get("valid_to"))
+            valid_to = day_or_none(form.get("valid_to"))
             if valid_to is None:
                 raise Invalid("Choose the new end date.", field="valid_to")
             await issuing.extend(me, kind, document_id, valid_to, form.get("reason", ""))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import TypeVar
 from urllib.parse import urlencode
 
@@ -82,6 +83,14 @@ class Listing:
             offered.append(number)
             previous = number
         return offered
+
+
+def day_or_none(text: str | None) -> date | None:
+    """A YYYY-MM-DD from a URL or a form; None when empty or not a date."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
 
 
 def listing(request: web.Request, columns: list[Column], default: str,
