@@ -25,7 +25,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@dataclass(frozen=True)
+@dataclass
 class LivePortal:
     url: str
     env: dict[str, str]
@@ -39,6 +39,12 @@ class LivePortal:
                               timeout=120, check=False)
         assert done.returncode == 0, done.stderr
         return done.stdout
+
+    def restart(self) -> None:
+        """Stop the process (SIGTERM; it must end cleanly) and serve again on the same port."""
+        assert self.process is not None
+        stop_serving(self, self.process)
+        self.process = start_serving(self)
 
 
 @contextmanager
@@ -54,20 +60,34 @@ def live_portal(data_dir: Path, *, demo: bool = True, env: dict[str, str] | None
     data_dir.mkdir(parents=True, exist_ok=True)
     if demo:
         portal.run("demo", "--force")
-    with portal.log.open("w") as log:
-        process = subprocess.Popen([PORTAL, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                   env=environ, stdout=log, stderr=subprocess.STDOUT)
+    portal.log.write_text("")
+    running = replace(portal, process=start_serving(portal))
     try:
-        wait_until_healthy(url, process, portal.log)
-        yield replace(portal, process=process)
+        yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise AssertionError("the portal did not stop within 20 s of SIGTERM") from None
+        assert running.process is not None
+        stop_serving(running, running.process)
+
+
+def start_serving(portal: LivePortal) -> subprocess.Popen[bytes]:
+    """`portal serve` on the portal's port (again, after a stop), once it answers."""
+    port = portal.url.rsplit(":", 1)[1]
+    with portal.log.open("a") as log:
+        process = subprocess.Popen([PORTAL, "serve", "--host", "127.0.0.1", "--port", port],
+                                   env=portal.env, stdout=log, stderr=subprocess.STDOUT)
+    wait_until_healthy(portal.url, process, portal.log)
+    return process
+
+
+def stop_serving(portal: LivePortal, process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and the process must end cleanly within 20 s, its log free of tracebacks."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError("the portal did not stop within 20 s of SIGTERM") from None
     log_text = portal.log.read_text(errors="replace")
     assert process.returncode == 0, f"the portal exited with {process.returncode}:\n{log_text}"
     assert "Traceback" not in log_text and "unhandled error" not in log_text, log_text

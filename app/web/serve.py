@@ -6,7 +6,8 @@ restart behind a load balancer):
    `/readyz` says 503, live streams end at once (their `retry:` hint has browsers
    reconnect, with Last-Event-ID, and a new stream here answers 503, which a proxy passes
    on to another instance), and the background jobs stop after their current round;
-2. then the listener closes (a proxy's next connection is refused and goes elsewhere) and
+2. then the listener closes (a proxy's next connection is refused and goes elsewhere), the
+   connections it accepted last get a moment to send their request, which is answered, and
    the requests in flight get up to `server.shutdown_grace_seconds` to finish;
 3. then the services close."""
 
@@ -25,6 +26,12 @@ from app.services.background import finish_rounds
 from app.web.keys import DRAINING, HUB
 
 log = logging.getLogger("portal")
+
+# How long a connection accepted just before the listener closed has to send its request.
+# aiohttp's cleanup closes every idle connection at once, and one accepted a moment earlier,
+# whose handler has not started yet, is not closed but ignores its request (aiohttp 3.14): the
+# proxy waited the whole grace for an answer. A proxy sends its request as it connects.
+LAST_REQUEST_SECONDS = 0.5
 
 
 def start_draining(app: web.Application) -> None:
@@ -51,5 +58,8 @@ async def serve(app: web.Application, settings: Settings, host: str, port: int,
                  "flight", settings.server.drain_seconds, settings.server.shutdown_grace_seconds)
         start_draining(app)
         await asyncio.sleep(settings.server.drain_seconds)
+        for site in list(runner.sites):
+            await site.stop()
+        await asyncio.sleep(LAST_REQUEST_SECONDS)
     finally:
         await runner.cleanup()

@@ -14,8 +14,10 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -82,35 +84,49 @@ def nginx_config(folder: Path, upstreams: list[int], https_port: int) -> Path:
     return path
 
 
+def cluster_env(dsn: str, redis_url: str, name: str) -> dict[str, str]:
+    """Settings of portals that share PostgreSQL and Redis behind nginx (which they trust)."""
+    return {
+        "PORTAL_STORAGE__ADAPTER": "postgres", "PORTAL_STORAGE__DSN": dsn,
+        "PORTAL_EVENT_BUS__ADAPTER": "redis", "PORTAL_EVENT_BUS__URL": redis_url,
+        "PORTAL_EVENT_BUS__CHANNEL": f"{name}-{uuid.uuid4().hex}",
+        "PORTAL_WEB__SECRET_KEY": f"{name}-test-secret", "PORTAL_WEB__PROXY_HOPS": "1",
+        "PORTAL_WEB__TRUSTED_PROXIES": f"{PROXY_ADDRESS}/32"}
+
+
+def port_of(portal: LivePortal) -> int:
+    return int(portal.url.rsplit(":", 1)[1])
+
+
+@contextmanager
+def nginx(folder: Path, portals: list[LivePortal]) -> Iterator[LivePortal]:
+    """nginx with deploy/'s configuration in front of the portals; its https address (in a
+    LivePortal, of which only url and log are used)."""
+    port = free_port()
+    folder.mkdir(parents=True)
+    config = nginx_config(folder, [port_of(portal) for portal in portals], port)
+    with (folder / "nginx.log").open("w") as log:
+        server = subprocess.Popen(
+            ["nginx", "-p", str(folder), "-c", str(config), "-e", "stderr",
+             "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, server, folder / "nginx.log")
+        yield LivePortal(f"https://127.0.0.1:{port}", {}, folder / "nginx.log")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
 @pytest.fixture(scope="module")
 def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     data_dir = tmp_path_factory.mktemp("front")
     with temporary_database("portal_nginx") as dsn, redis_server(data_dir) as redis:
-        shared = {
-            "PORTAL_STORAGE__ADAPTER": "postgres", "PORTAL_STORAGE__DSN": dsn,
-            "PORTAL_EVENT_BUS__ADAPTER": "redis", "PORTAL_EVENT_BUS__URL": redis.url,
-            "PORTAL_EVENT_BUS__CHANNEL": f"nginx-{uuid.uuid4().hex}",
-            "PORTAL_WEB__SECRET_KEY": "nginx-test-secret", "PORTAL_WEB__PROXY_HOPS": "1",
-            "PORTAL_WEB__TRUSTED_PROXIES": f"{PROXY_ADDRESS}/32",
-            "PORTAL_LOGGING__FORMAT": "json", "PORTAL_LOGGING__ACCESS_LOG": "true"}
+        shared = {**cluster_env(dsn, redis.url, "nginx"),
+                  "PORTAL_LOGGING__FORMAT": "json", "PORTAL_LOGGING__ACCESS_LOG": "true"}
         with live_portal(data_dir, env=shared) as a, \
-                live_portal(data_dir, demo=False, env=shared) as b:
-            port = free_port()
-            folder = data_dir / "nginx"
-            folder.mkdir()
-            config = nginx_config(folder, [int(a.url.rsplit(":", 1)[1]),
-                                            int(b.url.rsplit(":", 1)[1])], port)
-            with (folder / "nginx.log").open("w") as log:
-                nginx = subprocess.Popen(
-                    ["nginx", "-p", str(folder), "-c", str(config), "-e", "stderr",
-                     "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)
-            try:
-                wait_for_port(port, nginx, folder / "nginx.log")
-                yield Front(LivePortal(f"https://127.0.0.1:{port}", {}, folder / "nginx.log"),
-                            a, b)
-            finally:
-                nginx.terminate()
-                nginx.wait(timeout=20)
+                live_portal(data_dir, demo=False, env=shared) as b, \
+                nginx(data_dir / "nginx", [a, b]) as proxy:
+            yield Front(proxy, a, b)
 
 
 def wait_for_port(port: int, nginx: subprocess.Popen[bytes], log: Path) -> None:
@@ -126,12 +142,17 @@ def wait_for_port(port: int, nginx: subprocess.Popen[bytes], log: Path) -> None:
     raise AssertionError(f"nginx did not listen: {log.read_text()}")
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
+def tls_session(**options: Any) -> aiohttp.ClientSession:
+    """A client for nginx's test certificate (made here, so not checked)."""
     insecure = ssl.create_default_context()
     insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=insecure),
-                                     timeout=aiohttp.ClientTimeout(total=120)) as session:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=insecure, **options),
+                                 timeout=aiohttp.ClientTimeout(total=120))
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with tls_session() as session:
         yield session
 
 

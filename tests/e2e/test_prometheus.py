@@ -11,6 +11,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,17 @@ def query(base: str, promql: str) -> list[dict[str, Any]]:
     return body["data"]["result"]  # type: ignore[no-any-return]
 
 
+def query_range(base: str, promql: str, start: float, end: float,
+                step: float = 0.5) -> list[dict[str, Any]]:
+    """Each series' values over the time range (unix seconds), a sample every step."""
+    url = f"{base}/api/v1/query_range?" + urllib.parse.urlencode(
+        {"query": promql, "start": start, "end": end, "step": step})
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        body = json.loads(answer.read())
+    assert body["status"] == "success", body
+    return body["data"]["result"]  # type: ignore[no-any-return]
+
+
 def until(check: Any, seconds: float = 60) -> Any:
     deadline = time.monotonic() + seconds
     while True:
@@ -60,23 +72,41 @@ def two_portals(tmp_path: Path) -> Iterator[list[tuple[LivePortal, int]]]:
         yield [(first, ports[0]), (second, ports[1])]
 
 
+@contextmanager
+def prometheus(folder: Path, targets: list[str], *, token: str = "",
+               rules: bool = False) -> Iterator[str]:
+    """Debian's Prometheus scraping the targets every second; its base URL, once it has
+    scraped them all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+    if rules:
+        shutil.copy(RULES, folder / "alerts.yml")
+        config += "rule_files:\n  - alerts.yml\n"
+    config += "scrape_configs:\n  - job_name: portal\n"
+    if token:
+        config += f"    authorization:\n      credentials: {token}\n"
+    config += f"    static_configs:\n      - targets: {json.dumps(targets)}\n"
+    (folder / "prometheus.yml").write_text(config)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with (folder / "prometheus.log").open("w") as log:
+        server = subprocess.Popen(
+            ["prometheus", f"--config.file={folder / 'prometheus.yml'}",
+             f"--storage.tsdb.path={folder / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        up = until(lambda: len(_safe(base, "up == 1")) == len(targets))
+        assert up, (folder / "prometheus.log").read_text()[-3000:]
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
 def test_prometheus_scrapes_each_instance_and_the_dashboard_queries_answer(
         tmp_path: Path, two_portals: list[tuple[LivePortal, int]]) -> None:
     targets = [f"127.0.0.1:{port}" for _, port in two_portals]
-    shutil.copy(RULES, tmp_path / "alerts.yml")
-    (tmp_path / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "rule_files:\n  - alerts.yml\n"
-        "scrape_configs:\n  - job_name: portal\n    static_configs:\n"
-        f"      - targets: {json.dumps(targets)}\n")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with (tmp_path / "prometheus.log").open("w") as log:
-        prometheus = subprocess.Popen(
-            ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
-             f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with prometheus(tmp_path / "prometheus", targets, rules=True) as base:
         tokens = [(portal.url, sign_in(portal.url, "admin@acme.example", "demo-acme-admin"))
                   for portal, _ in two_portals]
 
@@ -86,8 +116,6 @@ def test_prometheus_scrapes_each_instance_and_the_dashboard_queries_answer(
                                                  headers={"Authorization": f"Bearer {token}"})
                 with urllib.request.urlopen(request, timeout=10) as answer:
                     assert answer.status == 200
-        up = until(lambda: len(_safe(base, "up == 1")) == 2)
-        assert up, (tmp_path / "prometheus.log").read_text()[-3000:]
         rate = ('sum by (instance) (rate(portal_http_requests_total{route="/api/v1/licenses"}'
                 "[1m])) > 0")
 
@@ -112,9 +140,6 @@ def test_prometheus_scrapes_each_instance_and_the_dashboard_queries_answer(
             groups = json.loads(answer.read())["data"]["groups"]
         assert len([r for g in groups for r in g["rules"]]) == 5
         assert query(base, 'ALERTS{alertstate="firing"}') == []
-    finally:
-        prometheus.terminate()
-        prometheus.wait(timeout=20)
 
 
 def _safe(base: str, promql: str) -> list[dict[str, Any]]:
