@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.sql.session import Row, SqlSession
-from adapters.sql.statements import BATCH_ROWS, contains
+from adapters.sql.statements import BATCH_ROWS, backlog, contains
 from app.domain.outbox import OutboxMessage, OutboxStatus
 
 _OUTBOX_COLUMNS = ("id, message_id, recipient, subject, text_body, html_body, created_at,"
@@ -124,14 +124,7 @@ class SqlOutbox:
         return _outbox(row) if row else None
 
     async def backlog(self) -> tuple[int, datetime | None]:
-        counted = await self._db.fetch_one(
-            "SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending'")
-        # Not MIN(): an aggregate comes back from SQLite as text, a column as its type.
-        first = await self._db.fetch_one(
-            "SELECT next_attempt_at FROM outbox WHERE status = 'pending'"
-            " ORDER BY next_attempt_at LIMIT 1")
-        return (int(counted["n"]) if counted else 0), (first["next_attempt_at"] if first
-                                                        else None)
+        return await backlog(self._db, "outbox")
 
     async def list_recent(self, limit: int, recipient: str = "") -> list[OutboxMessage]:
         where = " WHERE LOWER(o.recipient) LIKE :recipient ESCAPE '!'" if recipient else ""

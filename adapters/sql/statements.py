@@ -1,9 +1,10 @@
 """Statement fragments every SQL repository builds with: IN lists, many-row inserts, the
-access rule's scope, text searches and pages (by key or by number)."""
+access rule's scope, text searches, pages (by key or by number) and queues' backlogs."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from adapters.sql.session import Row, SqlSession
@@ -93,3 +94,13 @@ def contains(text: str) -> str:
     """A LIKE pattern (ESCAPE '!') for `text` anywhere, lower-cased: compare it with
     LOWER(column)."""
     return f"%{escaped(text.strip().lower())}%"
+
+
+async def backlog(db: SqlSession, table: str) -> tuple[int, datetime | None]:
+    """A queue's (the outbox's, the helpdesk deliveries'): how many of its rows are pending,
+    and the earliest `next_attempt_at` among them."""
+    counted = await db.fetch_one(f"SELECT COUNT(*) AS n FROM {table} WHERE status = 'pending'")
+    # Not MIN(): an aggregate comes back from SQLite as text, a column as its type.
+    first = await db.fetch_one(f"SELECT next_attempt_at FROM {table} WHERE status = 'pending'"
+                               " ORDER BY next_attempt_at LIMIT 1")
+    return (int(counted["n"]) if counted else 0), (first["next_attempt_at"] if first else None)

@@ -7,7 +7,7 @@ from enum import Enum
 from typing import Any
 
 from adapters.sql.session import Row, SqlSession
-from adapters.sql.statements import contains, scope_filter
+from adapters.sql.statements import backlog, contains, scope_filter
 from app.domain.access import Scope
 from app.domain.paging import PageRequest
 from app.domain.support import (
@@ -281,6 +281,9 @@ class SqlSupportDeliveries:
             "SELECT COUNT(*) AS n FROM support_deliveries WHERE issue_id = :issue_id"
             " AND status = 'pending'", {"issue_id": issue_id})
         return int(row["n"]) if row else 0
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        return await backlog(self._db, "support_deliveries")
 
     async def cursor(self, name: str) -> str | None:
         row = await self._db.fetch_one("SELECT value FROM support_cursors WHERE name = :name",

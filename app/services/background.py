@@ -9,6 +9,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from ports.storage import StorageUnavailable
 
@@ -23,6 +24,27 @@ class JobRecord:
     last_success: float = 0.0
     last_duration: float = 0.0
     failures: int = 0
+
+
+class QueueFigures:
+    """For operators, of a queue worked in the background (the outbox, the helpdesk's
+    deliveries): what this process did with its items, by outcome, and the queue as last
+    measured (all processes): how many wait, and how long the longest-due has been due."""
+
+    def __init__(self, *outcomes: str) -> None:
+        self._counts = dict.fromkeys(outcomes, 0)
+        self._backlog: tuple[int, float] = (0, 0.0)
+
+    def count(self, outcome: str) -> None:
+        self._counts[outcome] += 1
+
+    def measured(self, waiting: int, oldest_due: datetime | None, now: datetime) -> None:
+        self._backlog = (waiting, max(0.0, (now - oldest_due).total_seconds())
+                         if oldest_due else 0.0)
+
+    def stats(self) -> dict[str, float]:
+        waiting, oldest_due_age = self._backlog
+        return {**self._counts, "waiting": waiting, "oldest_due_age_seconds": oldest_due_age}
 
 
 # Every repeated job of the process, by name: what its metrics report.

@@ -32,7 +32,7 @@ from app.domain.support import (
     media_type,
     safe_filename,
 )
-from app.services.background import repeat
+from app.services.background import QueueFigures, repeat
 from app.services.conversation import Counted
 from app.services.signatures import FeedDisabled, check_signature
 from app.services.support import SupportPolicy, SupportUseCases, sentence
@@ -74,6 +74,16 @@ class HelpdeskSync(SupportUseCases):
                  sync: SyncPolicy) -> None:
         super().__init__(work, clock, ids, objects, helpdesk, policy)
         self._sync = sync
+        self._figures = QueueFigures("delivered", "failed", "retried")
+
+    def stats(self) -> dict[str, float]:
+        return self._figures.stats()
+
+    async def measure(self) -> None:
+        """How many deliveries wait, and how long the longest-due has been due."""
+        async with self._work(read_only=True) as uow:
+            waiting, oldest = await uow.support_deliveries.backlog()
+        self._figures.measured(waiting, oldest, self._clock.now())
 
     @property
     def external(self) -> bool:
@@ -130,6 +140,7 @@ class HelpdeskSync(SupportUseCases):
                 await uow.support.update(found)
                 await uow.support_deliveries.done(delivery.id)
                 await uow.commit()
+            self._figures.count("delivered")
             return
         if kind is DeliveryKind.UPDATE:
             await self._helpdesk.update_ticket(ticket, draft)
@@ -175,6 +186,7 @@ class HelpdeskSync(SupportUseCases):
                     await uow.support.update_attachment(stored)
             await uow.support_deliveries.done(delivery.id)
             await uow.commit()
+        self._figures.count("delivered")
 
     async def _failed(self, delivery: SupportDelivery, error: str, *, final: bool) -> None:
         attempts = delivery.attempts + 1
@@ -196,6 +208,7 @@ class HelpdeskSync(SupportUseCases):
                             later.isoformat(timespec="seconds"), error)
                 await uow.support_deliveries.retry_later(delivery.id, attempts, later, error)
             await uow.commit()
+        self._figures.count("failed" if give_up else "retried")
 
     async def _draft(self, uow: UnitOfWork, issue: SupportIssue) -> TicketDraft:
         cabinet = await uow.cabinets.get(issue.cabinet_id, EVERYTHING)

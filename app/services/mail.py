@@ -17,7 +17,7 @@ import jinja2
 
 from app.domain.notifications import Message, NotificationKind
 from app.domain.outbox import MAX_ATTEMPTS, OutboxMessage, retry_delay
-from app.services.background import repeat
+from app.services.background import QueueFigures, repeat
 from ports.mail import Email, Mailer, PermanentMailError, TemporaryMailError
 from ports.storage import Storage
 from ports.system import Clock
@@ -148,20 +148,16 @@ class OutboxWorker:
         self._sender = sender
         self._policy = policy
         self.wake = asyncio.Event()
-        # For operators: this process's sends, and the outbox as last measured.
-        self._counts = {"sent": 0, "failed": 0, "retried": 0}
-        self._backlog: tuple[int, float] = (0, 0.0)
+        self._figures = QueueFigures("sent", "failed", "retried")
 
     def stats(self) -> dict[str, float]:
-        waiting, oldest_due_age = self._backlog
-        return {**self._counts, "waiting": waiting, "oldest_due_age_seconds": oldest_due_age}
+        return self._figures.stats()
 
     async def measure(self) -> None:
         """How many messages wait to be sent, and how long the longest-due has been due."""
         async with self._storage.unit_of_work(read_only=True) as uow:
             waiting, oldest = await uow.outbox.backlog()
-        now = self._clock.now()
-        self._backlog = (waiting, max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+        self._figures.measured(waiting, oldest, self._clock.now())
 
     async def run_once(self) -> int:
         """Send what is due now, one message leased at a time; how many were tried.
@@ -197,7 +193,7 @@ class OutboxWorker:
             async with self._storage.unit_of_work() as uow:
                 await uow.outbox.mark_failed(message.message_id, attempts, str(exc))
                 await uow.commit()
-            self._counts["failed"] += 1
+            self._figures.count("failed")
             return
         except TemporaryMailError as exc:
             async with self._storage.unit_of_work() as uow:
@@ -205,7 +201,7 @@ class OutboxWorker:
                     log.error("e-mail %s to %s given up after %d attempts: %s",
                               message.message_id, message.recipient, attempts, exc)
                     await uow.outbox.mark_failed(message.message_id, attempts, str(exc))
-                    self._counts["failed"] += 1
+                    self._figures.count("failed")
                 else:
                     later = self._clock.now() + retry_delay(
                         attempts, base=policy.base_delay, cap=policy.max_delay)
@@ -213,13 +209,13 @@ class OutboxWorker:
                                 message.message_id, message.recipient, attempts,
                                 later.isoformat(timespec="seconds"), exc)
                     await uow.outbox.retry_later(message.message_id, attempts, later, str(exc))
-                    self._counts["retried"] += 1
+                    self._figures.count("retried")
                 await uow.commit()
             return
         async with self._storage.unit_of_work() as uow:
             await uow.outbox.mark_sent(message.message_id, self._clock.now())
             await uow.commit()
-        self._counts["sent"] += 1
+        self._figures.count("sent")
 
     async def run_forever(self, interval: float) -> None:
         """Send now and then, and at once when woken; a database outage is logged and

@@ -167,6 +167,10 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
             if metrics.enabled(settings):
                 tasks.append(asyncio.create_task(repeat(
                     "outbox backlog", services.outbox.measure, settings.metrics.refresh_seconds)))
+                if services.helpdesk.external:
+                    tasks.append(asyncio.create_task(repeat(
+                        "helpdesk backlog", services.helpdesk.measure,
+                        settings.metrics.refresh_seconds)))
             if settings.mail.outbox_interval > 0:
                 tasks.append(asyncio.create_task(
                     services.outbox.run_forever(settings.mail.outbox_interval)))

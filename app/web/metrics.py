@@ -1,6 +1,7 @@
 """Prometheus metrics of this process: its HTTP requests by route template, and what its
-parts report (`stats()`): live streams, the outbox, PDF workers, the storage pool, the event
-bus and the background jobs. Each process serves its own; Prometheus scrapes each.
+parts report (`stats()`): live streams, the outbox, the helpdesk's deliveries, PDF workers,
+the storage pool, the event bus and the background jobs. Each process serves its own;
+Prometheus scrapes each.
 
 Never public by accident: on the portal's port only with `metrics.token`, or on a port of
 their own (`metrics.port`) that only the scraper reaches."""
@@ -47,6 +48,18 @@ FIGURES: dict[str, dict[str, tuple[str, str, str]]] = {
         "failed": ("portal_outbox_failed", "counter", "E-mails this process gave up on."),
         "retried": ("portal_outbox_retried", "counter",
                     "E-mails this process will try again later."),
+    },
+    "helpdesk": {
+        "waiting": ("portal_helpdesk_delivery_depth", "gauge",
+                    "Requests, comments and files waiting to reach the helpdesk (all processes)."),
+        "oldest_due_age_seconds": ("portal_helpdesk_delivery_oldest_due_age_seconds", "gauge",
+                                   "How long the longest-due waiting delivery has been due."),
+        "delivered": ("portal_helpdesk_delivered", "counter",
+                      "Deliveries this process handed to the helpdesk."),
+        "failed": ("portal_helpdesk_delivery_failed", "counter",
+                   "Deliveries this process gave up on."),
+        "retried": ("portal_helpdesk_delivery_retried", "counter",
+                    "Deliveries this process will try again later."),
     },
     "pdf": {
         "workers": ("portal_pdf_workers", "gauge", "PDF worker processes at most."),
@@ -218,4 +231,5 @@ def observe(app: web.Application, services: Services) -> None:
     """The open services' parts report their figures from now on."""
     if METRICS in app:
         app[METRICS].parts.update(services.observed)
-        app[METRICS].parts.update(streams=app[HUB], outbox=services.outbox)
+        app[METRICS].parts.update(streams=app[HUB], outbox=services.outbox,
+                                 helpdesk=services.helpdesk)

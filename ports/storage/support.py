@@ -106,6 +106,10 @@ class SupportDeliveryRepository(Protocol):
     async def pending_for(self, issue_id: str) -> int:
         """How many of a request's deliveries still wait."""
 
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """How many deliveries wait (pending), and the earliest time one of them is due
+        (None: none waits)."""
+
     async def cursor(self, name: str) -> str | None:
         """Where reconciliation got to with the helpdesk (None before the first)."""
 

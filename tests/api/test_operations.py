@@ -69,6 +69,8 @@ async def test_metrics_count_requests_by_route_and_report_each_part(
                   (("method", "GET"), ("route", one)))] == 3
     assert found[("portal_outbox_depth", ())] >= 2
     assert found[("portal_outbox_oldest_due_age_seconds", ())] >= 0
+    assert found[("portal_helpdesk_delivery_depth", ())] == 0  # the built-in helpdesk
+    assert ("portal_helpdesk_delivered_total", ()) in found
     assert found[("portal_sse_streams_open", ())] == 0
     assert found[("portal_storage_pool_max", ())] >= 1
     assert ("portal_event_bus_published_total", ()) in found

@@ -289,6 +289,31 @@ async def test_deliveries_are_leased_retried_and_given_up(storage: Adapter) -> N
             Delivery.FAILED, 2, "401 Unauthorized")
 
 
+async def test_the_backlog_counts_waiting_deliveries_and_the_oldest_due(
+        storage: Adapter) -> None:
+    root, _, user, certificate = await setting(storage)
+    issue = new_issue(root, user, certificate)
+    await add_issues(storage, issue)
+    async with storage.unit_of_work(read_only=True) as uow:
+        before, _ = await uow.support_deliveries.backlog()
+    base = T0 - timedelta(days=40_000)  # older than any other test's: ours is the oldest
+    deliveries = [SupportDelivery(id=IDS.new_id(), issue_id=issue.id, kind=DeliveryKind.COMMENT,
+                                  object_id=IDS.new_id(), created_at=base,
+                                  next_attempt_at=base + n * SECOND) for n in range(3)]
+    async with storage.unit_of_work() as uow:
+        for delivery in deliveries:
+            await uow.support_deliveries.queue(delivery)
+        await uow.support_deliveries.done(deliveries[0].id)
+        await uow.support_deliveries.give_up(deliveries[1].id, 1, "400")
+        await uow.commit()
+    async with storage.unit_of_work(read_only=True) as uow:
+        count, oldest = await uow.support_deliveries.backlog()
+    assert count == before + 1 and oldest == base + 2 * SECOND
+    async with storage.unit_of_work() as uow:  # nothing of ours left for other tests' workers
+        await uow.support_deliveries.done(deliveries[2].id)
+        await uow.commit()
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("storage", ["postgres"], indirect=True)
 async def test_two_workers_never_claim_the_same_delivery(storage: Adapter) -> None:

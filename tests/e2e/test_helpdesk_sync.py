@@ -18,12 +18,14 @@ from aiohttp import web
 from app.domain.licensing import DocumentKind
 from app.domain.roles import Role
 from app.web.app import create_app
+from tests.api.test_operations import TOKEN, samples
 from tests.helpdesk import DjangoHelpdeskServer, running_django_helpdesk, until
 from tests.world import ClientFactory, SettingsFor, World, build_world
 
 SECRET = "hook-secret-for-tests"
 QUICK = {"PORTAL_SUPPORT__DELIVERY_INTERVAL": "0.1", "PORTAL_SUPPORT__RETRY_BASE_SECONDS": "0.1",
-         "PORTAL_SUPPORT__RETRY_MAX_SECONDS": "0.5", "PORTAL_SUPPORT__RECONCILE_INTERVAL": "0"}
+         "PORTAL_SUPPORT__RETRY_MAX_SECONDS": "0.5", "PORTAL_SUPPORT__RECONCILE_INTERVAL": "0",
+         "PORTAL_METRICS__TOKEN": TOKEN, "PORTAL_METRICS__REFRESH_SECONDS": "0.1"}
 Portal = Callable[..., Awaitable[World]]
 
 
@@ -176,10 +178,16 @@ async def test_nothing_is_lost_while_the_helpdesk_is_down(
         listed = await world.client.get("/api/v1/issues",
                                         headers=world.actors[Role.CUSTOMER_USER].headers)
         assert len((await listed.json())["items"]) == 3
+        # What operators see: 3 tickets, 3 comments and a file waiting, tried again and again.
+        waiting = await helpdesk_figures(world)
+        assert waiting["depth"] == 7 and waiting["retried"] >= 3 and waiting["delivered"] == 0
 
         server.start()
         for issue in issues:
             await until(lambda issue=issue: delivered(world, issue), timeout=30)
+        await asyncio.sleep(0.3)  # measured again
+        done = await helpdesk_figures(world)
+        assert done["depth"] == 0 and done["delivered"] == 7 and done["failed"] == 0
         for issue, said in zip(issues, comments, strict=True):
             [ticket] = await in_helpdesk(server, issue["id"])
             full = await server.ticket(str(ticket["id"]))
@@ -189,6 +197,16 @@ async def test_nothing_is_lost_while_the_helpdesk_is_down(
         assert len(followups_with(full, upload["id"])) == 1
         files = [a for f in full["followup_set"] for a in f["followupattachment_set"]]
         assert [(a["filename"], a["size"]) for a in files] == [("dump.txt", 70_000)]
+
+
+async def helpdesk_figures(world: World) -> dict[str, float]:
+    """The helpdesk delivery queue's metrics, as Prometheus would scrape them."""
+    response = await world.client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status == 200
+    found = samples(await response.text())
+    return {what: found[(f"portal_helpdesk_{name}", ())] for what, name in (
+        ("depth", "delivery_depth"), ("delivered", "delivered_total"),
+        ("retried", "delivery_retried_total"), ("failed", "delivery_failed_total"))}
 
 
 class LosingProxy:

@@ -138,7 +138,7 @@ def test_prometheus_scrapes_each_instance_and_the_dashboard_queries_answer(
         # The rules were loaded, and none fires on two healthy instances.
         with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=10) as answer:
             groups = json.loads(answer.read())["data"]["groups"]
-        assert len([r for g in groups for r in g["rules"]]) == 5
+        assert len([r for g in groups for r in g["rules"]]) == 6
         assert query(base, 'ALERTS{alertstate="firing"}') == []
 
 

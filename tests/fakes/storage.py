@@ -864,6 +864,11 @@ class _SupportDeliveries:
         return sum(1 for d in self.s.deliveries.values()
                    if d.issue_id == issue_id and d.status is Delivery.PENDING)
 
+    async def backlog(self) -> tuple[int, datetime | None]:
+        waiting = [d.next_attempt_at for d in self.s.deliveries.values()
+                   if d.status is Delivery.PENDING]
+        return len(waiting), min(waiting, default=None)
+
     async def cursor(self, name: str) -> str | None:
         return self.s.cursors.get(name)
 

@@ -227,6 +227,9 @@ async def test_with_an_external_helpdesk_everything_is_delivered_once_through_ou
     await core.sync.deliver_due()  # the ticket fails; comment and file wait for it
     assert desk.tickets == {}
     core.clock.advance(hours=2)
+    await core.sync.measure()  # what operators see meanwhile: all three due since 2 s in
+    assert core.sync.stats() == {"delivered": 0, "failed": 0, "retried": 1, "waiting": 3,
+                                 "oldest_due_age_seconds": 7200 - 2}
     for _ in range(3):
         await core.sync.deliver_due()
         core.clock.advance(seconds=5)
@@ -238,6 +241,9 @@ async def test_with_an_external_helpdesk_everything_is_delivered_once_through_ou
     assert desk.files == {f"T1-{view.attachments[0].id}": b"\x89PNG" * 10}
     # A delivery redone after its answer was lost makes nothing twice.
     assert await desk.create_ticket(ticket["draft"]) == "T1"
+    await core.sync.measure()
+    assert core.sync.stats() == {"delivered": 3, "failed": 0, "retried": 1, "waiting": 0,
+                                 "oldest_due_age_seconds": 0}
 
 
 async def test_a_refused_delivery_is_shown_to_staff_with_why() -> None:
@@ -250,6 +256,7 @@ async def test_a_refused_delivery_is_shown_to_staff_with_why() -> None:
     view = await core.support.get(tree.actors[Role.STAFF], issue.id)
     assert view.issue.delivery is Delivery.FAILED
     assert view.issue.delivery_error == "400 priority: required"
+    assert core.sync.stats()["failed"] == 1
     [failed] = await core.support.failures(tree.actors[Role.STAFF])
     assert failed.last_error == "400 priority: required"
     with pytest.raises(Forbidden):
