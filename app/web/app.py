@@ -45,7 +45,16 @@ from app.web.api import (
     users,
 )
 from app.web.api.common import client_address
-from app.web.keys import DRAINING, HUB, OPENAPI, PRINCIPAL, REQUEST_ID, SERVICES, SETTINGS
+from app.web.keys import (
+    API_REFERENCE,
+    DRAINING,
+    HUB,
+    OPENAPI,
+    PRINCIPAL,
+    REQUEST_ID,
+    SERVICES,
+    SETTINGS,
+)
 from app.web.metrics import route_of
 from app.web.middlewares import (
     authentication,
@@ -66,6 +75,7 @@ from app.web.pages import organisations, public, signin
 from app.web.pages import products as product_pages
 from app.web.pages import reports as report_pages
 from app.web.pages import support as support_pages
+from app.web.pages.api_reference import reference
 from app.web.pages.markup import code_spans, day, markdown, moment
 from app.web.stream import NotificationHub
 from ports.events import Heard
@@ -109,6 +119,7 @@ def create_app(settings: Settings, services_factory: ServicesFactory = open_serv
     document["components"]["schemas"]["PasswordSetIn"]["properties"]["password"]["minLength"] = (
         settings.auth.password_min_length)
     app[OPENAPI] = document
+    app[API_REFERENCE] = reference(document)
     app.router.add_routes(route_table(operations))
     for pages in (signin, organisations, licensing_pages, product_pages, support_pages,
                   report_pages, notification_pages, audit_pages, public):

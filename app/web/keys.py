@@ -10,11 +10,14 @@ from aiohttp import web
 from app.config import Settings
 from app.domain.users import Principal
 from app.services import Services
+from app.web.pages.api_reference import Operation
 from app.web.stream import NotificationHub
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
+# The API reference page's groups of operations, read from OPENAPI once.
+API_REFERENCE = web.AppKey("api_reference", dict[str, list[Operation]])
 HUB = web.AppKey("hub", NotificationHub)
 # Work still running after its answer went (an answer finished for a client that left, a
 # password link made after "on its way" was said): shutdown waits for it.

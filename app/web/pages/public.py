@@ -7,8 +7,7 @@ import re
 from aiohttp import web
 
 from app.domain.licensing import NUMBER_PATTERN
-from app.web.keys import OPENAPI, SERVICES
-from app.web.pages.api_reference import reference
+from app.web.keys import API_REFERENCE, OPENAPI, SERVICES
 from app.web.pages.render import render, see_other
 from app.web.problems import PROBLEM_TYPES
 
@@ -30,8 +29,8 @@ async def verify(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/docs/api")
 async def api_docs(request: web.Request) -> web.StreamResponse:
-    document = request.app[OPENAPI]
-    return render(request, "api_docs.html", {"doc": document, "groups": reference(document)})
+    return render(request, "api_docs.html", {"doc": request.app[OPENAPI],
+                                             "groups": request.app[API_REFERENCE]})
 
 
 @routes.get("/problems")
