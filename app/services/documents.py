@@ -28,6 +28,14 @@ class RenderedDocument:
     filename: str
     # None when the caller already holds this version (its ETag matched).
     content: bytes | None
+    view: DocumentView  # what was read for it (the download history names it)
+
+
+@dataclass(frozen=True)
+class LicenseFile:
+    filename: str
+    token: str  # a compact JWS
+    view: DocumentView
 
 
 def _day(value: date | None) -> str:
@@ -58,14 +66,14 @@ class DocumentService:
         etag = self._renderer.fingerprint(templates, context)
         filename = f"{view.document.number}.pdf"
         if known_etag == etag:
-            return RenderedDocument(etag, filename, None)
+            return RenderedDocument(etag, filename, None, view)
         content = await self._cache.get(etag)
         if content is None:
             content = await self._renderer.render_pdf(templates, context)
             await self._cache.put(etag, content)
-        return RenderedDocument(etag, filename, content)
+        return RenderedDocument(etag, filename, content, view)
 
-    async def license_file(self, actor: Principal, license_id: str) -> tuple[str, str]:
+    async def license_file(self, actor: Principal, license_id: str) -> LicenseFile:
         """A signed license file (compact JWS) for the boxed software, and its file name."""
         view = await self._licensing.get(actor, DocumentKind.LICENSE, license_id)
         document = view.document
@@ -86,7 +94,7 @@ class DocumentService:
                       "external_id": view.cabinet.external_id},
             "issued_at": now.isoformat(timespec="seconds"), "iat": int(now.timestamp()),
         }
-        return f"{document.number}.lic", self._signer.sign(claims)
+        return LicenseFile(f"{document.number}.lic", self._signer.sign(claims), view)
 
     def license_keys(self) -> dict[str, Any]:
         return self._signer.public_jwks()

@@ -23,7 +23,7 @@ from app.domain.releases import Artifact, Entitlement, Release, entitlement
 from app.domain.users import Principal
 from app.services.archives import Member, Piece, Span, ZipLayout
 from app.services.audit_log import audit_page
-from app.services.licensing import documents
+from app.services.licensing import DocumentView
 from app.services.work import Transactions, UseCases
 from ports.objects import ObjectStore
 from ports.storage import UnitOfWork
@@ -178,19 +178,16 @@ class DownloadService(UseCases):
         async with self._work(read_only=True) as uow:
             return await audit_page(uow, actor, replace(filters, action="download"), page)
 
-    async def record_document(self, actor: Principal, kind: DocumentKind, document_id: str,
-                              what: str, filename: str, size: int) -> None:
-        """A license's or certificate's PDF, or a license file, was downloaded: it goes in
-        the download history beside the release files."""
+    async def record_document(self, actor: Principal, view: DocumentView, what: str,
+                              filename: str, size: int) -> None:
+        """A license's or certificate's PDF, or a license file, was downloaded (the document
+        as its use case read it): it goes in the download history beside the release files."""
+        document = view.document
         async with self._work() as uow:
-            found = await documents(uow, kind).get_described(document_id,
-                                                             access.visible_scope(actor))
-            if found is None:
-                return
             await uow.audit.add(self._audit.entry(
-                "download", actor, kind.value, document_id, found.cabinet.id,
-                license=found.document.number, document=_path(kind, document_id),
-                product=found.product.code, product_name=found.product.name,
+                "download", actor, document.kind.value, document.id, view.cabinet.id,
+                license=document.number, document=_path(document.kind, document.id),
+                product=view.product.code, product_name=view.product.name,
                 file=filename, size=size, what=what))
             await uow.commit()
 

@@ -40,10 +40,9 @@ async def test_a_license_file_carries_the_license_and_a_revoked_one_has_none() -
     core = Core()
     tree = await core.tree()
     license_ = await core.document(DocumentKind.LICENSE, tree.own, tree.product)
-    name, token = await core.documents.license_file(tree.actors[Role.CUSTOMER_USER],
-                                                    license_.id)
-    claims = json.loads(token.removeprefix("signed."))
-    assert name == f"{license_.number}.lic"
+    found = await core.documents.license_file(tree.actors[Role.CUSTOMER_USER], license_.id)
+    claims = json.loads(found.token.removeprefix("signed."))
+    assert found.filename == f"{license_.number}.lic" and found.view.document.id == license_.id
     assert (claims["number"], claims["product"], claims["seats"], claims["owner"]["id"]) == (
         license_.number, "dbguard", 10, tree.own.id)
     core.storage.state.licenses[license_.id].revoked_at = core.clock.now()

@@ -67,20 +67,18 @@ async def pdf_response(request: web.Request, kind: DocumentKind) -> web.Response
     if rendered.content is None:
         return web.Response(status=304, headers=headers)
     await services(request).downloads.record_document(
-        principal(request), kind, request.match_info["id"], "PDF", rendered.filename,
-        len(rendered.content))
+        principal(request), rendered.view, "PDF", rendered.filename, len(rendered.content))
     return web.Response(body=rendered.content, content_type="application/pdf", headers={
         **headers, "Content-Disposition": f'attachment; filename="{rendered.filename}"'})
 
 
 async def license_file_response(request: web.Request) -> web.Response:
-    filename, token = await services(request).documents.license_file(
+    found = await services(request).documents.license_file(
         principal(request), request.match_info["id"])
     await services(request).downloads.record_document(
-        principal(request), DocumentKind.LICENSE, request.match_info["id"], "license file",
-        filename, len(token))
-    return web.Response(text=token, content_type="application/jose", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"'})
+        principal(request), found.view, "license file", found.filename, len(found.token))
+    return web.Response(text=found.token, content_type="application/jose", headers={
+        "Content-Disposition": f'attachment; filename="{found.filename}"'})
 
 
 def _register(shapes: Shapes) -> None:
