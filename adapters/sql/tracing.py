@@ -27,8 +27,15 @@ class TracedSession:
 
     @contextmanager
     def _span(self, sql: str) -> Iterator[None]:
-        from opentelemetry.trace import SpanKind
+        from opentelemetry.trace import SpanKind, get_current_span
 
+        parent = get_current_span()
+        if parent.get_span_context().is_valid and not parent.is_recording():
+            # A request not sampled: its statements would not be recorded either, and
+            # making their spans costs more than many a statement. (A background job's
+            # statements, in no request, are sampled on their own.)
+            yield
+            return
         operation = sql.lstrip().split(" ", 1)[0].upper()
         with self._tracer.start_as_current_span(
                 f"{operation} {self.dialect}", kind=SpanKind.CLIENT, attributes={
