@@ -43,7 +43,8 @@ class LivePortal:
     def restart(self) -> None:
         """Stop the process (SIGTERM; it must end cleanly) and serve again on the same port."""
         assert self.process is not None
-        stop_serving(self, self.process)
+        stopped, self.process = self.process, None
+        stop_serving(self, stopped)
         self.process = start_serving(self)
 
 
@@ -65,8 +66,8 @@ def live_portal(data_dir: Path, *, demo: bool = True, env: dict[str, str] | None
     try:
         yield running
     finally:
-        assert running.process is not None
-        stop_serving(running, running.process)
+        if running.process is not None:  # None: a restart failed, and left nothing running
+            stop_serving(running, running.process)
 
 
 def start_serving(portal: LivePortal) -> subprocess.Popen[bytes]:
@@ -75,7 +76,12 @@ def start_serving(portal: LivePortal) -> subprocess.Popen[bytes]:
     with portal.log.open("a") as log:
         process = subprocess.Popen([PORTAL, "serve", "--host", "127.0.0.1", "--port", port],
                                    env=portal.env, stdout=log, stderr=subprocess.STDOUT)
-    wait_until_healthy(portal.url, process, portal.log)
+    try:
+        wait_until_healthy(portal.url, process, portal.log)
+    except BaseException:
+        process.kill()  # it never answered: nothing to stop gracefully, nothing left behind
+        process.wait()
+        raise
     return process
 
 

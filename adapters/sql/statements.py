@@ -98,9 +98,9 @@ def contains(text: str) -> str:
 
 async def backlog(db: SqlSession, table: str) -> tuple[int, datetime | None]:
     """A queue's (the outbox's, the helpdesk deliveries'): how many of its rows are pending,
-    and the earliest `next_attempt_at` among them."""
+    and when the oldest of them was queued."""
     counted = await db.fetch_one(f"SELECT COUNT(*) AS n FROM {table} WHERE status = 'pending'")
     # Not MIN(): an aggregate comes back from SQLite as text, a column as its type.
-    first = await db.fetch_one(f"SELECT next_attempt_at FROM {table} WHERE status = 'pending'"
-                               " ORDER BY next_attempt_at LIMIT 1")
-    return (int(counted["n"]) if counted else 0), (first["next_attempt_at"] if first else None)
+    first = await db.fetch_one(f"SELECT created_at FROM {table} WHERE status = 'pending'"
+                               " ORDER BY created_at LIMIT 1")
+    return (int(counted["n"]) if counted else 0), (first["created_at"] if first else None)

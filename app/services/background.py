@@ -29,7 +29,8 @@ class JobRecord:
 class QueueFigures:
     """For operators, of a queue worked in the background (the outbox, the helpdesk's
     deliveries): what this process did with its items, by outcome, and the queue as last
-    measured (all processes): how many wait, and how long the longest-due has been due."""
+    measured (all processes): how many wait, and how long the oldest has waited since it was
+    queued (an item retried again and again grows old; its due time does not)."""
 
     def __init__(self, *outcomes: str) -> None:
         self._counts = dict.fromkeys(outcomes, 0)
@@ -38,13 +39,13 @@ class QueueFigures:
     def count(self, outcome: str) -> None:
         self._counts[outcome] += 1
 
-    def measured(self, waiting: int, oldest_due: datetime | None, now: datetime) -> None:
-        self._backlog = (waiting, max(0.0, (now - oldest_due).total_seconds())
-                         if oldest_due else 0.0)
+    def measured(self, waiting: int, oldest_queued: datetime | None, now: datetime) -> None:
+        self._backlog = (waiting, max(0.0, (now - oldest_queued).total_seconds())
+                         if oldest_queued else 0.0)
 
     def stats(self) -> dict[str, float]:
-        waiting, oldest_due_age = self._backlog
-        return {**self._counts, "waiting": waiting, "oldest_due_age_seconds": oldest_due_age}
+        waiting, oldest_age = self._backlog
+        return {**self._counts, "waiting": waiting, "oldest_age_seconds": oldest_age}
 
 
 # Every repeated job of the process, by name: what its metrics report.

@@ -80,7 +80,7 @@ class HelpdeskSync(SupportUseCases):
         return self._figures.stats()
 
     async def measure(self) -> None:
-        """How many deliveries wait, and how long the longest-due has been due."""
+        """How many deliveries wait, and how long the oldest has waited."""
         async with self._work(read_only=True) as uow:
             waiting, oldest = await uow.support_deliveries.backlog()
         self._figures.measured(waiting, oldest, self._clock.now())
@@ -154,12 +154,12 @@ class HelpdeskSync(SupportUseCases):
                     comment.id, comment.author_name, comment.body, comment.public))
                 await self._done(delivery, comment=(comment, external_id))
             else:
-                await self._done(delivery)
+                await self._done(delivery, handed=False)
             return
         async with self._work(read_only=True) as uow:
             attachment = await uow.support.get_attachment(issue.id, delivery.object_id)
         if attachment is None:
-            await self._done(delivery)
+            await self._done(delivery, handed=False)
             return
         try:
             external_id = await self._helpdesk.add_file(ticket, FileDraft(
@@ -172,7 +172,10 @@ class HelpdeskSync(SupportUseCases):
 
     async def _done(self, delivery: SupportDelivery, *,
                     comment: tuple[Comment, str] | None = None,
-                    attachment: tuple[Attachment, str] | None = None) -> None:
+                    attachment: tuple[Attachment, str] | None = None,
+                    handed: bool = True) -> None:
+        """The delivery is done: `handed` to the helpdesk, or not (what it carried was
+        deleted meanwhile)."""
         async with self._work() as uow:
             if comment is not None:
                 found = await uow.support.get_comment(delivery.issue_id, comment[0].id)
@@ -186,7 +189,8 @@ class HelpdeskSync(SupportUseCases):
                     await uow.support.update_attachment(stored)
             await uow.support_deliveries.done(delivery.id)
             await uow.commit()
-        self._figures.count("delivered")
+        if handed:
+            self._figures.count("delivered")
 
     async def _failed(self, delivery: SupportDelivery, error: str, *, final: bool) -> None:
         attempts = delivery.attempts + 1

@@ -154,7 +154,7 @@ class OutboxWorker:
         return self._figures.stats()
 
     async def measure(self) -> None:
-        """How many messages wait to be sent, and how long the longest-due has been due."""
+        """How many messages wait to be sent, and how long the oldest has waited."""
         async with self._storage.unit_of_work(read_only=True) as uow:
             waiting, oldest = await uow.outbox.backlog()
         self._figures.measured(waiting, oldest, self._clock.now())

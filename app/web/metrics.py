@@ -42,8 +42,9 @@ FIGURES: dict[str, dict[str, tuple[str, str, str]]] = {
     },
     "outbox": {
         "waiting": ("portal_outbox_depth", "gauge", "E-mails waiting to be sent (all processes)."),
-        "oldest_due_age_seconds": ("portal_outbox_oldest_due_age_seconds", "gauge",
-                                   "How long the longest-due waiting e-mail has been due."),
+        "oldest_age_seconds": ("portal_outbox_oldest_age_seconds", "gauge",
+                               "How long the oldest waiting e-mail has waited (retries "
+                               "included)."),
         "sent": ("portal_outbox_sent", "counter", "E-mails this process sent."),
         "failed": ("portal_outbox_failed", "counter", "E-mails this process gave up on."),
         "retried": ("portal_outbox_retried", "counter",
@@ -52,8 +53,9 @@ FIGURES: dict[str, dict[str, tuple[str, str, str]]] = {
     "helpdesk": {
         "waiting": ("portal_helpdesk_delivery_depth", "gauge",
                     "Requests, comments and files waiting to reach the helpdesk (all processes)."),
-        "oldest_due_age_seconds": ("portal_helpdesk_delivery_oldest_due_age_seconds", "gauge",
-                                   "How long the longest-due waiting delivery has been due."),
+        "oldest_age_seconds": ("portal_helpdesk_delivery_oldest_age_seconds", "gauge",
+                               "How long the oldest waiting delivery has waited (retries "
+                               "included)."),
         "delivered": ("portal_helpdesk_delivered", "counter",
                       "Deliveries this process handed to the helpdesk."),
         "failed": ("portal_helpdesk_delivery_failed", "counter",

@@ -31,8 +31,9 @@ class OutboxRepository(Protocol):
     async def get(self, message_id: str) -> OutboxMessage | None: ...
 
     async def backlog(self) -> tuple[int, datetime | None]:
-        """How many messages wait to be sent (pending), and the earliest time one of them
-        is due (None: none waits)."""
+        """How many messages wait to be sent (pending), and when the oldest of them was
+        queued (None: none waits). Retries move a message's due time on; its age goes on
+        growing."""
 
     async def list_recent(self, limit: int, recipient: str = "") -> list[OutboxMessage]:
         """Newest first: for staff who check what was sent; `recipient`: only those whose

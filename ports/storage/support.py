@@ -107,8 +107,8 @@ class SupportDeliveryRepository(Protocol):
         """How many of a request's deliveries still wait."""
 
     async def backlog(self) -> tuple[int, datetime | None]:
-        """How many deliveries wait (pending), and the earliest time one of them is due
-        (None: none waits)."""
+        """How many deliveries wait (pending), and when the oldest of them was queued (None:
+        none waits). Retries move an item's due time on; its age goes on growing."""
 
     async def cursor(self, name: str) -> str | None:
         """Where reconciliation got to with the helpdesk (None before the first)."""

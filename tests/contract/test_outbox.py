@@ -252,7 +252,8 @@ async def test_a_5xx_fails_the_message_for_good(storage: Adapter, smtp: Any) -> 
     assert (await state(storage, message)).attempts == 1  # never tried again
 
 
-async def test_the_backlog_counts_waiting_mail_and_the_oldest_due(storage: Adapter) -> None:
+async def test_the_backlog_counts_waiting_mail_and_its_oldest_retries_or_not(
+        storage: Adapter) -> None:
     async with storage.unit_of_work(read_only=True) as uow:
         before, _ = await uow.outbox.backlog()
     base = datetime(1971, 1, 1, tzinfo=UTC)  # older than any other test's mail
@@ -261,6 +262,8 @@ async def test_the_backlog_counts_waiting_mail_and_the_oldest_due(storage: Adapt
     async with storage.unit_of_work() as uow:
         await uow.outbox.mark_sent(waiting[0].message_id, T0)
         await uow.outbox.mark_failed(waiting[1].message_id, 1, "550 no such user")
+        # Tried and put off: still waiting since it was queued (what an alert watches).
+        await uow.outbox.retry_later(waiting[2].message_id, 1, base + timedelta(hours=1), "421")
         await uow.commit()
     async with storage.unit_of_work(read_only=True) as uow:
         count, oldest = await uow.outbox.backlog()
@@ -269,7 +272,7 @@ async def test_the_backlog_counts_waiting_mail_and_the_oldest_due(storage: Adapt
                           "portal@vendor.test", OutboxPolicy())
     await worker.measure()
     assert worker.stats()["waiting"] == count
-    assert worker.stats()["oldest_due_age_seconds"] == 180
+    assert worker.stats()["oldest_age_seconds"] == 180
     async with storage.unit_of_work() as uow:  # none left due for the other tests' workers
         await uow.outbox.mark_sent(waiting[2].message_id, T0)
         await uow.commit()

@@ -192,7 +192,7 @@ async def test_a_rolling_restart_under_load_fails_no_request_and_loses_no_notifi
     # Every announcement reached the listener once: none lost in a restart, none twice.
     assert len(tally.sent) >= 50 and Counter(tally.received) == Counter(tally.sent)
     assert tally.cut_streams >= 1  # its stream did end in a restart, and came back
-    assert tally.answered > 500
+    assert tally.answered > 3000  # some 20,000 here: the restarts happened under load
 
 
 async def _restart_each_under_load(proxy: LivePortal, portals: list[LivePortal]

@@ -683,7 +683,7 @@ class _Outbox:
         return copy.copy(self.s.outbox.get(message_id))
 
     async def backlog(self) -> tuple[int, datetime | None]:
-        waiting = [m.next_attempt_at or m.created_at for m in self.s.outbox.values()
+        waiting = [m.created_at for m in self.s.outbox.values()
                    if m.status is OutboxStatus.PENDING]
         return len(waiting), min(waiting, default=None)
 
@@ -865,7 +865,7 @@ class _SupportDeliveries:
                    if d.issue_id == issue_id and d.status is Delivery.PENDING)
 
     async def backlog(self) -> tuple[int, datetime | None]:
-        waiting = [d.next_attempt_at for d in self.s.deliveries.values()
+        waiting = [d.created_at for d in self.s.deliveries.values()
                    if d.status is Delivery.PENDING]
         return len(waiting), min(waiting, default=None)
 

@@ -42,8 +42,10 @@ def test_nginx_runs_the_tested_configuration_in_front_of_the_portal_instances() 
 
 def test_the_portals_believe_forwarded_headers_from_nginx_only() -> None:
     nginx_address = ip_address(SERVICES["nginx"]["networks"]["default"]["ipv4_address"])
-    [subnet] = [ip_network(c["subnet"]) for c in COMPOSE["networks"]["default"]["ipam"]["config"]]
-    assert nginx_address in subnet
+    [config] = COMPOSE["networks"]["default"]["ipam"]["config"]
+    # In the network, and outside the range other containers are given addresses from.
+    assert nginx_address in ip_network(config["subnet"])
+    assert nginx_address not in ip_network(config["ip_range"])
     for service in PORTALS.values():
         env = service["environment"]
         assert env["PORTAL_WEB__TRUSTED_PROXIES"] == f"{nginx_address}/32"
