@@ -85,15 +85,22 @@ def start_serving(portal: LivePortal) -> subprocess.Popen[bytes]:
     return process
 
 
-def stop_serving(portal: LivePortal, process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, and the process must end cleanly within 20 s, its log free of tracebacks."""
+def terminate(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """SIGTERM, then SIGKILL if it has not ended within `seconds`; whether it ended itself."""
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=20)
+        process.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-        raise AssertionError("the portal did not stop within 20 s of SIGTERM") from None
+        return False
+    return True
+
+
+def stop_serving(portal: LivePortal, process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and the process must end cleanly within 20 s, its log free of tracebacks."""
+    if not terminate(process, 20):
+        raise AssertionError("the portal did not stop within 20 s of SIGTERM")
     log_text = portal.log.read_text(errors="replace")
     assert process.returncode == 0, f"the portal exited with {process.returncode}:\n{log_text}"
     assert "Traceback" not in log_text and "unhandled error" not in log_text, log_text

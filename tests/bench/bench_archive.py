@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout
 
-from tests.live import PORTAL, LivePortal, free_port, live_portal
+from tests.live import PORTAL, LivePortal, free_port, live_portal, terminate
 
 MIB = 1024 * 1024
 PART = 300 * MIB  # each of the three release files
@@ -129,12 +128,7 @@ def file_server(path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     try:
         yield f"http://127.0.0.1:{port}/file", process
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, 10)
 
 
 async def wait_for(http: ClientSession, url: str, process: subprocess.Popen[bytes]) -> None:

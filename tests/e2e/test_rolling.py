@@ -197,11 +197,11 @@ async def test_a_rolling_restart_under_load_fails_no_request_and_loses_no_notifi
 
 async def _restart_each_under_load(proxy: LivePortal, portals: list[LivePortal]
                                    ) -> tuple[Tally, list[Mark]]:
-    tally, marks = Tally(), []
+    marks: list[Mark] = []
     async with tls_session(limit=0) as http:
         staff = await sign_in(http, proxy, STAFF)
         alice = await sign_in(http, proxy, ALICE)
-        tally = Tally()
+        tally = Tally()  # the run's clock starts once everyone is signed in
         load = [asyncio.create_task(read_licenses(http, proxy.url, alice, tally))
                 for _ in range(READERS)]
         load.append(asyncio.create_task(listen_like_a_browser(http, proxy.url, alice, tally)))
